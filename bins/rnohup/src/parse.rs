@@ -1,0 +1,208 @@
+//! rnohup's option parsing: GNU `getopt_long` with optstring `"+"` and no short
+//! options, as coreutils' nohup does it.
+//!
+//! - Options stop at the first operand or at `--`; `-` alone is an operand.
+//! - Long options may be abbreviated to any unique prefix (`--he`, `--v`, `--o`).
+//! - `--help` and `--version` act at once, so `--help --bogus` prints help and
+//!   `--bogus --help` is an error, as in GNU.
+//! - Messages are glibc's, word for word. The option table comes from
+//!   [`crate::cli::command`].
+//!
+//! One difference with GNU follows from having `--output` at all: an empty or
+//! shared prefix such as `--=x` lists `'--output'` among the possibilities.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Print help and exit 0.
+    Help,
+    /// Print the version and exit 0.
+    Version,
+    /// Run a command (empty: the caller reports `missing operand`).
+    Run {
+        /// `--output FILE`, if given (the last one wins).
+        output: Option<OsString>,
+        /// The command and its arguments.
+        command: Vec<OsString>,
+    },
+}
+
+/// One long option of the table.
+struct LongOpt {
+    name: String,
+    takes_value: bool,
+}
+
+fn table() -> Vec<LongOpt> {
+    crate::cli::command("rnohup")
+        .get_arguments()
+        .filter_map(|a| {
+            a.get_long().map(|name| LongOpt {
+                name: name.to_string(),
+                takes_value: a.get_action().takes_values(),
+            })
+        })
+        .collect()
+}
+
+/// Parses the arguments after argv\[0\]. `Err` is the glibc-worded message.
+pub fn parse(args: &[OsString]) -> Result<Action, String> {
+    let table = table();
+    let mut output = None;
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        let bytes = arg.as_bytes();
+        if bytes == b"--" {
+            i += 1;
+            break;
+        }
+        if let Some(body) = bytes.strip_prefix(b"--") {
+            let (name, value) = match body.iter().position(|&b| b == b'=') {
+                Some(eq) => (&body[..eq], Some(&body[eq + 1..])),
+                None => (body, None),
+            };
+            let opt = find(&table, name, arg)?;
+            if !opt.takes_value {
+                if value.is_some() {
+                    return Err(format!("option '--{}' doesn't allow an argument", opt.name));
+                }
+                return Ok(if opt.name == "help" {
+                    Action::Help
+                } else {
+                    Action::Version
+                });
+            }
+            let value = match value {
+                Some(v) => OsStr::from_bytes(v).to_os_string(),
+                None => {
+                    i += 1;
+                    args.get(i)
+                        .cloned()
+                        .ok_or_else(|| format!("option '--{}' requires an argument", opt.name))?
+                }
+            };
+            output = Some(value);
+            i += 1;
+            continue;
+        }
+        if bytes.len() > 1 && bytes[0] == b'-' {
+            return Err(format!(
+                "invalid option -- '{}'",
+                String::from_utf8_lossy(&bytes[1..2])
+            ));
+        }
+        break;
+    }
+    Ok(Action::Run {
+        output,
+        command: args.get(i..).unwrap_or_default().to_vec(),
+    })
+}
+
+/// Finds the option `name` abbreviates: an exact match, else the only prefix match.
+fn find<'t>(table: &'t [LongOpt], name: &[u8], arg: &OsStr) -> Result<&'t LongOpt, String> {
+    if let Some(exact) = table.iter().find(|o| o.name.as_bytes() == name) {
+        return Ok(exact);
+    }
+    let matches: Vec<&LongOpt> = table
+        .iter()
+        .filter(|o| o.name.as_bytes().starts_with(name))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(format!(
+            "unrecognized option '{}'",
+            String::from_utf8_lossy(arg.as_bytes())
+        )),
+        many => {
+            let mut msg = format!(
+                "option '{}' is ambiguous; possibilities:",
+                String::from_utf8_lossy(arg.as_bytes())
+            );
+            for o in many {
+                msg.push_str(&format!(" '--{}'", o.name));
+            }
+            Err(msg)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Action, String> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        parse(&args)
+    }
+
+    fn run(output: Option<&str>, command: &[&str]) -> Result<Action, String> {
+        Ok(Action::Run {
+            output: output.map(OsString::from),
+            command: command.iter().map(OsString::from).collect(),
+        })
+    }
+
+    #[test]
+    fn help_and_version_with_abbreviations() {
+        for a in ["--help", "--he", "--h"] {
+            assert_eq!(p(&[a]), Ok(Action::Help));
+        }
+        for a in ["--version", "--vers", "--v"] {
+            assert_eq!(p(&[a]), Ok(Action::Version));
+        }
+        assert_eq!(p(&["--help", "echo", "hi"]), Ok(Action::Help));
+        assert_eq!(p(&["--help", "--bogus"]), Ok(Action::Help));
+    }
+
+    #[test]
+    fn operands_stop_option_parsing() {
+        assert_eq!(p(&["echo", "--help"]), run(None, &["echo", "--help"]));
+        assert_eq!(p(&["--", "--help"]), run(None, &["--help"]));
+        assert_eq!(p(&["-"]), run(None, &["-"]));
+        assert_eq!(p(&[""]), run(None, &[""]));
+        assert_eq!(p(&[]), run(None, &[]));
+        assert_eq!(p(&["--"]), run(None, &[]));
+    }
+
+    #[test]
+    fn output_option() {
+        assert_eq!(p(&["--output", "f", "true"]), run(Some("f"), &["true"]));
+        assert_eq!(p(&["--output=f", "true"]), run(Some("f"), &["true"]));
+        assert_eq!(
+            p(&["--o=f", "--out", "g", "true"]),
+            run(Some("g"), &["true"])
+        );
+        assert_eq!(p(&["--output="]), run(Some(""), &[]));
+        assert_eq!(
+            p(&["--output"]),
+            Err("option '--output' requires an argument".into())
+        );
+    }
+
+    #[test]
+    fn glibc_messages() {
+        assert_eq!(p(&["-x"]), Err("invalid option -- 'x'".into()));
+        assert_eq!(p(&["-h"]), Err("invalid option -- 'h'".into()));
+        assert_eq!(p(&["-/"]), Err("invalid option -- '/'".into()));
+        assert_eq!(p(&["--foo"]), Err("unrecognized option '--foo'".into()));
+        assert_eq!(p(&["--foo=1"]), Err("unrecognized option '--foo=1'".into()));
+        assert_eq!(
+            p(&["--help=1"]),
+            Err("option '--help' doesn't allow an argument".into())
+        );
+        assert_eq!(
+            p(&["--=x"]),
+            Err(
+                "option '--=x' is ambiguous; possibilities: '--help' '--version' '--output'".into()
+            )
+        );
+        assert_eq!(
+            p(&["--bogus", "--help"]),
+            Err("unrecognized option '--bogus'".into())
+        );
+    }
+}

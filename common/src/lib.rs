@@ -1,0 +1,30 @@
+//! `hupkit-common`: the narrow waist of the hupkit suite.
+//!
+//! Everything two tools share lives here, so that a tool's folder holds only that
+//! tool's policy:
+//!
+//! - [`exit`]: the exit statuses every tool documents (GNU's 125/126/127, 128+N).
+//! - [`error`]: the one error type, which knows its exit status.
+//! - [`diag`]: GNU-style diagnostics (`prog: what failed 'operand': Strerror`),
+//!   written with plain `write(2)` so a failed write is seen, as `ferror(stderr)` is in C.
+//! - [`quote`]: coreutils' `quoteaf` shell quoting of operands in messages.
+//! - [`signal`]: reading and changing signal dispositions and the signal mask.
+//! - [`stdio`]: fd-level helpers for the standard streams, which may be closed.
+//! - [`proc`]: readers for `/proc/PID/stat` and `/proc/PID/status`.
+//! - [`cargs`]: argv from a C `main`, for tools that must run before the Rust
+//!   runtime touches the standard streams.
+//!
+//! Design decisions: `unsafe` is confined to the syscall edge in [`stdio`],
+//! [`signal`] and [`cargs`], each block with a `// SAFETY:` comment; nothing here
+//! panics or exits the process.
+
+pub mod cargs;
+pub mod diag;
+pub mod error;
+pub mod exit;
+pub mod proc;
+pub mod quote;
+pub mod signal;
+pub mod stdio;
+
+pub use error::{Context, Error, Result};

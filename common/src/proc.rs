@@ -1,0 +1,290 @@
+//! Readers for `/proc/PID/stat` and `/proc/PID/status`.
+//!
+//! The job-control tools read these once per process per invocation, so the
+//! parsers are small and allocation-light, and they read exactly the fields the
+//! suite uses. `stat` gives identity and job-control state (process group,
+//! session, controlling terminal, the terminal's foreground group, start time);
+//! `status` gives signal masks and the tracer.
+//!
+//! `comm` may contain spaces and parentheses, so `stat` is split at the *last*
+//! `)`, as procps does. A process is identified across time by PID plus
+//! [`Stat::starttime`], never by name.
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+/// The fields of `/proc/PID/stat` that the suite uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    /// Process ID.
+    pub pid: Pid,
+    /// Command name (`comm`), at most 15 bytes, lossily decoded.
+    pub comm: String,
+    /// State letter: `R`, `S`, `D`, `T` (stopped), `t` (traced), `Z`, `X`, `I`...
+    pub state: char,
+    /// Parent process ID.
+    pub ppid: Pid,
+    /// Process group ID.
+    pub pgrp: Pid,
+    /// Session ID.
+    pub session: Pid,
+    /// Controlling terminal as a device number (0: none).
+    pub tty_nr: u64,
+    /// Foreground process group of the controlling terminal (-1: none).
+    pub tpgid: i32,
+    /// Kernel flags (`PF_*`); `PF_KTHREAD` (0x0020_0000) marks kernel threads.
+    pub flags: u64,
+    /// Number of threads.
+    pub num_threads: i64,
+    /// Start time in clock ticks after boot: with the PID, the process's identity.
+    pub starttime: u64,
+}
+
+/// The kernel-thread flag in [`Stat::flags`].
+pub const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// A set of signals as `/proc/PID/status` prints it (bit N-1 for signal N).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignalMask(pub u64);
+
+impl SignalMask {
+    /// Whether `sig` is in the set.
+    #[must_use]
+    pub fn contains(self, sig: Signal) -> bool {
+        let n = sig as i32;
+        (1..=64).contains(&n) && self.0 & (1u64 << (n - 1)) != 0
+    }
+}
+
+/// The fields of `/proc/PID/status` that the suite uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    /// `Name`.
+    pub name: String,
+    /// `Tgid`: the thread-group (process) ID.
+    pub tgid: i32,
+    /// `PPid`.
+    pub ppid: i32,
+    /// `TracerPid`: 0 when not traced.
+    pub tracer_pid: i32,
+    /// Real, effective, saved and filesystem user IDs.
+    pub uid: [u32; 4],
+    /// Real, effective, saved and filesystem group IDs.
+    pub gid: [u32; 4],
+    /// `SigPnd`: pending for the thread.
+    pub sig_pnd: SignalMask,
+    /// `ShdPnd`: pending for the process.
+    pub shd_pnd: SignalMask,
+    /// `SigBlk`: blocked.
+    pub sig_blk: SignalMask,
+    /// `SigIgn`: ignored.
+    pub sig_ign: SignalMask,
+    /// `SigCgt`: caught by a handler.
+    pub sig_cgt: SignalMask,
+}
+
+fn proc_path(pid: Pid, file: &str) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/{file}"))
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+impl Stat {
+    /// Reads `/proc/PID/stat`.
+    pub fn read(pid: Pid) -> io::Result<Stat> {
+        Stat::parse(&fs::read(proc_path(pid, "stat"))?)
+    }
+
+    /// Parses the contents of a `stat` file.
+    pub fn parse(raw: &[u8]) -> io::Result<Stat> {
+        let open = raw
+            .iter()
+            .position(|&b| b == b'(')
+            .ok_or_else(|| invalid("stat: no '('"))?;
+        let close = raw
+            .iter()
+            .rposition(|&b| b == b')')
+            .ok_or_else(|| invalid("stat: no ')'"))?;
+        if close < open {
+            return Err(invalid("stat: bad comm"));
+        }
+        let pid = std::str::from_utf8(&raw[..open])
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .ok_or_else(|| invalid("stat: bad pid"))?;
+        let comm = String::from_utf8_lossy(&raw[open + 1..close]).into_owned();
+        let rest = std::str::from_utf8(&raw[close + 1..]).map_err(|_| invalid("stat: not text"))?;
+        // Fields after comm, numbered from 3 (state) as in proc(5).
+        let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+        let field = |n: usize| {
+            fields
+                .get(n - 3)
+                .copied()
+                .ok_or_else(|| invalid("stat: short"))
+        };
+        let num = |n: usize| -> io::Result<i64> {
+            field(n)?
+                .parse::<i64>()
+                .map_err(|_| invalid("stat: bad number"))
+        };
+        let unum = |n: usize| -> io::Result<u64> {
+            field(n)?
+                .parse::<u64>()
+                .map_err(|_| invalid("stat: bad number"))
+        };
+        let pid_field = |n: usize| -> io::Result<Pid> {
+            i32::try_from(num(n)?)
+                .map(Pid::from_raw)
+                .map_err(|_| invalid("stat: bad pid"))
+        };
+        Ok(Stat {
+            pid: Pid::from_raw(pid),
+            comm,
+            state: field(3)?
+                .chars()
+                .next()
+                .ok_or_else(|| invalid("stat: no state"))?,
+            ppid: pid_field(4)?,
+            pgrp: pid_field(5)?,
+            session: pid_field(6)?,
+            tty_nr: unum(7)?,
+            tpgid: i32::try_from(num(8)?).map_err(|_| invalid("stat: bad tpgid"))?,
+            flags: unum(9)?,
+            num_threads: num(20)?,
+            starttime: unum(22)?,
+        })
+    }
+
+    /// Whether this is a kernel thread (no user space to act on).
+    #[must_use]
+    pub fn is_kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
+}
+
+impl Status {
+    /// Reads `/proc/PID/status`.
+    pub fn read(pid: Pid) -> io::Result<Status> {
+        Ok(Status::parse(&fs::read_to_string(proc_path(
+            pid, "status",
+        ))?))
+    }
+
+    /// Parses the contents of a `status` file; unknown or malformed lines are skipped.
+    #[must_use]
+    pub fn parse(text: &str) -> Status {
+        let mut st = Status::default();
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            let mask = || SignalMask(u64::from_str_radix(value, 16).unwrap_or(0));
+            let ids = || {
+                let mut out = [0u32; 4];
+                for (slot, v) in out.iter_mut().zip(value.split_ascii_whitespace()) {
+                    *slot = v.parse().unwrap_or(0);
+                }
+                out
+            };
+            match key {
+                "Name" => st.name = value.to_string(),
+                "Tgid" => st.tgid = value.parse().unwrap_or(0),
+                "PPid" => st.ppid = value.parse().unwrap_or(0),
+                "TracerPid" => st.tracer_pid = value.parse().unwrap_or(0),
+                "Uid" => st.uid = ids(),
+                "Gid" => st.gid = ids(),
+                "SigPnd" => st.sig_pnd = mask(),
+                "ShdPnd" => st.shd_pnd = mask(),
+                "SigBlk" => st.sig_blk = mask(),
+                "SigIgn" => st.sig_ign = mask(),
+                "SigCgt" => st.sig_cgt = mask(),
+                _ => {}
+            }
+        }
+        st
+    }
+
+    /// How this process disposes of `sig`, from its `SigIgn` and `SigCgt` masks.
+    #[must_use]
+    pub fn disposition(&self, sig: Signal) -> crate::signal::Disposition {
+        use crate::signal::Disposition;
+        if self.sig_ign.contains(sig) {
+            Disposition::Ignore
+        } else if self.sig_cgt.contains(sig) {
+            Disposition::Caught
+        } else {
+            Disposition::Default
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_comm_with_spaces_and_parens() {
+        let raw = b"42 (a (b) c) S 1 42 42 34816 42 4194560 0 0 0 0 1 2 0 0 20 0 3 0 12345 0 0\n";
+        let st = Stat::parse(raw).unwrap();
+        assert_eq!(st.pid, Pid::from_raw(42));
+        assert_eq!(st.comm, "a (b) c");
+        assert_eq!(st.state, 'S');
+        assert_eq!(st.ppid, Pid::from_raw(1));
+        assert_eq!(st.pgrp, Pid::from_raw(42));
+        assert_eq!(st.session, Pid::from_raw(42));
+        assert_eq!(st.tty_nr, 34816);
+        assert_eq!(st.tpgid, 42);
+        assert_eq!(st.num_threads, 3);
+        assert_eq!(st.starttime, 12345);
+        assert!(!st.is_kernel_thread());
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(Stat::parse(b"").is_err());
+        assert!(Stat::parse(b"1 (x) S").is_err());
+        assert!(Stat::parse(b"x (y) S 1 1 1 0 0 0").is_err());
+    }
+
+    #[test]
+    fn reads_self() {
+        let me = nix::unistd::getpid();
+        let st = Stat::read(me).unwrap();
+        assert_eq!(st.pid, me);
+        assert_eq!(st.ppid, nix::unistd::getppid());
+        assert_eq!(st.pgrp, nix::unistd::getpgrp());
+        let status = Status::read(me).unwrap();
+        assert_eq!(status.tgid, me.as_raw());
+        assert_eq!(status.uid[0], nix::unistd::getuid().as_raw());
+    }
+
+    #[test]
+    fn status_masks() {
+        let st = Status::parse(
+            "Name:\tsleep\nTracerPid:\t7\nSigIgn:\t0000000000000001\nSigCgt:\t0000000000004000\n",
+        );
+        assert_eq!(st.name, "sleep");
+        assert_eq!(st.tracer_pid, 7);
+        assert!(st.sig_ign.contains(Signal::SIGHUP));
+        assert!(!st.sig_ign.contains(Signal::SIGINT));
+        assert_eq!(
+            st.disposition(Signal::SIGHUP),
+            crate::signal::Disposition::Ignore
+        );
+        assert_eq!(
+            st.disposition(Signal::SIGTERM),
+            crate::signal::Disposition::Caught
+        );
+        assert_eq!(
+            st.disposition(Signal::SIGINT),
+            crate::signal::Disposition::Default
+        );
+    }
+}

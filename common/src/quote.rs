@@ -1,0 +1,241 @@
+//! Quoting of operands in messages, exactly as coreutils' `quoteaf` does it.
+//!
+//! `quoteaf` is gnulib's `shell_escape_always_quoting_style`: the result is always
+//! quoted so that a shell reads it back as the same bytes.
+//!
+//! - Plain text goes in single quotes: `'nohup.out'`, `'/tmp/h 3/nohup.out'`.
+//! - Control characters and (in the C locale) bytes that are not printable leave the
+//!   single quotes for a `$'...'` escape: `'a'$'\t''b'`, `''$'\303\251'`.
+//! - A single quote inside is written `'\''`, unless every character of the string
+//!   means the same inside C and shell double quotes, in which case the whole string
+//!   goes in double quotes instead: `"/tmp/it's/nohup.out"`.
+//!
+//! Which characters are printable depends on the locale's character set, as in GNU:
+//! in a UTF-8 locale (from `LC_ALL`, `LC_CTYPE` or `LANG`) printable non-ASCII
+//! characters are kept; in any other locale each non-ASCII byte is escaped in octal.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::OnceLock;
+
+/// Quotes `s` like coreutils' `quoteaf`, for the current locale's character set.
+#[must_use]
+pub fn quote(s: &OsStr) -> String {
+    quote_bytes(s.as_bytes(), locale_is_utf8())
+}
+
+/// Whether the locale the environment selects (as `setlocale(LC_ALL, "")` would) uses UTF-8.
+#[must_use]
+pub fn locale_is_utf8() -> bool {
+    static UTF8: OnceLock<bool> = OnceLock::new();
+    *UTF8.get_or_init(|| {
+        let name = ["LC_ALL", "LC_CTYPE", "LANG"]
+            .iter()
+            .filter_map(std::env::var_os)
+            .find(|v| !v.is_empty());
+        name.is_some_and(|v| {
+            let v = v.to_string_lossy().to_ascii_lowercase();
+            v.contains("utf-8") || v.contains("utf8")
+        })
+    })
+}
+
+/// One unit of the input: an ASCII byte, a printable multibyte character, or a
+/// byte that must be escaped.
+enum Unit<'a> {
+    Byte(u8),
+    Char(&'a str),
+    Unprintable(&'a [u8]),
+}
+
+fn units(bytes: &[u8], utf8: bool) -> Vec<Unit<'_>> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b.is_ascii() {
+            out.push(Unit::Byte(b));
+            i += 1;
+            continue;
+        }
+        if utf8 {
+            let len = match b {
+                0xC2..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                0xF0..=0xF4 => 4,
+                _ => 0,
+            };
+            if len > 0 && i + len <= bytes.len() {
+                if let Ok(s) = std::str::from_utf8(&bytes[i..i + len]) {
+                    let printable = s.chars().all(|c| !c.is_control());
+                    out.push(if printable {
+                        Unit::Char(s)
+                    } else {
+                        Unit::Unprintable(&bytes[i..i + len])
+                    });
+                    i += len;
+                    continue;
+                }
+            }
+        }
+        out.push(Unit::Unprintable(&bytes[i..=i]));
+        i += 1;
+    }
+    out
+}
+
+/// Whether an ASCII byte means the same inside C and shell double quotes (gnulib's
+/// `c_and_shell_quote_compat`); `first` is whether it starts the string.
+fn compat(b: u8, first: bool, len: usize) -> bool {
+    match b {
+        b'{' | b'}' => len == 1,
+        b'#' | b'~' => first,
+        b' ' | b'\'' | b'%' | b'+' | b',' | b'-' | b'.' | b'/' | b':' | b']' | b'_' => true,
+        b'@' => true,
+        _ => b.is_ascii_alphanumeric(),
+    }
+}
+
+/// The escape letter for a control character, where C has one.
+fn c_escape(b: u8) -> Option<u8> {
+    match b {
+        0x07 => Some(b'a'),
+        0x08 => Some(b'b'),
+        0x0C => Some(b'f'),
+        b'\n' => Some(b'n'),
+        b'\r' => Some(b'r'),
+        b'\t' => Some(b't'),
+        0x0B => Some(b'v'),
+        _ => None,
+    }
+}
+
+/// Quotes raw bytes; `utf8` says whether multibyte characters may be printed as they are.
+#[must_use]
+pub fn quote_bytes(bytes: &[u8], utf8: bool) -> String {
+    let units = units(bytes, utf8);
+    let mut has_single_quote = false;
+    let mut all_compat = true;
+    for (i, u) in units.iter().enumerate() {
+        match u {
+            Unit::Byte(b'\'') => has_single_quote = true,
+            Unit::Byte(b) if !compat(*b, i == 0, bytes.len()) => all_compat = false,
+            Unit::Unprintable(_) => all_compat = false,
+            _ => {}
+        }
+    }
+    if has_single_quote && all_compat {
+        // Only letters, digits, safe punctuation, spaces and quotes: C double quotes.
+        let mut out = String::with_capacity(bytes.len() + 2);
+        out.push('"');
+        for u in &units {
+            match u {
+                Unit::Byte(b) => out.push(char::from(*b)),
+                Unit::Char(s) => out.push_str(s),
+                Unit::Unprintable(_) => {}
+            }
+        }
+        out.push('"');
+        return out;
+    }
+
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('\'');
+    // Inside a `'$'...` escape run that still needs closing with `''`.
+    let mut in_escape = false;
+    let start_escape = |out: &mut String, in_escape: &mut bool| {
+        if !*in_escape {
+            out.push_str("'$'");
+            *in_escape = true;
+        }
+        out.push('\\');
+    };
+    for u in &units {
+        match u {
+            Unit::Byte(b) => {
+                if let Some(e) = c_escape(*b) {
+                    start_escape(&mut out, &mut in_escape);
+                    out.push(char::from(e));
+                    continue;
+                }
+                if *b == b'\'' {
+                    // `'\''` closes any escape run by itself.
+                    out.push_str("'\\''");
+                    in_escape = false;
+                    continue;
+                }
+                if b.is_ascii_graphic() || *b == b' ' {
+                    if in_escape {
+                        out.push_str("''");
+                        in_escape = false;
+                    }
+                    out.push(char::from(*b));
+                } else {
+                    start_escape(&mut out, &mut in_escape);
+                    push_octal(&mut out, *b);
+                }
+            }
+            Unit::Char(s) => {
+                if in_escape {
+                    out.push_str("''");
+                    in_escape = false;
+                }
+                out.push_str(s);
+            }
+            Unit::Unprintable(raw) => {
+                for b in *raw {
+                    start_escape(&mut out, &mut in_escape);
+                    push_octal(&mut out, *b);
+                }
+            }
+        }
+    }
+    out.push('\'');
+    out
+}
+
+fn push_octal(out: &mut String, b: u8) {
+    out.push(char::from(b'0' + (b >> 6)));
+    out.push(char::from(b'0' + ((b >> 3) & 7)));
+    out.push(char::from(b'0' + (b & 7)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote_bytes;
+
+    fn q(s: &[u8]) -> String {
+        quote_bytes(s, false)
+    }
+
+    #[test]
+    fn plain_and_spaces() {
+        assert_eq!(q(b"nohup.out"), "'nohup.out'");
+        assert_eq!(q(b"/tmp/h 3/nohup.out"), "'/tmp/h 3/nohup.out'");
+        assert_eq!(q(b""), "''");
+        assert_eq!(q(b"--help"), "'--help'");
+    }
+
+    #[test]
+    fn single_quotes() {
+        assert_eq!(q(b"/tmp/it's/nohup.out"), "\"/tmp/it's/nohup.out\"");
+        assert_eq!(q(b"bad'name"), "\"bad'name\"");
+        assert_eq!(q(b"a'b$c"), "'a'\\''b$c'");
+        assert_eq!(q(b"a'b\\c"), "'a'\\''b\\c'");
+    }
+
+    #[test]
+    fn control_characters() {
+        assert_eq!(q(b"a\tb"), "'a'$'\\t''b'");
+        assert_eq!(q(b"\t"), "''$'\\t'");
+        assert_eq!(q(b"a\x01"), "'a'$'\\001'");
+        assert_eq!(q(b"a\tb'c"), "'a'$'\\t''b'\\''c'");
+    }
+
+    #[test]
+    fn non_ascii_depends_on_locale() {
+        assert_eq!(quote_bytes("é".as_bytes(), false), "''$'\\303\\251'");
+        assert_eq!(quote_bytes("é".as_bytes(), true), "'é'");
+        assert_eq!(quote_bytes(b"\xff", true), "''$'\\377'");
+    }
+}

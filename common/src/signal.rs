@@ -1,0 +1,89 @@
+//! Signal dispositions and the signal mask.
+//!
+//! The tools change dispositions only to `SIG_IGN` or `SIG_DFL`; real handlers, where a
+//! tool needs them, go through `signal-hook`. Reading a disposition uses
+//! `sigaction(sig, NULL, &old)`, which nix does not offer.
+//!
+//! What the Rust runtime does behind our back matters here: a normal Rust `main`
+//! starts with SIGPIPE ignored, and `std::process::Command` resets SIGPIPE in the
+//! child but keeps the signal mask. Tools that start programs call
+//! [`reset_for_exec`] with what they mean to pass on.
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
+
+/// What a process does when a signal arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// `SIG_DFL`: the kernel's default action.
+    Default,
+    /// `SIG_IGN`: discarded.
+    Ignore,
+    /// A handler function of the process's own.
+    Caught,
+}
+
+/// Reads the current disposition of `sig` without changing it.
+pub fn disposition(sig: Signal) -> Result<Disposition, Errno> {
+    // SAFETY: an all-zero sigaction is a valid value for the kernel to overwrite.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null `act` only queries; `old` is a valid, writable sigaction.
+    let r = unsafe { libc::sigaction(sig as libc::c_int, std::ptr::null(), &raw mut old) };
+    if r != 0 {
+        return Err(Errno::last());
+    }
+    Ok(match old.sa_sigaction {
+        libc::SIG_DFL => Disposition::Default,
+        libc::SIG_IGN => Disposition::Ignore,
+        _ => Disposition::Caught,
+    })
+}
+
+/// Sets `sig` to `SIG_IGN`.
+pub fn ignore(sig: Signal) -> Result<(), Errno> {
+    // SAFETY: SIG_IGN installs no handler code, so no handler can run unsafely.
+    unsafe { nix::sys::signal::signal(sig, SigHandler::SigIgn) }.map(drop)
+}
+
+/// Sets `sig` to `SIG_DFL`.
+pub fn set_default(sig: Signal) -> Result<(), Errno> {
+    // SAFETY: SIG_DFL installs no handler code, so no handler can run unsafely.
+    unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) }.map(drop)
+}
+
+/// Every signal that can be caught or ignored (all but SIGKILL and SIGSTOP).
+pub fn catchable() -> impl Iterator<Item = Signal> {
+    Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP))
+}
+
+/// Prepares the signal state a started program inherits: every catchable signal at
+/// `SIG_DFL` except those in `keep_ignored`, and an empty signal mask.
+pub fn reset_for_exec(keep_ignored: &[Signal]) -> Result<(), Errno> {
+    for sig in catchable() {
+        if keep_ignored.contains(&sig) {
+            ignore(sig)?;
+        } else {
+            set_default(sig)?;
+        }
+    }
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catchable_excludes_kill_and_stop() {
+        assert!(catchable().all(|s| s != Signal::SIGKILL && s != Signal::SIGSTOP));
+        assert!(catchable().any(|s| s == Signal::SIGHUP));
+    }
+
+    #[test]
+    fn disposition_reads_without_changing() {
+        // SIGWINCH is not touched by the test harness.
+        assert_eq!(disposition(Signal::SIGWINCH), Ok(Disposition::Default));
+        assert_eq!(disposition(Signal::SIGWINCH), Ok(Disposition::Default));
+    }
+}
