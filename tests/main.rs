@@ -1,2 +1,4 @@
-//! hupkit's end-to-end tests: one test binary, one module per tool.
+//! hupkit's end-to-end tests: one test binary, one module per tool, real
+//! processes on real pseudo-terminals.
+mod rnohup_diff;
 mod util;

@@ -1,1 +1,167 @@
+//! Helpers shared by the end-to-end tests: the binaries under test, pseudo-terminals,
+//! waiting with a deadline, and guards that reap what a test started.
+//!
+//! Rules every test follows: synchronise by polling with a deadline, never a bare
+//! sleep; reap every child; kill only what the test started, by PID or by its own
+//! process group.
 
+#![allow(dead_code)]
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::{Child, ExitStatus};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::stat::Mode;
+use nix::sys::termios::{OutputFlags, SetArg, tcgetattr, tcsetattr};
+use nix::unistd::Pid;
+
+/// How long any single wait in a test may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The path of a binary of this package, built by cargo for these tests.
+pub fn bin(name: &str) -> PathBuf {
+    match name {
+        "rnohup" => PathBuf::from(env!("CARGO_BIN_EXE_rnohup")),
+        other => panic!("no such binary in the suite: {other}"),
+    }
+}
+
+/// A pseudo-terminal pair. Output post-processing is off on the slave, so what a
+/// program writes arrives on the master byte for byte (no `\n` → `\r\n`).
+pub struct Pty {
+    /// The master side: the test reads what the program wrote here.
+    pub master: OwnedFd,
+    /// The slave side: given to the program as a terminal.
+    pub slave: OwnedFd,
+}
+
+impl Pty {
+    /// Opens a new pair, both ends close-on-exec from the start: tests run in
+    /// parallel, and a terminal end leaked into another test's child would keep
+    /// that terminal alive (no hangup) and show up in its fd table.
+    pub fn open() -> Pty {
+        let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+        let master = nix::pty::posix_openpt(flags).expect("posix_openpt");
+        nix::pty::grantpt(&master).expect("grantpt");
+        nix::pty::unlockpt(&master).expect("unlockpt");
+        let name = nix::pty::ptsname_r(&master).expect("ptsname_r");
+        let slave = nix::fcntl::open(name.as_str(), flags, Mode::empty()).expect("open pty slave");
+        let mut t = tcgetattr(&slave).expect("tcgetattr");
+        t.output_flags.remove(OutputFlags::OPOST);
+        tcsetattr(&slave, SetArg::TCSANOW, &t).expect("tcsetattr");
+        Pty {
+            master: master.into(),
+            slave,
+        }
+    }
+
+    /// Reads what arrived on the master until every slave is closed (EIO) or
+    /// until `quiet` passes with nothing to read, whichever comes first; never
+    /// longer than [`DEADLINE`].
+    pub fn drain(&self, quiet: Duration) -> Vec<u8> {
+        let mut out = Vec::new();
+        let end = Instant::now() + DEADLINE;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < end {
+            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+            let ms = u16::try_from(quiet.as_millis()).unwrap_or(u16::MAX);
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(e) => panic!("poll: {e}"),
+            }
+            match nix::unistd::read(&self.master, &mut buf) {
+                Ok(0) | Err(Errno::EIO) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(Errno::EINTR | Errno::EAGAIN) => {}
+                Err(e) => panic!("read from pty master: {e}"),
+            }
+        }
+        out
+    }
+}
+
+/// Waits for `child` until `deadline` from now; kills and reaps it and returns
+/// `None` if it is still running then.
+pub fn wait_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Polls `cond` until it holds or the deadline passes; returns whether it held.
+pub fn poll_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Kills (SIGKILL) and reaps a child when dropped, unless it was already reaped.
+pub struct ChildGuard(pub Option<Child>);
+
+impl ChildGuard {
+    /// Guards `child`.
+    pub fn new(child: Child) -> Self {
+        ChildGuard(Some(child))
+    }
+
+    /// The child's PID.
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.0.as_ref().expect("child").id()).expect("pid"))
+    }
+
+    /// Waits with the deadline, then hands back the status (None: it had to be killed).
+    pub fn wait(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        let mut child = self.0.take().expect("child");
+        wait_deadline(&mut child, deadline)
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends SIGKILL to a process group the test created, ignoring "no such process".
+pub fn kill_group(pgid: Pid) {
+    let _ = kill(Pid::from_raw(-pgid.as_raw()), Signal::SIGKILL);
+}
+
+/// `exit N` or `signal N`, for comparing how processes ended.
+pub fn describe(status: Option<ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        None => "hung (killed at the deadline)".to_string(),
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => format!("exit {code}"),
+            (None, Some(sig)) => format!("signal {sig}"),
+            (None, None) => format!("{s:?}"),
+        },
+    }
+}
