@@ -1,0 +1,170 @@
+//! What rnohup does beyond GNU, and what is its own: `--output FILE`, its help and
+//! version texts, argv\[0\] in messages, and the one documented parsing difference.
+
+use super::{Outcome, S, Scenario, run_one, run_rnohup, write_file};
+use crate::util;
+
+/// `extra` options, then the reference command.
+fn args(extra: &[&'static str]) -> Vec<&'static str> {
+    extra.iter().chain(S).copied().collect()
+}
+
+fn file(o: &Outcome, name: &str) -> String {
+    o.files
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| "absent".into())
+}
+
+#[test]
+fn output_replaces_nohup_out_on_a_terminal() {
+    let o = run_rnohup(&Scenario::new("o", "TTT", &args(&["--output", "log"])).umask(0o777));
+    assert_eq!(o.status, "exit 0");
+    assert_eq!(
+        o.tty,
+        "rnohup: ignoring input and appending output to 'log'\\n"
+    );
+    assert_eq!(file(&o, "cwd/log"), "file 0600 \"out\\nerr\\n\"");
+    assert_eq!(file(&o, "cwd/nohup.out"), "absent");
+}
+
+#[test]
+fn output_redirects_stdout_that_is_not_a_terminal() {
+    let o = run_rnohup(&Scenario::new("o", "NFF", &args(&["--output=log"])));
+    assert_eq!(o.status, "exit 0");
+    assert_eq!(file(&o, "cwd/log"), "file 0600 \"out\\n\"");
+    assert_eq!(file(&o, "out.txt"), "file 0644 \"\"");
+    assert_eq!(
+        file(&o, "err.txt"),
+        "file 0644 \"rnohup: appending output to 'log'\\nerr\\n\""
+    );
+}
+
+#[test]
+fn output_opens_a_closed_stdout() {
+    let o = run_rnohup(&Scenario::new("o", "TCT", &args(&["--o", "log"])));
+    assert_eq!(o.status, "exit 0");
+    assert_eq!(
+        o.tty,
+        "rnohup: ignoring input and appending output to 'log'\\n"
+    );
+    assert_eq!(file(&o, "cwd/log"), "file 0600 \"out\\nerr\\n\"");
+}
+
+#[test]
+fn output_appends_and_keeps_mode() {
+    let sc = Scenario::new("o", "NFF", &["--output", "log", "echo", "new"])
+        .setup(|l| write_file(&l.cwd.join("log"), "old\n", 0o644));
+    let o = run_rnohup(&sc);
+    assert_eq!(o.status, "exit 0");
+    assert_eq!(file(&o, "cwd/log"), "file 0644 \"old\\nnew\\n\"");
+}
+
+#[test]
+fn output_failure_has_no_home_fallback_and_runs_nothing() {
+    let o = run_rnohup(&Scenario::new(
+        "o",
+        "TTF",
+        &["--output", "missing/log", "touch", "ran"],
+    ));
+    assert_eq!(o.status, "exit 125");
+    assert_eq!(
+        file(&o, "err.txt"),
+        "file 0644 \"rnohup: failed to open 'missing/log': No such file or directory\\n\""
+    );
+    assert_eq!(file(&o, "cwd/ran"), "absent");
+    assert_eq!(file(&o, "home/nohup.out"), "absent");
+    assert_eq!(file(&o, "cwd/nohup.out"), "absent");
+
+    let sc =
+        Scenario::new("o", "NFF", &["--output", "/", "touch", "ran"]).env("POSIXLY_CORRECT", "1");
+    let o = run_rnohup(&sc);
+    assert_eq!(o.status, "exit 127");
+    assert_eq!(
+        file(&o, "err.txt"),
+        "file 0644 \"rnohup: failed to open '/': Is a directory\\n\""
+    );
+}
+
+#[test]
+fn output_option_errors() {
+    let o = run_rnohup(&Scenario::new("o", "NFF", &["--output"]));
+    assert_eq!(o.status, "exit 125");
+    assert_eq!(
+        file(&o, "err.txt"),
+        "file 0644 \"rnohup: option '--output' requires an argument\\nTry 'rnohup --help' for more information.\\n\""
+    );
+    let o = run_rnohup(&Scenario::new("o", "NFF", &["--output", "log"]));
+    assert_eq!(o.status, "exit 125");
+    assert_eq!(
+        file(&o, "err.txt"),
+        "file 0644 \"rnohup: missing operand\\nTry 'rnohup --help' for more information.\\n\""
+    );
+    assert_eq!(file(&o, "cwd/log"), "absent");
+}
+
+#[test]
+fn help_and_version_texts() {
+    let o = run_rnohup(&Scenario::new("h", "NPF", &["--help"]));
+    assert_eq!(o.status, "exit 0");
+    let help = &o.pipes[&1];
+    assert!(help.starts_with("Usage: rnohup COMMAND [ARG]...\\n  or:  rnohup --output FILE COMMAND [ARG]...\\n  or:  rnohup OPTION\\nRun COMMAND, ignoring hangup signals.\\n"), "{help}");
+    for needle in [
+        "--output",
+        "--help",
+        "--version",
+        "Exit status:",
+        "125",
+        "126",
+        "127",
+    ] {
+        assert!(help.contains(needle), "{needle} missing from help");
+    }
+    let o = run_rnohup(&Scenario::new("v", "NPF", &["--version"]));
+    assert_eq!(o.status, "exit 0");
+    assert_eq!(
+        o.pipes[&1],
+        format!(
+            "rnohup (hupkit) {}\\nLicense: MIT OR Apache-2.0.\\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
+#[test]
+fn messages_are_prefixed_with_argv0_as_invoked() {
+    let base = tempfile::tempdir().unwrap();
+    let o = run_one(
+        &Scenario::new("argv0", "NFF", &[]),
+        &util::bin("rnohup"),
+        "./mynohup",
+        base.path(),
+    );
+    assert_eq!(o.status, "exit 125");
+    assert_eq!(
+        file(&o, "err.txt"),
+        "file 0644 \"./mynohup: missing operand\\nTry './mynohup --help' for more information.\\n\""
+    );
+}
+
+/// The one parsing difference with GNU, documented in rnohup(1): an ambiguous
+/// prefix lists `--output` too.
+#[test]
+fn ambiguous_prefix_lists_output() {
+    let o = run_rnohup(&Scenario::new("amb", "NFF", &["--=x"]));
+    assert_eq!(o.status, "exit 125");
+    assert_eq!(
+        file(&o, "err.txt"),
+        "file 0644 \"rnohup: option '--=x' is ambiguous; possibilities: '--help' '--version' '--output'\\nTry 'rnohup --help' for more information.\\n\""
+    );
+}
+
+/// Nothing left in the directory but what the scenario made, after a usage error
+/// on a terminal (no nohup.out is created before the operand check).
+#[test]
+fn usage_errors_create_nothing() {
+    let o = run_rnohup(&Scenario::new("u", "TTT", &["--output", "log"]));
+    assert_eq!(o.status, "exit 125");
+    let cwd: Vec<&String> = o.files.keys().filter(|k| k.starts_with("cwd/")).collect();
+    assert!(cwd.is_empty(), "{cwd:?}");
+}
