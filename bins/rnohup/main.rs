@@ -9,7 +9,7 @@ use std::ffi::{c_char, c_int};
 
 /// The process entry point, called by the C runtime.
 #[unsafe(no_mangle)]
-pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     // SAFETY: argc and argv come straight from the C runtime, as `collect` requires.
     let args = unsafe { hupkit_common::cargs::collect(argc, argv) };
     hupkit_rnohup::main(&args)

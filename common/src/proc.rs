@@ -36,7 +36,7 @@ pub struct Stat {
     pub tty_nr: u64,
     /// Foreground process group of the controlling terminal (-1: none).
     pub tpgid: i32,
-    /// Kernel flags (`PF_*`); `PF_KTHREAD` (0x0020_0000) marks kernel threads.
+    /// Kernel flags (`PF_*`); [`PF_KTHREAD`] marks kernel threads.
     pub flags: u64,
     /// Number of threads.
     pub num_threads: i64,

@@ -90,8 +90,8 @@ fn compat(b: u8, first: bool, len: usize) -> bool {
     match b {
         b'{' | b'}' => len == 1,
         b'#' | b'~' => first,
-        b' ' | b'\'' | b'%' | b'+' | b',' | b'-' | b'.' | b'/' | b':' | b']' | b'_' => true,
-        b'@' => true,
+        // '@' is not special to gnulib; it falls to "printable", which is compatible.
+        b' ' | b'\'' | b'%' | b'+' | b',' | b'-' | b'.' | b'/' | b':' | b']' | b'_' | b'@' => true,
         _ => b.is_ascii_alphanumeric(),
     }
 }

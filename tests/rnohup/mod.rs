@@ -13,6 +13,7 @@ mod own;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::fmt::Write as _;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -160,8 +161,7 @@ pub fn gnu_available() -> bool {
     Command::new(GNU)
         .arg("--version")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("(GNU coreutils) 9."))
-        .unwrap_or(false)
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("(GNU coreutils) 9."))
 }
 
 pub fn make_writable(p: &Path) {
@@ -222,6 +222,81 @@ fn snapshot(dir: &Path, root: &Path, out: &mut BTreeMap<String, String>) {
     }
 }
 
+/// A copy of `program` that user nobody can run, beside the scenario.
+fn reachable_by_nobody(program: &Path, base: &Path) -> PathBuf {
+    let dir = base.join("bin");
+    fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join(program.file_name().unwrap());
+    if !copy.exists() {
+        fs::copy(program, &copy).unwrap();
+    }
+    for p in [base, dir.as_path(), copy.as_path()] {
+        fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    copy
+}
+
+type Reader = (u8, std::thread::JoinHandle<Vec<u8>>);
+
+/// Threads that read the child's stdout and stderr pipes to the end, so that a
+/// full pipe never blocks it.
+fn pipe_readers(child: &mut std::process::Child) -> Vec<Reader> {
+    let pipes: [(u8, Option<Box<dyn Read + Send>>); 2] = [
+        (
+            1,
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ),
+        (
+            2,
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ),
+    ];
+    pipes
+        .into_iter()
+        .filter_map(|(fd, pipe)| {
+            pipe.map(|mut p| {
+                let reader = std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let _ = p.read_to_end(&mut buf);
+                    buf
+                });
+                (fd, reader)
+            })
+        })
+        .collect()
+}
+
+/// What the child gets as fd `fd` for `kind` (a closed fd is closed later, in
+/// the child, after `Command` has set up its standard streams).
+fn stdio_for(kind: Kind, fd: usize, layout: &Layout, pty: &Pty) -> Stdio {
+    match kind {
+        Kind::Tty => Stdio::from(pty.slave.try_clone().unwrap()),
+        Kind::File if fd == 0 => Stdio::from(fs::File::open(layout.run.join("in.txt")).unwrap()),
+        Kind::File => {
+            let name = if fd == 1 { "out.txt" } else { "err.txt" };
+            let f = fs::OpenOptions::new()
+                .append(true)
+                .open(layout.run.join(name))
+                .unwrap();
+            Stdio::from(f)
+        }
+        Kind::Null | Kind::Closed => Stdio::null(),
+        Kind::Full => Stdio::from(
+            fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        ),
+        Kind::Pipe => Stdio::piped(),
+    }
+}
+
 /// Runs `program` (as `argv0`) in a fresh layout under `base`.
 pub fn run_one(sc: &Scenario, program: &Path, argv0: &str, base: &Path) -> Outcome {
     let layout = fresh_layout(base);
@@ -230,17 +305,7 @@ pub fn run_one(sc: &Scenario, program: &Path, argv0: &str, base: &Path) -> Outco
     }
     let pty = Pty::open();
     let program = if sc.nobody && is_root() {
-        // The binary must be reachable by nobody: copy it beside the scenario.
-        let dir = base.join("bin");
-        fs::create_dir_all(&dir).unwrap();
-        let copy = dir.join(program.file_name().unwrap());
-        if !copy.exists() {
-            fs::copy(program, &copy).unwrap();
-        }
-        for p in [base, dir.as_path(), copy.as_path()] {
-            fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        copy
+        reachable_by_nobody(program, base)
     } else {
         program.to_path_buf()
     };
@@ -260,33 +325,8 @@ pub fn run_one(sc: &Scenario, program: &Path, argv0: &str, base: &Path) -> Outco
     }
     let mut close = [false; 3];
     for (fd, kind) in sc.fds.iter().enumerate() {
-        let stdio = match kind {
-            Kind::Tty => Stdio::from(pty.slave.try_clone().unwrap()),
-            Kind::File => {
-                let f = if fd == 0 {
-                    fs::File::open(layout.run.join("in.txt")).unwrap()
-                } else {
-                    let name = if fd == 1 { "out.txt" } else { "err.txt" };
-                    fs::OpenOptions::new()
-                        .append(true)
-                        .open(layout.run.join(name))
-                        .unwrap()
-                };
-                Stdio::from(f)
-            }
-            Kind::Null => Stdio::null(),
-            Kind::Closed => {
-                close[fd] = true;
-                Stdio::null()
-            }
-            Kind::Full => Stdio::from(
-                fs::OpenOptions::new()
-                    .write(true)
-                    .open("/dev/full")
-                    .unwrap(),
-            ),
-            Kind::Pipe => Stdio::piped(),
-        };
+        close[fd] = *kind == Kind::Closed;
+        let stdio = stdio_for(*kind, fd, &layout, &pty);
         match fd {
             0 => cmd.stdin(stdio),
             1 => cmd.stdout(stdio),
@@ -321,36 +361,7 @@ pub fn run_one(sc: &Scenario, program: &Path, argv0: &str, base: &Path) -> Outco
     let Pty { master, slave } = pty;
     drop(slave);
     drop(child.stdin.take());
-    let readers: Vec<(u8, std::thread::JoinHandle<Vec<u8>>)> = [
-        (
-            1u8,
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ),
-        (
-            2u8,
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(fd, pipe)| {
-        pipe.map(|mut p| {
-            (
-                fd,
-                std::thread::spawn(move || {
-                    let mut buf = Vec::new();
-                    let _ = p.read_to_end(&mut buf);
-                    buf
-                }),
-            )
-        })
-    })
-    .collect();
+    let readers = pipe_readers(&mut child);
     let mut guard = util::ChildGuard::new(child);
     let status = guard.wait(util::DEADLINE);
     let pipes: BTreeMap<u8, String> = readers
@@ -396,7 +407,9 @@ pub fn show(bytes: &[u8]) -> String {
             b'\n' => out.push_str("\\n"),
             b'\t' => out.push_str("\\t"),
             0x20..=0x7e => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\x{b:02x}")),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
         }
     }
     out

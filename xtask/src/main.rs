@@ -1,1 +1,78 @@
-fn main() {}
+//! `cargo xtask`: hupkit's developer tasks.
+//!
+//! - `cargo xtask gen`: write completions and man pages from the clap definitions.
+//! - `cargo xtask gen --check`: fail if a committed file is stale.
+//! - `cargo xtask bench [--pairs N]`: the benchmarks against the anchors.
+
+use std::process::ExitCode;
+
+fn usage() -> ExitCode {
+    eprintln!("usage: cargo xtask gen [--check] | cargo xtask bench [--pairs N]");
+    ExitCode::from(2)
+}
+
+fn gen_files(check: bool) -> Result<bool, String> {
+    let root = xtask::workspace_root();
+    let mut stale = false;
+    for (rel, contents) in xtask::generated().map_err(|e| e.to_string())? {
+        let path = root.join(&rel);
+        let current = std::fs::read(&path).ok();
+        if current.as_deref() == Some(contents.as_slice()) {
+            continue;
+        }
+        stale = true;
+        if check {
+            eprintln!("stale: {}", rel.display());
+        } else {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            std::fs::write(&path, contents).map_err(|e| format!("{}: {e}", path.display()))?;
+            eprintln!("wrote {}", rel.display());
+        }
+    }
+    Ok(stale)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["gen"] => match gen_files(false) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask gen: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ["gen", "--check"] => match gen_files(true) {
+            Ok(false) => ExitCode::SUCCESS,
+            Ok(true) => {
+                eprintln!("run `cargo xtask gen` and commit the result");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("xtask gen: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ["bench", rest @ ..] => {
+            let pairs = match rest {
+                [] => 2000,
+                ["--pairs", n] => match n.parse() {
+                    Ok(n) if n > 0 => n,
+                    _ => return usage(),
+                },
+                _ => return usage(),
+            };
+            match xtask::bench::run(pairs) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("xtask bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        _ => usage(),
+    }
+}

@@ -42,6 +42,15 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
          whatever the umask (COMMAND still sees the original umask).",
     ),
     (
+        "COMPATIBILITY",
+        "With the same arguments, rnohup does what GNU coreutils nohup 9.1 does: the same \
+         files, modes, messages (with argv[0] as the prefix) and exit statuses, for every \
+         combination of terminal, file, pipe, /dev/null, /dev/full and closed standard \
+         streams; the test suite checks this against /usr/bin/nohup.\n\
+         Differences: --output is rnohup's own; because it exists, an ambiguous option \
+         such as --=x also lists '--output'; the --help and --version texts are rnohup's.",
+    ),
+    (
         "SEE ALSO",
         "nohup(1), detach(1), disown(1), rjobs(1), signal(7)",
     ),
@@ -57,9 +66,11 @@ fn usage(prog: &str) -> String {
 fn after_help() -> String {
     let mut text = String::from(DESCRIPTION);
     text.push_str("\n\nExit status:\n");
-    for (code, what) in EXIT_STATUS {
-        text.push_str(&format!("  {code:<4} {what}\n"));
-    }
+    let lines: Vec<String> = EXIT_STATUS
+        .iter()
+        .map(|(code, what)| format!("  {code:<4} {what}\n"))
+        .collect();
+    text.push_str(&lines.concat());
     text
 }
 
@@ -69,6 +80,9 @@ pub fn command(prog: &str) -> Command {
     Command::new("rnohup")
         .version(env!("CARGO_PKG_VERSION"))
         .about("Run COMMAND, ignoring hangup signals.")
+        .long_about(format!(
+            "Run COMMAND, ignoring hangup signals.\n\n{DESCRIPTION}"
+        ))
         .override_usage(usage(prog))
         .help_template("Usage: {usage}\n{about}\n\n{options}{after-help}")
         .after_help(after_help())

@@ -75,14 +75,13 @@ pub fn parse(args: &[OsString]) -> Result<Action, String> {
                     Action::Version
                 });
             }
-            let value = match value {
-                Some(v) => OsStr::from_bytes(v).to_os_string(),
-                None => {
-                    i += 1;
-                    args.get(i)
-                        .cloned()
-                        .ok_or_else(|| format!("option '--{}' requires an argument", opt.name))?
-                }
+            let value = if let Some(v) = value {
+                OsStr::from_bytes(v).to_os_string()
+            } else {
+                i += 1;
+                args.get(i)
+                    .cloned()
+                    .ok_or_else(|| format!("option '--{}' requires an argument", opt.name))?
             };
             output = Some(value);
             i += 1;
@@ -118,14 +117,12 @@ fn find<'t>(table: &'t [LongOpt], name: &[u8], arg: &OsStr) -> Result<&'t LongOp
             String::from_utf8_lossy(arg.as_bytes())
         )),
         many => {
-            let mut msg = format!(
-                "option '{}' is ambiguous; possibilities:",
-                String::from_utf8_lossy(arg.as_bytes())
-            );
-            for o in many {
-                msg.push_str(&format!(" '--{}'", o.name));
-            }
-            Err(msg)
+            let names: Vec<String> = many.iter().map(|o| format!(" '--{}'", o.name)).collect();
+            Err(format!(
+                "option '{}' is ambiguous; possibilities:{}",
+                String::from_utf8_lossy(arg.as_bytes()),
+                names.concat()
+            ))
         }
     }
 }

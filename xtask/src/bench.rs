@@ -1,0 +1,141 @@
+//! Benchmarks against the anchors, measured as ratios in one run.
+//!
+//! Each benchmark starts our tool and its anchor alternately, in the same process,
+//! the order flipped every pair, so that machine load and cache state fall on both
+//! alike; the figure is the median of the per-pair ratios (ours / anchor), with its
+//! spread. A ratio below 1.0 means we are faster. Timings are wall-clock from
+//! `spawn` to `wait` returning, with all three standard streams on `/dev/null`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The GNU coreutils nohup that rnohup is measured against.
+pub const GNU_NOHUP: &str = "/usr/bin/nohup";
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+fn build_release(root: &Path) -> Result<PathBuf, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--locked",
+            "--bin",
+            "rnohup",
+        ])
+        .current_dir(root)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("cargo build --release failed".into());
+    }
+    Ok(target_dir(root).join("release/rnohup"))
+}
+
+fn time_once(argv: &[&Path]) -> Result<Duration, String> {
+    let (program, args) = argv.split_first().ok_or("empty command")?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let start = Instant::now();
+    let status = cmd
+        .spawn()
+        .and_then(|mut c| c.wait())
+        .map_err(|e| format!("{}: {e}", program.display()))?;
+    let elapsed = start.elapsed();
+    if !status.success() {
+        return Err(format!("{} failed: {status}", program.display()));
+    }
+    Ok(elapsed)
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// The result of one benchmark.
+pub struct Comparison {
+    /// Median time of ours, in microseconds.
+    pub ours_us: f64,
+    /// Median time of the anchor, in microseconds.
+    pub anchor_us: f64,
+    /// Median, 10th and 90th percentile of the per-pair ratios.
+    pub ratio: (f64, f64, f64),
+}
+
+/// Runs `ours` and `anchor` alternately, `pairs` times after a warm-up.
+pub fn compare(ours: &[&Path], anchor: &[&Path], pairs: usize) -> Result<Comparison, String> {
+    for _ in 0..pairs.min(50) {
+        time_once(ours)?;
+        time_once(anchor)?;
+    }
+    let mut a = Vec::with_capacity(pairs);
+    let mut b = Vec::with_capacity(pairs);
+    let mut ratios = Vec::with_capacity(pairs);
+    for i in 0..pairs {
+        let (t_ours, t_anchor) = if i % 2 == 0 {
+            let x = time_once(ours)?;
+            (x, time_once(anchor)?)
+        } else {
+            let y = time_once(anchor)?;
+            (time_once(ours)?, y)
+        };
+        let (x, y) = (t_ours.as_secs_f64(), t_anchor.as_secs_f64());
+        a.push(x * 1e6);
+        b.push(y * 1e6);
+        ratios.push(x / y);
+    }
+    for v in [&mut a, &mut b, &mut ratios] {
+        v.sort_by(f64::total_cmp);
+    }
+    Ok(Comparison {
+        ours_us: quantile(&a, 0.5),
+        anchor_us: quantile(&b, 0.5),
+        ratio: (
+            quantile(&ratios, 0.5),
+            quantile(&ratios, 0.1),
+            quantile(&ratios, 0.9),
+        ),
+    })
+}
+
+/// `cargo xtask bench`: builds the release binaries and prints each comparison as
+/// a Markdown table row.
+pub fn run(pairs: usize) -> Result<(), String> {
+    let root = crate::workspace_root();
+    let rnohup = build_release(&root)?;
+    let gnu = Path::new(GNU_NOHUP);
+    if !gnu.exists() {
+        return Err(format!("{GNU_NOHUP} not found: the anchor is missing"));
+    }
+    let t = Path::new("true");
+    let c = compare(&[&rnohup, t], &[gnu, t], pairs)?;
+    println!(
+        "| benchmark | pairs | ours (median) | anchor (median) | ratio median | ratio p10-p90 |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| `rnohup true` vs GNU `nohup true` | {pairs} | {:.0} µs | {:.0} µs | {:.3} | {:.3}-{:.3} |",
+        c.ours_us, c.anchor_us, c.ratio.0, c.ratio.1, c.ratio.2
+    );
+    Ok(())
+}

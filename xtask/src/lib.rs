@@ -1,0 +1,116 @@
+//! hupkit's developer tasks, as a library so that the test suite can check that
+//! the committed generated files are fresh (the rust-analyzer pattern).
+//!
+//! - [`generated`]: every generated file (completions for bash, zsh and fish, and
+//!   man pages), rendered from the tools' clap definitions, deterministic (no
+//!   dates), with its path relative to the workspace root.
+//! - [`bench`]: the suite's benchmarks against the anchors, run in one process.
+
+pub mod bench;
+
+use std::path::PathBuf;
+
+use clap::Command;
+use clap_complete::Shell;
+
+/// What the generators need to know about one tool.
+pub struct Tool {
+    /// The installed name.
+    pub name: &'static str,
+    /// The clap definition, with the installed name as program name.
+    pub command: Command,
+    /// The `EXIT STATUS` entries: (status, meaning).
+    pub exit_status: &'static [(&'static str, &'static str)],
+    /// Further man page sections: (title, text).
+    pub man_sections: &'static [(&'static str, &'static str)],
+}
+
+/// Every tool of the suite.
+#[must_use]
+pub fn tools() -> Vec<Tool> {
+    vec![Tool {
+        name: "rnohup",
+        command: hupkit_rnohup::cli::command("rnohup"),
+        exit_status: hupkit_rnohup::cli::EXIT_STATUS,
+        man_sections: hupkit_rnohup::cli::MAN_SECTIONS,
+    }]
+}
+
+/// Escapes text for roff: backslashes, and a leading `.` or `'` on a line.
+fn roff_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split('\n') {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        if line.starts_with('.') || line.starts_with('\'') {
+            out.push_str("\\&");
+        }
+        out.push_str(&line.replace('\\', "\\e").replace('-', "\\-"));
+    }
+    out
+}
+
+/// Renders a man page: `clap_mangen`'s title, NAME, SYNOPSIS, DESCRIPTION and
+/// OPTIONS, then EXIT STATUS and the tool's own sections, then VERSION.
+pub fn man_page(tool: &Tool) -> std::io::Result<Vec<u8>> {
+    let man = clap_mangen::Man::new(tool.command.clone());
+    let mut out = Vec::new();
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    out.extend_from_slice(b".SH \"EXIT STATUS\"\n");
+    for (code, what) in tool.exit_status {
+        out.extend_from_slice(format!(".TP\n\\fB{code}\\fR\n{}\n", roff_escape(what)).as_bytes());
+    }
+    for (title, text) in tool.man_sections {
+        out.extend_from_slice(format!(".SH \"{title}\"\n").as_bytes());
+        for (i, para) in text.split('\n').enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b".br\n");
+            }
+            out.extend_from_slice(format!("{}\n", roff_escape(para)).as_bytes());
+        }
+    }
+    man.render_version_section(&mut out)?;
+    Ok(out)
+}
+
+fn completion(tool: &Tool, shell: Shell) -> Vec<u8> {
+    let mut cmd = tool.command.clone();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, tool.name, &mut out);
+    out
+}
+
+/// Every generated file: (path relative to the workspace root, contents).
+pub fn generated() -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut files = Vec::new();
+    for tool in tools() {
+        let n = tool.name;
+        files.push((
+            PathBuf::from(format!("completions/{n}.bash")),
+            completion(&tool, Shell::Bash),
+        ));
+        files.push((
+            PathBuf::from(format!("completions/_{n}")),
+            completion(&tool, Shell::Zsh),
+        ));
+        files.push((
+            PathBuf::from(format!("completions/{n}.fish")),
+            completion(&tool, Shell::Fish),
+        ));
+        files.push((PathBuf::from(format!("man/{n}.1")), man_page(&tool)?));
+    }
+    Ok(files)
+}
+
+/// The workspace root (the parent of this crate's folder).
+#[must_use]
+pub fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent()
+        .map_or(here.clone(), std::path::Path::to_path_buf)
+}
