@@ -37,13 +37,13 @@ fn build_release(root: &Path) -> Result<PathBuf, String> {
     Ok(target_dir(root).join("release/rnohup"))
 }
 
-fn time_once(argv: &[&Path]) -> Result<Duration, String> {
+fn time_once(argv: &[&Path], env: &[(&str, &str)]) -> Result<Duration, String> {
     let (program, args) = argv.split_first().ok_or("empty command")?;
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .env("LC_ALL", "C")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -82,22 +82,28 @@ pub struct Comparison {
     pub ratio: (f64, f64, f64),
 }
 
-/// Runs `ours` and `anchor` alternately, `pairs` times after a warm-up.
-pub fn compare(ours: &[&Path], anchor: &[&Path], pairs: usize) -> Result<Comparison, String> {
+/// Runs `ours` and `anchor` alternately in environment `env`, `pairs` times
+/// after a warm-up.
+pub fn compare(
+    ours: &[&Path],
+    anchor: &[&Path],
+    env: &[(&str, &str)],
+    pairs: usize,
+) -> Result<Comparison, String> {
     for _ in 0..pairs.min(50) {
-        time_once(ours)?;
-        time_once(anchor)?;
+        time_once(ours, env)?;
+        time_once(anchor, env)?;
     }
     let mut a = Vec::with_capacity(pairs);
     let mut b = Vec::with_capacity(pairs);
     let mut ratios = Vec::with_capacity(pairs);
     for i in 0..pairs {
         let (t_ours, t_anchor) = if i % 2 == 0 {
-            let x = time_once(ours)?;
-            (x, time_once(anchor)?)
+            let x = time_once(ours, env)?;
+            (x, time_once(anchor, env)?)
         } else {
-            let y = time_once(anchor)?;
-            (time_once(ours)?, y)
+            let y = time_once(anchor, env)?;
+            (time_once(ours, env)?, y)
         };
         let (x, y) = (t_ours.as_secs_f64(), t_anchor.as_secs_f64());
         a.push(x * 1e6);
@@ -128,14 +134,18 @@ pub fn run(pairs: usize) -> Result<(), String> {
         return Err(format!("{GNU_NOHUP} not found: the anchor is missing"));
     }
     let t = Path::new("true");
-    let c = compare(&[&rnohup, t], &[gnu, t], pairs)?;
     println!(
-        "| benchmark | pairs | ours (median) | anchor (median) | ratio median | ratio p10-p90 |"
+        "| benchmark | environment | pairs | ours (median) | anchor (median) | ratio median | ratio p10-p90 |"
     );
-    println!("|---|---|---|---|---|---|");
-    println!(
-        "| `rnohup true` vs GNU `nohup true` | {pairs} | {:.0} µs | {:.0} µs | {:.3} | {:.3}-{:.3} |",
-        c.ours_us, c.anchor_us, c.ratio.0, c.ratio.1, c.ratio.2
-    );
+    println!("|---|---|---|---|---|---|---|");
+    // GNU nohup calls setlocale(LC_ALL, ""): in the C locale that is free, in a
+    // UTF-8 locale it reads locale files. Both are what users run, so both count.
+    for env in [[("LC_ALL", "C")], [("LANG", "C.UTF-8")]] {
+        let c = compare(&[&rnohup, t], &[gnu, t], &env, pairs)?;
+        println!(
+            "| `rnohup true` vs GNU `nohup true` | {}={} | {pairs} | {:.0} µs | {:.0} µs | {:.3} | {:.3}-{:.3} |",
+            env[0].0, env[0].1, c.ours_us, c.anchor_us, c.ratio.0, c.ratio.1, c.ratio.2
+        );
+    }
     Ok(())
 }

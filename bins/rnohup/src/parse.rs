@@ -36,7 +36,7 @@ struct LongOpt {
     takes_value: bool,
 }
 
-fn table() -> Vec<LongOpt> {
+fn table_from_cli() -> Vec<LongOpt> {
     crate::cli::command("rnohup")
         .get_arguments()
         .filter_map(|a| {
@@ -50,7 +50,8 @@ fn table() -> Vec<LongOpt> {
 
 /// Parses the arguments after argv\[0\]. `Err` is the glibc-worded message.
 pub fn parse(args: &[OsString]) -> Result<Action, String> {
-    let table = table();
+    // Built only when a long option is seen: `rnohup CMD` never pays for clap.
+    let mut table: Option<Vec<LongOpt>> = None;
     let mut output = None;
     let mut i = 0;
     while let Some(arg) = args.get(i) {
@@ -64,7 +65,7 @@ pub fn parse(args: &[OsString]) -> Result<Action, String> {
                 Some(eq) => (&body[..eq], Some(&body[eq + 1..])),
                 None => (body, None),
             };
-            let opt = find(&table, name, arg)?;
+            let opt = find(table.get_or_insert_with(table_from_cli), name, arg)?;
             if !opt.takes_value {
                 if value.is_some() {
                     return Err(format!("option '--{}' doesn't allow an argument", opt.name));
