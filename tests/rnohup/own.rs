@@ -125,7 +125,7 @@ fn help_and_version_texts() {
     assert_eq!(
         o.pipes[&1],
         format!(
-            "rnohup (hupkit) {}\\nLicense: MIT OR Apache-2.0.\\n",
+            "rnohup (hupkit) {}\\nLicense: MIT.\\n",
             env!("CARGO_PKG_VERSION")
         )
     );

@@ -130,7 +130,7 @@ pub fn help_text(prog: &str) -> String {
 #[must_use]
 pub fn version_text() -> String {
     format!(
-        "rnohup (hupkit) {}\nLicense: MIT OR Apache-2.0.\n",
+        "rnohup (hupkit) {}\nLicense: MIT.\n",
         env!("CARGO_PKG_VERSION")
     )
 }
