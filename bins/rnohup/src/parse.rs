@@ -137,6 +137,7 @@ mod tests {
         parse(&args)
     }
 
+    #[allow(clippy::unnecessary_wraps)] // compared with parse()'s result
     fn run(output: Option<&str>, command: &[&str]) -> Result<Action, String> {
         Ok(Action::Run {
             output: output.map(OsString::from),
