@@ -49,7 +49,7 @@ fn hangup(wrapper: &[&Path]) -> (String, Option<String>) {
             Ok(())
         });
     }
-    let child = cmd.spawn().expect("spawn");
+    let child = util::spawn(&mut cmd);
     drop(cmd);
     let Pty { master, slave } = pty;
     drop(slave);

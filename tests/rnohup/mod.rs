@@ -227,7 +227,10 @@ fn reachable_by_nobody(program: &Path, base: &Path) -> PathBuf {
     let dir = base.join("bin");
     fs::create_dir_all(&dir).unwrap();
     let copy = dir.join(program.file_name().unwrap());
-    if !copy.exists() {
+    // A hard link involves no open-for-write descriptor; a copy does, and a child
+    // forked meanwhile by another test can hold it until it execs (ETXTBSY, which
+    // util::spawn retries).
+    if !copy.exists() && fs::hard_link(program, &copy).is_err() {
         fs::copy(program, &copy).unwrap();
     }
     for p in [base, dir.as_path(), copy.as_path()] {
@@ -355,7 +358,7 @@ pub fn run_one(sc: &Scenario, program: &Path, argv0: &str, base: &Path) -> Outco
     if sc.nobody && is_root() {
         cmd.uid(NOBODY).gid(NOBODY);
     }
-    let mut child = cmd.spawn().expect("spawn");
+    let mut child = util::spawn(&mut cmd);
     // Close the parent's copies of the terminal and files: only the child holds them now.
     drop(cmd);
     let Pty { master, slave } = pty;

@@ -9,7 +9,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::{Child, ExitStatus};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -84,6 +84,22 @@ impl Pty {
             }
         }
         out
+    }
+}
+
+/// Spawns `cmd`, retrying while the program is "text file busy" (`ETXTBSY`): a
+/// binary just written by this test process can be held open for writing, for a
+/// moment, by a child that another test forked and that has not exec'd yet.
+pub fn spawn(cmd: &mut Command) -> Child {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        match cmd.spawn() {
+            Ok(child) => return child,
+            Err(e) if e.raw_os_error() == Some(Errno::ETXTBSY as i32) && Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("spawn {:?}: {e}", cmd.get_program()),
+        }
     }
 }
 
