@@ -11,6 +11,11 @@
 //! - [`signal`]: reading and changing signal dispositions and the signal mask.
 //! - [`stdio`]: fd-level helpers for the standard streams, which may be closed.
 //! - [`proc`]: readers for `/proc/PID/stat` and `/proc/PID/status`.
+//! - [`identity`]: PID + start time + boot, so a reused PID is never taken for
+//!   the process that was recorded.
+//! - [`pidfd`]: signal and wait on a process through a pidfd.
+//! - [`safefile`]: pidfiles, records and locks written without following
+//!   symlinks, atomically.
 //! - [`cargs`]: argv from a C `main`, for tools that must run before the Rust
 //!   runtime touches the standard streams.
 //!
@@ -22,8 +27,11 @@ pub mod cargs;
 pub mod diag;
 pub mod error;
 pub mod exit;
+pub mod identity;
+pub mod pidfd;
 pub mod proc;
 pub mod quote;
+pub mod safefile;
 pub mod signal;
 pub mod stdio;
 

@@ -1,0 +1,167 @@
+//! detach's command line: the one source of `--help`, the man page and the
+//! completions. The short letters are daemonize(1)'s, so scripts can switch.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, ValueHint};
+
+/// The exit statuses, as `--help` and the man page list them.
+pub const EXIT_STATUS: &[(&str, &str)] = &[
+    ("0", "started (and ready, with --notify); --status: running; --stop: stopped"),
+    (
+        "1",
+        "already running (the lock, or the pidfile, names a live daemon); \
+         --status: dead, but the pidfile exists; --stop: was not running",
+    ),
+    ("2", "--stop: the daemon outlived the whole --retry schedule"),
+    ("3", "--status: not running (no pidfile)"),
+    ("4", "--status, --stop: the pidfile is unreadable, unsafe or unverifiable"),
+    (
+        "125",
+        "detach itself failed, or the daemon failed before exec (bad usage, \
+         directory, user, output file, pidfile, lock), or was not ready",
+    ),
+    ("126", "COMMAND was found but could not be run"),
+    ("127", "COMMAND was not found"),
+];
+
+const AFTER_HELP: &str = "\
+The daemon: forked twice (never a session leader, so it can never acquire a
+terminal) in a new session, working directory / (or --chdir), umask kept (or
+--umask), standard input /dev/null, standard output and error /dev/null (or the
+--stdout and --stderr files, opened by detach before it forks), every other file
+descriptor closed, signal mask empty, every signal at its default action, the
+caller's environment plus --env.
+
+detach returns only once COMMAND has been executed (with --notify: once it has
+said READY=1) and the pidfile is written; a failure at any step is reported,
+with the step, and the exit status below. Relative paths are relative to the
+caller's directory.
+
+Pidfile: one line, the daemon's PID. Beside it, FILE.id holds the daemon's
+identity, 'PID STARTTIME BOOT_ID' (start time in clock ticks after boot, from
+/proc/PID/stat): --status and --stop act only on that very process, never on a
+process that reused the PID, and count a zombie as dead. Both files are mode
+0644, written atomically, never through a symbolic link. The lock file holds the
+same identity line; the lock is free as soon as that process is gone.";
+
+/// Run COMMAND as a daemon, detached from the terminal and the caller.
+#[derive(Debug, Parser)]
+#[command(
+    name = "detach",
+    version,
+    about = "Run COMMAND as a daemon, detached from the terminal and the caller.",
+    after_help = AFTER_HELP,
+    override_usage = "detach [OPTIONS] [--] COMMAND [ARG]...\n       detach --status -p FILE\n       detach --stop -p FILE [--retry SCHEDULE]",
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct Cli {
+    /// Append to the --stdout/--stderr files instead of truncating them
+    #[arg(short = 'a', long)]
+    pub append: bool,
+
+    /// Working directory of the daemon [default: /]
+    #[arg(short = 'c', long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub chdir: Option<PathBuf>,
+
+    /// Standard error of the daemon [default: /dev/null]
+    #[arg(short = 'e', long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub stderr: Option<PathBuf>,
+
+    /// Standard output of the daemon [default: /dev/null]; the same FILE as --stderr shares one open file
+    #[arg(short = 'o', long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub stdout: Option<PathBuf>,
+
+    /// Set NAME to VALUE in the daemon's environment (repeatable)
+    #[arg(short = 'E', long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<OsString>,
+
+    /// Single instance: refuse to start while the daemon recorded in FILE lives
+    #[arg(short = 'l', long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub lock: Option<PathBuf>,
+
+    /// Write the daemon's PID to FILE (and its identity to FILE.id) before returning
+    #[arg(short = 'p', long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub pidfile: Option<PathBuf>,
+
+    /// Run as USER, with its groups, or as USER:GROUP (root only)
+    #[arg(short = 'u', long, value_name = "USER[:GROUP]", value_hint = ValueHint::Username)]
+    pub user: Option<String>,
+
+    /// The daemon's umask, in octal [default: the caller's]
+    #[arg(short = 'm', long, value_name = "MODE")]
+    pub umask: Option<String>,
+
+    /// Say what was done, on standard error
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
+    /// Give the daemon a NOTIFY_SOCKET (sd_notify protocol) and return when it sends READY=1; fail if it exits first, sends ERRNO=, or is not ready in SECONDS [default: 60]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "60"
+    )]
+    pub notify: Option<u64>,
+
+    /// Tell whether the daemon of the --pidfile runs (LSB status codes)
+    #[arg(long, conflicts_with_all = ["stop", "command"], requires = "pidfile")]
+    pub status: bool,
+
+    /// Stop the daemon of the --pidfile, wait for it to end, remove the pidfile
+    #[arg(long, conflicts_with = "command", requires = "pidfile")]
+    pub stop: bool,
+
+    /// With --stop: signals and waits, e.g. TERM/5/KILL/2, or N for TERM/N/KILL/N [default: TERM/10]
+    #[arg(long, value_name = "SCHEDULE", requires = "stop")]
+    pub retry: Option<String>,
+
+    /// Print help
+    #[arg(short = 'h', long, action = ArgAction::Help)]
+    pub help: Option<bool>,
+
+    /// Print version
+    #[arg(short = 'V', long, action = ArgAction::Version)]
+    pub version: Option<bool>,
+
+    /// The command to run, and its arguments
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required_unless_present_any = ["status", "stop"],
+        value_hint = ValueHint::CommandWithArguments
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// Further man page sections: (title, text).
+pub const MAN_SECTIONS: &[(&str, &str)] = &[
+    (
+        "ENVIRONMENT",
+        "The daemon gets detach's environment, plus HOME, USER and LOGNAME of the --user, \
+         plus --env, plus NOTIFY_SOCKET with --notify. PATH is searched for COMMAND before \
+         the daemon changes directory, with the daemon's PATH.",
+    ),
+    (
+        "NOTES",
+        "--user: supplementary groups are set (the user's, from the group database), then \
+         the group, then the user, and the result is verified; the output files and the \
+         pidfile are opened by detach as the caller, before the switch.\n\
+         --notify: messages are accepted only from processes of the daemon's user (or \
+         root), through a socket in a private directory; EXTEND_TIMEOUT_USEC=, STATUS= \
+         and MAINPID= are understood. If the daemon fails to become ready, detach stops it \
+         (TERM, then KILL after 5 seconds).\n\
+         --retry: slash-separated items, start-stop-daemon's syntax: a signal (TERM, \
+         SIGTERM, -15), a number of seconds to wait, or 'forever' (repeat what follows).",
+    ),
+    (
+        "SEE ALSO",
+        "daemon(7), start-stop-daemon(8), setsid(1), rnohup(1), sd_notify(3)",
+    ),
+];

@@ -1,0 +1,239 @@
+//! `--status` and `--stop`: acting on the daemon a pidfile names, and only on it.
+//!
+//! The PID in the pidfile is trusted only together with the identity record
+//! beside it (`FILE.id`): the process at that PID must have the recorded start
+//! time and boot, and must not be a zombie. `--stop` then opens a pidfd, checks
+//! the identity once more (so the pidfd is known to be the daemon), and sends
+//! every signal through it, so a PID reused meanwhile is never signalled; it
+//! waits by polling the pidfd, which becomes readable when the process ends
+//! (zombies count as ended, whoever reaps them).
+
+use std::path::Path;
+use std::time::Duration;
+
+use hupkit_common::exit;
+use hupkit_common::identity::{Identity, Liveness};
+use hupkit_common::pidfd::PidFd;
+use hupkit_common::proc::Stat;
+use hupkit_common::quote::quote;
+use hupkit_common::{Error, Result};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::records::{self, PidfileState};
+
+/// LSB status codes, and detach's stop codes.
+pub mod code {
+    /// Running / stopped.
+    pub const OK: i32 = 0;
+    /// Dead but the pidfile exists / was not running.
+    pub const DEAD: i32 = 1;
+    /// The daemon outlived the schedule.
+    pub const REFUSED: i32 = 2;
+    /// Not running.
+    pub const NOT_RUNNING: i32 = 3;
+    /// Unknown: the pidfile is unusable.
+    pub const UNKNOWN: i32 = 4;
+}
+
+/// One item of a `--retry` schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    /// Send this signal.
+    Signal(Signal),
+    /// Wait this long for the daemon to end.
+    Wait(Duration),
+    /// Repeat the rest of the schedule for ever.
+    Forever,
+}
+
+fn parse_signal(text: &str) -> Option<Signal> {
+    let name = text.strip_prefix('-').unwrap_or(text);
+    if let Ok(n) = name.parse::<i32>() {
+        return if text.starts_with('-') { Signal::try_from(n).ok() } else { None };
+    }
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    full.parse().ok()
+}
+
+/// Parses start-stop-daemon's schedule syntax: `N` (`TERM/N/KILL/N`) or items
+/// joined by `/` (signal names or `-NUMBER`, seconds, `forever`).
+pub fn parse_schedule(text: &str) -> Result<Vec<Item>> {
+    let bad = |why: &str| {
+        Error::usage(
+            format!("invalid --retry schedule {}: {why}", quote(std::ffi::OsStr::new(text))),
+            exit::CANCELED,
+        )
+    };
+    if let Ok(secs) = text.parse::<u64>() {
+        let d = Duration::from_secs(secs);
+        return Ok(vec![Item::Signal(Signal::SIGTERM), Item::Wait(d), Item::Signal(Signal::SIGKILL), Item::Wait(d)]);
+    }
+    let mut items = Vec::new();
+    for word in text.split('/') {
+        let item = if word == "forever" {
+            Item::Forever
+        } else if let Ok(secs) = word.parse::<u64>() {
+            Item::Wait(Duration::from_secs(secs))
+        } else if let Some(sig) = parse_signal(word) {
+            Item::Signal(sig)
+        } else {
+            return Err(bad(&format!("{} is not a signal, a number of seconds or 'forever'", quote(std::ffi::OsStr::new(word)))));
+        };
+        items.push(item);
+    }
+    if items.len() < 2 {
+        return Err(bad("it needs at least two items"));
+    }
+    if items.iter().filter(|i| **i == Item::Forever).count() > 1 || items.last() == Some(&Item::Forever) {
+        return Err(bad("'forever' may appear once, not last"));
+    }
+    if !items.iter().any(|i| matches!(i, Item::Signal(_))) {
+        return Err(bad("it sends no signal"));
+    }
+    Ok(items)
+}
+
+/// The default schedule: TERM, then wait up to 10 seconds.
+#[must_use]
+pub fn default_schedule() -> Vec<Item> {
+    vec![Item::Signal(Signal::SIGTERM), Item::Wait(Duration::from_secs(10))]
+}
+
+/// What the pidfile's daemon is now.
+enum Found {
+    NoPidfile,
+    Invalid(String),
+    /// Verified alive.
+    Running(Identity),
+    /// Identity record missing: the PID is alive but cannot be verified.
+    Unverified(Pid),
+    /// Recorded, but gone (or a zombie, or the PID reused).
+    Dead(Pid, Option<Identity>),
+}
+
+fn find(pidfile: &Path) -> Found {
+    match records::read_pidfile(pidfile) {
+        PidfileState::Missing => Found::NoPidfile,
+        PidfileState::Invalid(why) => Found::Invalid(why),
+        PidfileState::Pid(pid, Some(id)) => match id.liveness() {
+            Liveness::Alive => Found::Running(id),
+            Liveness::Gone => Found::Dead(pid, Some(id)),
+        },
+        PidfileState::Pid(pid, None) => match Stat::read(pid) {
+            Ok(st) if !matches!(st.state, 'Z' | 'X') => Found::Unverified(pid),
+            _ => Found::Dead(pid, None),
+        },
+    }
+}
+
+/// `--status -p FILE`: prints one line on stdout and returns the LSB code.
+pub fn status(pidfile: &Path) -> (i32, String) {
+    let q = quote(pidfile.as_os_str());
+    match find(pidfile) {
+        Found::NoPidfile => (code::NOT_RUNNING, format!("not running (no pidfile {q})")),
+        Found::Invalid(why) => (code::UNKNOWN, format!("cannot use pidfile {q}: {why}")),
+        Found::Running(id) => (code::OK, format!("running (PID {})", id.pid)),
+        Found::Unverified(pid) => (
+            code::OK,
+            format!("PID {pid} is alive, but unverified (no identity record {})", quote(records::id_path(pidfile).as_os_str())),
+        ),
+        Found::Dead(pid, _) => (code::DEAD, format!("not running, but pidfile {q} names PID {pid}")),
+    }
+}
+
+/// `--stop -p FILE`: returns the exit code and the line to print.
+pub fn stop(pidfile: &Path, schedule: &[Item]) -> (i32, String) {
+    let q = quote(pidfile.as_os_str());
+    let id = match find(pidfile) {
+        Found::NoPidfile => return (code::DEAD, format!("not running (no pidfile {q})")),
+        Found::Invalid(why) => return (code::UNKNOWN, format!("cannot use pidfile {q}: {why}")),
+        Found::Unverified(pid) => {
+            return (
+                code::UNKNOWN,
+                format!(
+                    "not signalling PID {pid}: no identity record {} to verify it",
+                    quote(records::id_path(pidfile).as_os_str())
+                ),
+            );
+        }
+        Found::Dead(pid, id) => {
+            if let Some(id) = id {
+                records::remove_pidfile(pidfile, &id);
+            }
+            return (code::DEAD, format!("not running (PID {pid} is gone)"));
+        }
+        Found::Running(id) => id,
+    };
+    let pidfd = match PidFd::open(id.pid) {
+        Ok(fd) if id.liveness() == Liveness::Alive => fd,
+        _ => {
+            records::remove_pidfile(pidfile, &id);
+            return (code::DEAD, format!("not running (PID {} is gone)", id.pid));
+        }
+    };
+    if run_schedule(&pidfd, schedule) {
+        records::remove_pidfile(pidfile, &id);
+        (code::OK, format!("stopped PID {}", id.pid))
+    } else {
+        (code::REFUSED, format!("PID {} refused to die", id.pid))
+    }
+}
+
+/// Runs the schedule; true once the process has ended.
+fn run_schedule(pidfd: &PidFd, schedule: &[Item]) -> bool {
+    let ended = |d| pidfd.wait_exit(d).unwrap_or(false);
+    let forever_at = schedule.iter().position(|i| *i == Item::Forever);
+    let mut i = 0;
+    loop {
+        let Some(item) = schedule.get(i) else {
+            return ended(Duration::ZERO);
+        };
+        match item {
+            Item::Signal(sig) => {
+                if pidfd.signal(*sig).is_err() {
+                    return ended(Duration::from_millis(100));
+                }
+            }
+            Item::Wait(d) => {
+                if ended(*d) {
+                    return true;
+                }
+            }
+            Item::Forever => {}
+        }
+        i += 1;
+        if i == schedule.len() {
+            if let Some(f) = forever_at {
+                i = f + 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules() {
+        let s = |t| parse_schedule(t).unwrap();
+        assert_eq!(
+            s("TERM/5/KILL/2"),
+            vec![
+                Item::Signal(Signal::SIGTERM),
+                Item::Wait(Duration::from_secs(5)),
+                Item::Signal(Signal::SIGKILL),
+                Item::Wait(Duration::from_secs(2))
+            ]
+        );
+        assert_eq!(s("3").len(), 4);
+        assert_eq!(s("SIGINT/1")[0], Item::Signal(Signal::SIGINT));
+        assert_eq!(s("-9/1")[0], Item::Signal(Signal::SIGKILL));
+        assert_eq!(s("hup/1/forever/TERM/1")[2], Item::Forever);
+        for bad in ["", "TERM", "FOO/1", "1/2", "TERM/forever", "forever/TERM/forever/1", "9/x"] {
+            assert!(parse_schedule(bad).is_err(), "{bad}");
+        }
+    }
+}

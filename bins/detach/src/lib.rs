@@ -1,0 +1,231 @@
+//! `detach`: run a command as a true daemon, and tell the caller the truth.
+//!
+//! The last level of separation: the command runs in its own session, with no
+//! controlling terminal, no inherited descriptors, signals or mask, reparented to
+//! init, so no hangup, logout or shell can reach it. Unlike daemonize, setsid and
+//! start-stop-daemon, detach reports every failure after the fork (exec included)
+//! to the caller, returns only once the pidfile is written, and never writes
+//! through a planted symbolic link.
+//!
+//! The flow: [`main`] → [`cli::Cli`] → [`start`] ([`plan::Plan`] prepared before
+//! any fork → [`spawn::spawn`] → [`notify`] → [`records`]) or
+//! [`control::status`] / [`control::stop`].
+
+pub mod cli;
+pub mod control;
+pub mod notify;
+pub mod plan;
+pub mod records;
+pub mod spawn;
+
+use std::ffi::OsStr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use hupkit_common::diag::Diag;
+use hupkit_common::exit;
+use hupkit_common::identity::{Identity, Liveness};
+use hupkit_common::pidfd::PidFd;
+use hupkit_common::quote::quote;
+use hupkit_common::{Error, Result};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::cli::Cli;
+use crate::spawn::{Failure, Step};
+
+/// Parses the command line, runs, and maps the result to an exit status.
+#[must_use]
+pub fn main() -> ExitCode {
+    let mut diag = Diag::new(OsStr::new("detach"));
+    let code = match Cli::try_parse() {
+        Ok(cli) => run(&cli, &mut diag),
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+            let text = e.render().to_string();
+            match hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, text.as_bytes()) {
+                Ok(()) => exit::SUCCESS,
+                Err(errno) if errno == nix::errno::Errno::EPIPE => exit::SUCCESS,
+                Err(errno) => {
+                    diag.error_errno("write error", errno);
+                    exit::CANCELED
+                }
+            }
+        }
+        Err(e) => {
+            // clap's message, on one line, GNU-style.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid usage");
+            let msg = first.strip_prefix("error: ").unwrap_or(first);
+            diag.report(&Error::usage(msg, exit::CANCELED));
+            exit::CANCELED
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+}
+
+/// Runs the mode `cli` asks for; returns the exit status.
+pub fn run(cli: &Cli, diag: &mut Diag) -> i32 {
+    if let (true, Some(pidfile)) = (cli.status || cli.stop, &cli.pidfile) {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let pidfile = plan::absolute(&cwd, pidfile);
+        let (code, line) = if cli.status {
+            control::status(&pidfile)
+        } else {
+            let schedule = match cli.retry.as_deref().map(control::parse_schedule).transpose() {
+                Ok(s) => s.unwrap_or_else(control::default_schedule),
+                Err(e) => {
+                    diag.report(&e);
+                    return e.exit_code();
+                }
+            };
+            control::stop(&pidfile, &schedule)
+        };
+        let out = format!("detach: {line}\n");
+        let _ = hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, out.as_bytes());
+        return code;
+    }
+    match start(cli, diag) {
+        Ok(()) => exit::SUCCESS,
+        Err(e) => {
+            diag.report(&e);
+            e.exit_code()
+        }
+    }
+}
+
+/// Status 1, the holder named.
+fn already_running(id: &Identity, what: &str) -> Error {
+    Error::failed(format!("already running (PID {}, {what})", id.pid), exit::FAILURE)
+}
+
+fn failure_error(f: Failure, plan: &plan::Plan) -> Error {
+    let status = exit::CANCELED;
+    let name = plan.command.first().map_or_else(String::new, |c| quote(c));
+    let chdir = quote(OsStr::new(&*String::from_utf8_lossy(plan.chdir.to_bytes())));
+    let user = plan.creds.as_ref().map_or_else(String::new, |c| quote(OsStr::new(&c.name)));
+    match f.step {
+        Step::Exec => Error::sys(format!("failed to run command {name}"), f.errno, exit::for_exec_error(f.errno)),
+        Step::Chdir => Error::sys(format!("cannot change directory to {chdir}"), f.errno, status),
+        Step::Credentials => Error::sys(format!("cannot switch to user {user}"), f.errno, status),
+        Step::Verify => Error::failed(format!("switching to user {user} did not hold"), status),
+        Step::Stdio => Error::sys("cannot set up standard streams", f.errno, status),
+        Step::Signals => Error::sys("cannot reset the signal mask", f.errno, status),
+        Step::Fds => Error::sys("cannot close inherited descriptors", f.errno, status),
+        Step::Setsid => Error::sys("cannot create a session", f.errno, status),
+        Step::Fork => Error::sys("cannot fork", f.errno, status),
+    }
+}
+
+/// Stops a daemon that failed to become ready: TERM, then KILL after 5 seconds.
+fn stop_unready(pidfd: &PidFd, pid: Pid) {
+    let _ = pidfd.signal(Signal::SIGTERM);
+    if !pidfd.wait_exit(Duration::from_secs(5)).unwrap_or(false) {
+        let _ = pidfd.signal(Signal::SIGKILL);
+        let _ = pidfd.wait_exit(Duration::from_secs(5));
+    }
+    let _ = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+}
+
+/// Starts the daemon: lock, plan, spawn, readiness, records.
+pub fn start(cli: &Cli, diag: &mut Diag) -> Result<()> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::sys("cannot get the current directory", nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(5)), exit::CANCELED))?;
+    let file_err = |path: &std::path::Path, what: &str, e: hupkit_common::safefile::FileError| {
+        Error::failed(format!("refusing {what} {}: {e}", quote(path.as_os_str())), exit::CANCELED)
+    };
+
+    // The lock first: a second start waits here, then sees the first daemon.
+    let lock_path = cli.lock.as_deref().map(|p| plan::absolute(&cwd, p));
+    let mut lock = match &lock_path {
+        Some(path) => {
+            let (lock, recorded) = records::StartLock::acquire(path).map_err(|e| file_err(path, "lock file", e))?;
+            if let Some(id) = recorded.filter(|id| id.liveness() == Liveness::Alive) {
+                return Err(already_running(&id, &format!("lock {}", quote(path.as_os_str()))));
+            }
+            Some(lock)
+        }
+        None => None,
+    };
+    if let Some(pidfile) = cli.pidfile.as_deref().map(|p| plan::absolute(&cwd, p)) {
+        hupkit_common::safefile::check_target(&pidfile).map_err(|e| file_err(&pidfile, "pidfile", e))?;
+        if let records::PidfileState::Pid(_, Some(id)) = records::read_pidfile(&pidfile) {
+            if id.liveness() == Liveness::Alive {
+                return Err(already_running(&id, &format!("pidfile {}", quote(pidfile.as_os_str()))));
+            }
+        }
+    }
+
+    let creds_owner = cli.user.as_deref().map(plan::parse_user).transpose()?.map(|c| (c.uid, c.gid));
+    let listener = match cli.notify {
+        Some(_) => Some(
+            notify::Listener::new(creds_owner)
+                .map_err(|e| Error::sys("cannot create the notification socket", nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(5)), exit::CANCELED))?,
+        ),
+        None => None,
+    };
+    let plan = plan::Plan::new(cli, &cwd, listener.as_ref().map(notify::Listener::path))?;
+
+    let pid = spawn::spawn(&plan).map_err(|(f, _)| failure_error(f, &plan))?;
+    let mut daemon_pid = pid;
+    if let (Some(listener), Some(secs)) = (&listener, cli.notify) {
+        let pidfd = PidFd::open(pid).map_err(|e| Error::sys("cannot watch the daemon", e, exit::CANCELED))?;
+        let uid = creds_owner.map_or_else(nix::unistd::geteuid, |(u, _)| u);
+        let verbose = cli.verbose;
+        let mut on_status = |s: &str| {
+            if verbose {
+                let mut d = Diag::new(OsStr::new("detach"));
+                d.error(&format!("daemon status: {s}"));
+            }
+        };
+        match listener.wait(&pidfd, uid, Duration::from_secs(secs), &mut on_status) {
+            notify::Outcome::Ready(main_pid) => {
+                if let Some(m) = main_pid {
+                    daemon_pid = m;
+                }
+            }
+            notify::Outcome::Errno(n) => {
+                stop_unready(&pidfd, pid);
+                return Err(Error::sys(
+                    format!("daemon PID {pid} reported failure (ERRNO={n}); stopped it"),
+                    nix::errno::Errno::from_raw(n),
+                    exit::CANCELED,
+                ));
+            }
+            notify::Outcome::Exited => {
+                let how = match nix::sys::wait::waitpid(pid, None) {
+                    Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => format!("exited with status {c}"),
+                    Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => format!("was killed by {}", s.as_str()),
+                    _ => "exited".to_string(),
+                };
+                return Err(Error::failed(format!("daemon PID {pid} {how} before it was ready"), exit::CANCELED));
+            }
+            notify::Outcome::Timeout => {
+                stop_unready(&pidfd, pid);
+                return Err(Error::failed(format!("daemon PID {pid} was not ready after {secs} seconds; stopped it"), exit::CANCELED));
+            }
+        }
+    }
+
+    let id = Identity::of(daemon_pid).map_err(|e| {
+        Error::sys(format!("cannot read the identity of PID {daemon_pid}"), nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(3)), exit::CANCELED)
+    })?;
+    if let Some(pidfile) = &plan.pidfile {
+        records::write_pidfile(pidfile, &id).map_err(|e| {
+            Error::failed(format!("cannot write pidfile {} (daemon PID {} is running): {e}", quote(pidfile.as_os_str()), id.pid), exit::CANCELED)
+        })?;
+    }
+    if let (Some(lock), Some(path)) = (&mut lock, &lock_path) {
+        lock.record(&id).map_err(|e| {
+            Error::failed(format!("cannot record the daemon in lock {}: {e}", quote(path.as_os_str())), exit::CANCELED)
+        })?;
+    }
+    if cli.verbose {
+        let cmd: Vec<String> = plan.command.iter().map(|c| quote(c)).collect();
+        diag.error(&format!("started PID {}: {}", id.pid, cmd.join(" ")));
+        if let Some(p) = &plan.pidfile {
+            diag.error(&format!("pidfile {}", quote(p.as_os_str())));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,386 @@
+//! Everything the daemon needs, computed before the first fork.
+//!
+//! Between `fork` and `exec` only async-signal-safe system calls are allowed, so
+//! every allocation, every lookup (user and group databases, PATH search) and
+//! every file the daemon inherits is prepared here, in the caller: the forked
+//! children only move descriptors, change attributes and call `execve` with the
+//! pointer arrays built here. It also means most mistakes (a missing command, an
+//! unknown user, an unwritable log) are reported before anything is started.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use hupkit_common::exit;
+use hupkit_common::quote::quote;
+use hupkit_common::{Context, Error, Result};
+use nix::errno::Errno;
+use nix::libc;
+use nix::unistd::{Gid, Group, Uid, User};
+
+use crate::cli::Cli;
+
+/// The identity the daemon runs as.
+#[derive(Debug)]
+pub struct Creds {
+    /// The name shown in messages.
+    pub name: String,
+    /// User ID.
+    pub uid: Uid,
+    /// Group ID.
+    pub gid: Gid,
+    /// Supplementary groups, in `setgroups` form.
+    pub groups: Vec<libc::gid_t>,
+}
+
+/// A null-terminated array of C strings for `execve`, with its storage.
+#[derive(Debug)]
+pub struct CArray {
+    strings: Vec<CString>,
+    ptrs: Vec<*const libc::c_char>,
+}
+
+impl CArray {
+    fn new(strings: Vec<CString>) -> CArray {
+        let mut ptrs: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        CArray { strings, ptrs }
+    }
+
+    /// The `char *const[]` for `execve`, valid while `self` lives.
+    #[must_use]
+    pub fn as_ptr(&self) -> *const *const libc::c_char {
+        self.ptrs.as_ptr()
+    }
+
+    /// The strings.
+    #[must_use]
+    pub fn strings(&self) -> &[CString] {
+        &self.strings
+    }
+}
+
+/// The prepared daemon.
+#[derive(Debug)]
+pub struct Plan {
+    /// The program to `execve`, resolved (absolute, or relative to `/` never).
+    pub program: CString,
+    /// Its argv.
+    pub argv: CArray,
+    /// argv for `/bin/sh` if the program turns out to be a script without `#!`.
+    pub sh_argv: CArray,
+    /// The environment.
+    pub envp: CArray,
+    /// The daemon's working directory (absolute).
+    pub chdir: CString,
+    /// The daemon's umask, if asked.
+    pub umask: Option<libc::mode_t>,
+    /// Whom to run as, if asked.
+    pub creds: Option<Creds>,
+    /// Standard input: `/dev/null`, read-only.
+    pub stdin: OwnedFd,
+    /// Standard output.
+    pub stdout: OwnedFd,
+    /// Standard error (possibly a duplicate of `stdout`'s open file).
+    pub stderr: OwnedFd,
+    /// The pidfile, absolute.
+    pub pidfile: Option<PathBuf>,
+    /// The lock file, absolute.
+    pub lock: Option<PathBuf>,
+    /// The command as the user gave it, for messages.
+    pub command: Vec<OsString>,
+}
+
+fn cstring(bytes: &[u8], what: &str) -> Result<CString> {
+    CString::new(bytes).map_err(|_| Error::usage(format!("{what} contains a NUL byte"), exit::CANCELED))
+}
+
+/// `path` made absolute against `cwd`, without touching the file system.
+#[must_use]
+pub fn absolute(cwd: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() { path.to_path_buf() } else { cwd.join(path) }
+}
+
+/// Parses `--umask` (octal, at most 0777).
+pub fn parse_umask(text: &str) -> Result<libc::mode_t> {
+    libc::mode_t::from_str_radix(text, 8)
+        .ok()
+        .filter(|m| *m <= 0o777 && !text.is_empty())
+        .ok_or_else(|| Error::usage(format!("invalid umask {}", quote(OsStr::new(text))), exit::CANCELED))
+}
+
+/// Resolves `USER[:GROUP]` (names or numeric IDs) and the user's groups.
+pub fn parse_user(spec: &str) -> Result<Creds> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let fail = |what: String| Error::failed(what, exit::CANCELED);
+    let lookup = |u: &str| -> Result<Option<User>> {
+        match u.parse::<u32>() {
+            Ok(id) => User::from_uid(Uid::from_raw(id)),
+            Err(_) => User::from_name(u),
+        }
+        .context(exit::CANCELED, || format!("cannot look up user {}", quote(OsStr::new(u))))
+    };
+    if user.is_empty() {
+        return Err(fail(format!("invalid user {}", quote(OsStr::new(spec)))));
+    }
+    let entry = lookup(user)?;
+    let uid = match (&entry, user.parse::<u32>()) {
+        (Some(e), _) => e.uid,
+        (None, Ok(id)) => Uid::from_raw(id),
+        (None, Err(_)) => return Err(fail(format!("unknown user {}", quote(OsStr::new(user))))),
+    };
+    let gid = match group {
+        Some("") => return Err(fail(format!("invalid group in {}", quote(OsStr::new(spec))))),
+        Some(g) => match g.parse::<u32>() {
+            Ok(id) => Gid::from_raw(id),
+            Err(_) => Group::from_name(g)
+                .context(exit::CANCELED, || format!("cannot look up group {}", quote(OsStr::new(g))))?
+                .ok_or_else(|| fail(format!("unknown group {}", quote(OsStr::new(g)))))?
+                .gid,
+        },
+        None => match &entry {
+            Some(e) => e.gid,
+            None => {
+                return Err(fail(format!(
+                    "user {} has no entry in the user database: give a group, as {}",
+                    quote(OsStr::new(user)),
+                    quote(OsStr::new(&format!("{user}:GROUP")))
+                )));
+            }
+        },
+    };
+    // The user's supplementary groups, plus the chosen group (initgroups semantics).
+    let mut groups: Vec<libc::gid_t> = match &entry {
+        Some(e) => {
+            let name = CString::new(e.name.as_bytes()).map_err(|_| fail("user name contains NUL".into()))?;
+            nix::unistd::getgrouplist(&name, gid)
+                .context(exit::CANCELED, || format!("cannot list the groups of {}", quote(OsStr::new(&e.name))))?
+                .into_iter()
+                .map(Gid::as_raw)
+                .collect()
+        }
+        None => vec![gid.as_raw()],
+    };
+    groups.sort_unstable();
+    groups.dedup();
+    Ok(Creds {
+        name: entry.map_or_else(|| user.to_string(), |e| e.name),
+        uid,
+        gid,
+        groups,
+    })
+}
+
+/// Finds `name` the way `execvp` would, in `path` (`None`: glibc's default),
+/// before the daemon changes directory: relative names and PATH entries are taken
+/// against the caller's `cwd`. Returns the program path, or the errno `execvp`
+/// would have failed with.
+pub fn search(name: &OsStr, path: Option<&OsStr>, cwd: &Path) -> std::result::Result<PathBuf, Errno> {
+    if name.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    if name.as_bytes().contains(&b'/') {
+        return Ok(absolute(cwd, Path::new(name)));
+    }
+    let path = path.map_or(&b"/bin:/usr/bin"[..], OsStrExt::as_bytes);
+    let mut seen_eacces = false;
+    for dir in path.split(|&b| b == b':') {
+        let dir = if dir.is_empty() { cwd.to_path_buf() } else { absolute(cwd, Path::new(OsStr::from_bytes(dir))) };
+        let candidate = dir.join(name);
+        match std::fs::metadata(&candidate) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => return Ok(candidate),
+            Ok(_) => seen_eacces = true,
+            Err(_) => {}
+        }
+    }
+    Err(if seen_eacces { Errno::EACCES } else { Errno::ENOENT })
+}
+
+fn open_output(path: &Path, append: bool) -> Result<OwnedFd> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true)
+        .append(true)
+        .create(true)
+        .mode(0o666)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY);
+    if !append {
+        opts.truncate(true);
+    }
+    // Opening with O_APPEND and O_TRUNC together is what `>` with `>>` semantics
+    // afterwards means: start empty, and several writers never overwrite each other.
+    let file = opts
+        .open(path)
+        .context(exit::CANCELED, || format!("cannot open {}", quote(path.as_os_str())))?;
+    Ok(file.into())
+}
+
+fn dev_null_read() -> Result<OwnedFd> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open("/dev/null")
+        .context(exit::CANCELED, || "cannot open '/dev/null'")?;
+    Ok(f.into())
+}
+
+impl Plan {
+    /// Prepares the daemon described by `cli`, from the caller's directory `cwd`.
+    pub fn new(cli: &Cli, cwd: &Path, notify_socket: Option<&Path>) -> Result<Plan> {
+        let creds = cli.user.as_deref().map(parse_user).transpose()?;
+        if creds.is_some() && !nix::unistd::geteuid().is_root() {
+            return Err(Error::failed("--user needs root privileges", exit::CANCELED));
+        }
+        let umask = cli.umask.as_deref().map(parse_umask).transpose()?;
+
+        // The environment: the caller's, the user's identity, --env, NOTIFY_SOCKET.
+        let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+            .filter(|(k, _)| k != "NOTIFY_SOCKET")
+            .collect();
+        let mut set = |k: &str, v: OsString| {
+            env.retain(|(name, _)| name != k);
+            env.push((k.into(), v));
+        };
+        if let Some(c) = &creds {
+            if let Ok(Some(u)) = User::from_uid(c.uid) {
+                set("HOME", u.dir.into_os_string());
+            }
+            set("USER", c.name.clone().into());
+            set("LOGNAME", c.name.clone().into());
+        }
+        if let Some(sock) = notify_socket {
+            set("NOTIFY_SOCKET", sock.as_os_str().to_os_string());
+        }
+        for item in &cli.env {
+            let bytes = item.as_bytes();
+            match bytes.iter().position(|&b| b == b'=') {
+                Some(eq) if eq > 0 => {
+                    let name = String::from_utf8_lossy(&bytes[..eq]).into_owned();
+                    set(&name, OsStr::from_bytes(&bytes[eq + 1..]).to_os_string());
+                }
+                _ => {
+                    return Err(Error::usage(
+                        format!("invalid --env {}: expected NAME=VALUE", quote(item)),
+                        exit::CANCELED,
+                    ));
+                }
+            }
+        }
+        let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
+
+        let name = cli.command.first().cloned().unwrap_or_default();
+        let program = search(&name, path_var.as_deref(), cwd).map_err(|errno| {
+            Error::sys(format!("failed to run command {}", quote(&name)), errno, exit::for_exec_error(errno))
+        })?;
+        let program = cstring(program.as_os_str().as_bytes(), "the command")?;
+        let argv: Vec<CString> = cli
+            .command
+            .iter()
+            .map(|a| cstring(a.as_bytes(), "an argument"))
+            .collect::<Result<_>>()?;
+        let mut sh_argv = vec![CString::from(c"/bin/sh"), program.clone()];
+        sh_argv.extend(argv.iter().skip(1).cloned());
+        let envp: Vec<CString> = env
+            .iter()
+            .map(|(k, v)| {
+                let mut kv = k.clone().into_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                cstring(&kv, "the environment")
+            })
+            .collect::<Result<_>>()?;
+
+        let chdir = absolute(cwd, cli.chdir.as_deref().unwrap_or(Path::new("/")));
+        let chdir = cstring(chdir.as_os_str().as_bytes(), "the directory")?;
+
+        let stdout_path = cli.stdout.as_deref().map(|p| absolute(cwd, p));
+        let stderr_path = cli.stderr.as_deref().map(|p| absolute(cwd, p));
+        let null_out = || -> Result<OwnedFd> {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
+                .open("/dev/null")
+                .context(exit::CANCELED, || "cannot open '/dev/null'")?;
+            Ok(f.into())
+        };
+        let stdout = match &stdout_path {
+            Some(p) => open_output(p, cli.append)?,
+            None => null_out()?,
+        };
+        let stderr = match (&stderr_path, &stdout_path) {
+            (Some(e), Some(o)) if e == o => stdout
+                .try_clone()
+                .context(exit::CANCELED, || "cannot duplicate the output descriptor")?,
+            (Some(e), _) => open_output(e, cli.append)?,
+            (None, _) => null_out()?,
+        };
+
+        let pidfile = cli.pidfile.as_deref().map(|p| absolute(cwd, p));
+        let lock = cli.lock.as_deref().map(|p| absolute(cwd, p));
+        if pidfile.is_some() && pidfile == lock {
+            return Err(Error::usage("--pidfile and --lock must be different files", exit::CANCELED));
+        }
+
+        Ok(Plan {
+            program,
+            argv: CArray::new(argv),
+            sh_argv: CArray::new(sh_argv),
+            envp: CArray::new(envp),
+            chdir,
+            umask,
+            creds,
+            stdin: dev_null_read()?,
+            stdout,
+            stderr,
+            pidfile,
+            lock,
+            command: cli.command.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn umask_parsing() {
+        assert_eq!(parse_umask("022").unwrap(), 0o22);
+        assert_eq!(parse_umask("0").unwrap(), 0);
+        assert_eq!(parse_umask("777").unwrap(), 0o777);
+        for bad in ["", "8", "1000", "-1", "abc", "0x12"] {
+            assert!(parse_umask(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn search_like_execvp() {
+        let cwd = Path::new("/tmp");
+        assert_eq!(search(OsStr::new("sh"), Some(OsStr::new("/nonexistent:/bin")), cwd), Ok(PathBuf::from("/bin/sh")));
+        assert_eq!(search(OsStr::new("./x"), None, cwd), Ok(PathBuf::from("/tmp/./x")));
+        assert_eq!(search(OsStr::new("no-such-cmd-hupkit"), None, cwd), Err(Errno::ENOENT));
+        assert_eq!(search(OsStr::new(""), None, cwd), Err(Errno::ENOENT));
+        assert_eq!(search(OsStr::new("passwd"), Some(OsStr::new("/etc")), cwd), Err(Errno::EACCES));
+    }
+
+    #[test]
+    fn user_specs() {
+        let root = parse_user("root").unwrap();
+        assert_eq!(root.uid.as_raw(), 0);
+        assert_eq!(root.gid.as_raw(), 0);
+        let n = parse_user("nobody:nogroup").unwrap();
+        assert_eq!(n.uid.as_raw(), 65534);
+        assert_eq!(n.groups, vec![65534]);
+        assert_eq!(parse_user("0:0").unwrap().uid.as_raw(), 0);
+        assert!(parse_user("no-such-user-hupkit").is_err());
+        assert!(parse_user("root:no-such-group-hupkit").is_err());
+        assert!(parse_user("").is_err());
+        assert!(parse_user("root:").is_err());
+        assert!(parse_user("54321").is_err());
+        assert_eq!(parse_user("54321:54321").unwrap().groups, vec![54321]);
+    }
+}

@@ -1,0 +1,229 @@
+//! The double fork, the daemon's set-up, and the report back to the caller.
+//!
+//! ```text
+//! detach (P0, child subreaper) ── fork ──> P1: setsid ── fork ──> P2: set-up, execve
+//!    ^ reads the report pipe to EOF          writes 'P' + P2's PID,   writes 'E' + step +
+//!                                            then _exit               errno on failure
+//! ```
+//!
+//! The report pipe is close-on-exec: P2's end closes when `execve` succeeds, so
+//! end-of-file with no error record means the command is running. P0 is a child
+//! subreaper (`PR_SET_CHILD_SUBREAPER`), so when P1 exits, P2 becomes P0's child
+//! for as long as P0 lives: P0 can read its start time even if it already
+//! exited, and wait for it (`--notify` detects a daemon that dies early). When P0
+//! exits, P2 goes to init, as any daemon.
+//!
+//! In P1 and P2 only async-signal-safe system calls are made, on data prepared in
+//! [`crate::plan`]; nothing allocates, nothing returns: every path ends in
+//! `execve` or `_exit`.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::unistd::{ForkResult, Pid};
+
+use crate::plan::Plan;
+
+/// The step of the daemon's set-up that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Step {
+    /// P0 could not fork, or the pipe could not be made.
+    Fork = 1,
+    /// P1 could not create the session.
+    Setsid = 2,
+    /// Standard streams could not be set.
+    Stdio = 3,
+    /// `chdir` to the working directory.
+    Chdir = 4,
+    /// Setting the supplementary groups, group or user.
+    Credentials = 5,
+    /// The switch to the user did not hold (verification).
+    Verify = 6,
+    /// Signal dispositions or mask.
+    Signals = 7,
+    /// Marking inherited descriptors close-on-exec.
+    Fds = 8,
+    /// `execve` itself.
+    Exec = 9,
+}
+
+impl Step {
+    fn from_u8(b: u8) -> Step {
+        match b {
+            2 => Step::Setsid,
+            3 => Step::Stdio,
+            4 => Step::Chdir,
+            5 => Step::Credentials,
+            6 => Step::Verify,
+            7 => Step::Signals,
+            8 => Step::Fds,
+            9 => Step::Exec,
+            _ => Step::Fork,
+        }
+    }
+}
+
+/// A failure before the command ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// Which step.
+    pub step: Step,
+    /// Why.
+    pub errno: Errno,
+}
+
+/// Writes a record to the report pipe; async-signal-safe.
+fn report(fd: RawFd, record: &[u8]) {
+    // SAFETY: `record` is a valid buffer; write(2) is async-signal-safe. A failed
+    // report cannot be reported, and the caller then sees a bare end-of-file.
+    unsafe {
+        libc::write(fd, record.as_ptr().cast(), record.len());
+    }
+}
+
+fn fail(fd: RawFd, step: Step, errno: Errno) -> ! {
+    let e = (errno as i32).to_ne_bytes();
+    report(fd, &[b'E', step as u8, e[0], e[1], e[2], e[3]]);
+    // SAFETY: _exit ends the forked child without running parent state's destructors.
+    unsafe { libc::_exit(125) }
+}
+
+fn check(fd: RawFd, step: Step, r: libc::c_int) {
+    if r < 0 {
+        fail(fd, step, Errno::last());
+    }
+}
+
+/// P2: the daemon's set-up, then `execve`. Never returns.
+fn daemon(plan: &Plan, wr: RawFd) -> ! {
+    // SAFETY (whole function): only async-signal-safe system calls on descriptors
+    // and strings prepared before the fork; every failure ends in `_exit`.
+    unsafe {
+        check(wr, Step::Stdio, libc::dup2(plan.stdin.as_raw_fd(), 0));
+        check(wr, Step::Stdio, libc::dup2(plan.stdout.as_raw_fd(), 1));
+        check(wr, Step::Stdio, libc::dup2(plan.stderr.as_raw_fd(), 2));
+        check(wr, Step::Chdir, libc::chdir(plan.chdir.as_ptr()));
+        if let Some(mask) = plan.umask {
+            libc::umask(mask);
+        }
+        if let Some(c) = &plan.creds {
+            check(wr, Step::Credentials, libc::setgroups(c.groups.len(), c.groups.as_ptr()));
+            check(wr, Step::Credentials, libc::setgid(c.gid.as_raw()));
+            check(wr, Step::Credentials, libc::setuid(c.uid.as_raw()));
+            let (mut r, mut e, mut s) = (0, 0, 0);
+            check(wr, Step::Verify, libc::getresuid(&raw mut r, &raw mut e, &raw mut s));
+            if [r, e, s] != [c.uid.as_raw(); 3] {
+                fail(wr, Step::Verify, Errno::EPERM);
+            }
+            check(wr, Step::Verify, libc::getresgid(&raw mut r, &raw mut e, &raw mut s));
+            if [r, e, s] != [c.gid.as_raw(); 3] {
+                fail(wr, Step::Verify, Errno::EPERM);
+            }
+            if c.uid.as_raw() != 0 && libc::setuid(0) == 0 {
+                fail(wr, Step::Verify, Errno::EPERM);
+            }
+        }
+        // Every signal at its default action, none blocked: execve keeps ignored
+        // signals and the mask, and a daemon that ignores or blocks SIGTERM cannot
+        // be stopped.
+        for sig in 1..=libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                // Numbers the kernel reserves (glibc's 32, 33) fail with EINVAL: skip them.
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut empty);
+        check(wr, Step::Signals, libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut()));
+        // Everything above fd 2 closes at exec; the report pipe stays usable until then.
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) < 0 {
+            let mut lim: libc::rlimit = std::mem::zeroed();
+            let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) == 0 {
+                libc::c_int::try_from(lim.rlim_cur.min(1 << 20)).unwrap_or(1 << 20)
+            } else {
+                1024
+            };
+            for fd in 3..max {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+        libc::execve(plan.program.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+        if Errno::last() == Errno::ENOEXEC {
+            // glibc's execvp runs a script without #! with /bin/sh; so do we.
+            libc::execve(c"/bin/sh".as_ptr(), plan.sh_argv.as_ptr(), plan.envp.as_ptr());
+        }
+        fail(wr, Step::Exec, Errno::last())
+    }
+}
+
+/// P1: a new session, the second fork, the daemon's PID to the caller. Never returns.
+fn intermediate(plan: &Plan, wr: RawFd) -> ! {
+    // SAFETY: setsid, fork, write and _exit are async-signal-safe.
+    unsafe {
+        check(wr, Step::Setsid, libc::setsid());
+        match libc::fork() {
+            0 => daemon(plan, wr),
+            -1 => fail(wr, Step::Fork, Errno::last()),
+            pid => {
+                let p = pid.to_ne_bytes();
+                report(wr, &[b'P', p[0], p[1], p[2], p[3]]);
+                libc::_exit(0)
+            }
+        }
+    }
+}
+
+/// Starts the daemon described by `plan`. `Ok(pid)`: it has exec'd (it may have
+/// exited since); `Err`: the step that failed, with `pid` if it got that far.
+pub fn spawn(plan: &Plan) -> Result<Pid, (Failure, Option<Pid>)> {
+    let early = |errno| (Failure { step: Step::Fork, errno }, None);
+    let (rd, wr): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(early)?;
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer and touches no memory.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(early(Errno::last()));
+    }
+    // SAFETY: detach is single-threaded, and the child calls only async-signal-safe
+    // functions (see `intermediate` and `daemon`) before execve or _exit.
+    let p1 = match unsafe { nix::unistd::fork() }.map_err(early)? {
+        ForkResult::Child => intermediate(plan, wr.as_raw_fd()),
+        ForkResult::Parent { child } => child,
+    };
+    drop(wr);
+    let mut buf = Vec::new();
+    let read = std::fs::File::from(rd).read_to_end(&mut buf);
+    let _ = nix::sys::wait::waitpid(p1, None);
+    let mut pid = None;
+    let mut failure = None;
+    let mut rest = buf.as_slice();
+    while let Some((&tag, tail)) = rest.split_first() {
+        match (tag, tail) {
+            (b'P', [a, b, c, d, more @ ..]) => {
+                pid = Some(Pid::from_raw(i32::from_ne_bytes([*a, *b, *c, *d])));
+                rest = more;
+            }
+            (b'E', [step, a, b, c, d, more @ ..]) => {
+                failure = Some(Failure {
+                    step: Step::from_u8(*step),
+                    errno: Errno::from_raw(i32::from_ne_bytes([*a, *b, *c, *d])),
+                });
+                rest = more;
+            }
+            _ => break,
+        }
+    }
+    match (failure, pid, read) {
+        (Some(f), pid, _) => Err((f, pid)),
+        (None, Some(pid), Ok(_)) => Ok(pid),
+        (None, _, Err(e)) => Err((
+            Failure {
+                step: Step::Fork,
+                errno: e.raw_os_error().map_or(Errno::EIO, Errno::from_raw),
+            },
+            pid,
+        )),
+        (None, None, Ok(_)) => Err(early(Errno::ECHILD)),
+    }
+}

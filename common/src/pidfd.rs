@@ -1,0 +1,85 @@
+//! Process file descriptors: signal and wait on a process without PID races.
+//!
+//! A pidfd refers to one process for its whole life: once opened (and the
+//! process's identity checked, see [`crate::identity`]), a signal sent through it
+//! can never reach a process that later reuses the PID. It becomes readable when
+//! the process exits, which also works for processes that are not our children.
+//! nix has no wrapper yet; these are the raw system calls (Linux 5.3+).
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+/// A process file descriptor.
+#[derive(Debug)]
+pub struct PidFd(OwnedFd);
+
+impl PidFd {
+    /// `pidfd_open(pid, 0)`, close-on-exec.
+    pub fn open(pid: Pid) -> Result<PidFd, Errno> {
+        // SAFETY: pidfd_open takes two integers and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+        if fd < 0 {
+            return Err(Errno::last());
+        }
+        let fd = i32::try_from(fd).map_err(|_| Errno::EBADF)?;
+        // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+        Ok(PidFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// `pidfd_send_signal(fd, sig, NULL, 0)`.
+    pub fn signal(&self, sig: Signal) -> Result<(), Errno> {
+        // SAFETY: a null siginfo asks the kernel to fill it in as kill(2) would.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                sig as libc::c_int,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r < 0 { Err(Errno::last()) } else { Ok(()) }
+    }
+
+    /// Waits up to `timeout` for the process to exit; true if it has.
+    pub fn wait_exit(&self, timeout: Duration) -> Result<bool, Errno> {
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(
+            std::os::fd::AsFd::as_fd(&self.0),
+            PollFlags::POLLIN,
+        )];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(n) => Ok(n > 0),
+            Err(Errno::EINTR) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The descriptor, for polling together with others.
+    #[must_use]
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_and_signal_a_child() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+        let fd = PidFd::open(pid).unwrap();
+        assert!(!fd.wait_exit(Duration::from_millis(10)).unwrap());
+        fd.signal(Signal::SIGKILL).unwrap();
+        assert!(fd.wait_exit(Duration::from_secs(10)).unwrap());
+        child.wait().unwrap();
+    }
+}
