@@ -118,7 +118,15 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "12", "12 x b", "0 1 b", "-3 1 b", "1 2 b extra", "x 1 b"] {
+        for bad in [
+            "",
+            "12",
+            "12 x b",
+            "0 1 b",
+            "-3 1 b",
+            "1 2 b extra",
+            "x 1 b",
+        ] {
             assert_eq!(Identity::parse(bad), None, "{bad:?}");
         }
     }

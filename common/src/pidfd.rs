@@ -74,7 +74,10 @@ mod tests {
 
     #[test]
     fn wait_and_signal_a_child() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
         let fd = PidFd::open(pid).unwrap();
         assert!(!fd.wait_exit(Duration::from_millis(10)).unwrap());

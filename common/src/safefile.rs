@@ -180,6 +180,6 @@ mod tests {
         ));
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
         write_atomic(&dir.path().join("a"), b"", 0o644).unwrap();
-        assert_eq!(check_target(&dir.path().join("dir-missing/x")).is_err(), true);
+        assert!(check_target(&dir.path().join("dir-missing/x")).is_err());
     }
 }

@@ -70,9 +70,101 @@ pub fn reset_for_exec(keep_ignored: &[Signal]) -> Result<(), Errno> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
 }
 
+/// The kernel's `struct sigaction` for `rt_sigaction(2)` (`x86_64` and `aarch64` layout).
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Sets every signal from 1 to 64 (but SIGKILL and SIGSTOP) to `SIG_DFL` and
+/// empties the signal mask, with raw system calls: async-signal-safe, for the
+/// child side of a fork.
+///
+/// glibc's `signal` and `sigaction` refuse its internal signals 32 and 33
+/// (`EINVAL`), so a caller that ignores them would pass that on through
+/// `execve`; the raw `rt_sigaction` reaches them too.
+pub fn reset_all_raw() -> Result<(), Errno> {
+    let act = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: `act` is a valid kernel sigaction; a null old-action pointer is allowed.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &raw const act,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+        if r < 0 {
+            return Err(Errno::last());
+        }
+    }
+    let empty: u64 = 0;
+    // SAFETY: an 8-byte empty set; a null old-set pointer is allowed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &raw const empty,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    };
+    if r < 0 { Err(Errno::last()) } else { Ok(()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_reset_reaches_glibc_internal_signals() {
+        // In a child, so that this test process keeps its own dispositions.
+        // SAFETY: the child only makes raw system calls and _exits.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let ign = KernelSigaction {
+                    handler: libc::SIG_IGN,
+                    flags: 0,
+                    restorer: 0,
+                    mask: 0,
+                };
+                // SAFETY: as in reset_all_raw.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        32,
+                        &raw const ign,
+                        std::ptr::null_mut::<KernelSigaction>(),
+                        8usize,
+                    );
+                }
+                let ok = reset_all_raw().is_ok()
+                    && std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+                        s.contains("SigIgn:\t0000000000000000")
+                            && s.contains("SigBlk:\t0000000000000000")
+                    });
+                // SAFETY: ends the child at once.
+                unsafe { libc::_exit(i32::from(!ok)) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
+    }
 
     #[test]
     fn catchable_excludes_kill_and_stop() {

@@ -27,6 +27,7 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 pub fn bin(name: &str) -> PathBuf {
     match name {
         "rnohup" => PathBuf::from(env!("CARGO_BIN_EXE_rnohup")),
+        "detach" => PathBuf::from(env!("CARGO_BIN_EXE_detach")),
         other => panic!("no such binary in the suite: {other}"),
     }
 }

@@ -28,12 +28,20 @@ pub struct Tool {
 /// Every tool of the suite.
 #[must_use]
 pub fn tools() -> Vec<Tool> {
-    vec![Tool {
-        name: "rnohup",
-        command: hupkit_rnohup::cli::command("rnohup"),
-        exit_status: hupkit_rnohup::cli::EXIT_STATUS,
-        man_sections: hupkit_rnohup::cli::MAN_SECTIONS,
-    }]
+    vec![
+        Tool {
+            name: "rnohup",
+            command: hupkit_rnohup::cli::command("rnohup"),
+            exit_status: hupkit_rnohup::cli::EXIT_STATUS,
+            man_sections: hupkit_rnohup::cli::MAN_SECTIONS,
+        },
+        Tool {
+            name: "detach",
+            command: hupkit_detach::cli::command(),
+            exit_status: hupkit_detach::cli::EXIT_STATUS,
+            man_sections: hupkit_detach::cli::MAN_SECTIONS,
+        },
+    ]
 }
 
 /// Escapes text for roff: backslashes, and a leading `.` or `'` on a line.

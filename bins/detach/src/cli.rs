@@ -4,19 +4,28 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, ValueHint};
+use clap::{ArgAction, CommandFactory, Parser, ValueHint};
 
 /// The exit statuses, as `--help` and the man page list them.
 pub const EXIT_STATUS: &[(&str, &str)] = &[
-    ("0", "started (and ready, with --notify); --status: running; --stop: stopped"),
+    (
+        "0",
+        "started (and ready, with --notify); --status: running; --stop: stopped",
+    ),
     (
         "1",
         "already running (the lock, or the pidfile, names a live daemon); \
          --status: dead, but the pidfile exists; --stop: was not running",
     ),
-    ("2", "--stop: the daemon outlived the whole --retry schedule"),
+    (
+        "2",
+        "--stop: the daemon outlived the whole --retry schedule",
+    ),
     ("3", "--status: not running (no pidfile)"),
-    ("4", "--status, --stop: the pidfile is unreadable, unsafe or unverifiable"),
+    (
+        "4",
+        "--status, --stop: the pidfile is unreadable, unsafe or unverifiable",
+    ),
     (
         "125",
         "detach itself failed, or the daemon failed before exec (bad usage, \
@@ -52,12 +61,12 @@ same identity line; the lock is free as soon as that process is gone.";
     name = "detach",
     version,
     about = "Run COMMAND as a daemon, detached from the terminal and the caller.",
-    after_help = AFTER_HELP,
     override_usage = "detach [OPTIONS] [--] COMMAND [ARG]...\n       detach --status -p FILE\n       detach --stop -p FILE [--retry SCHEDULE]",
     disable_help_flag = true,
     disable_version_flag = true
 )]
-#[allow(clippy::struct_excessive_bools)]
+// The doc comments are the help text users read: no Markdown backticks there.
+#[allow(clippy::struct_excessive_bools, clippy::doc_markdown)]
 pub struct Cli {
     /// Append to the --stdout/--stderr files instead of truncating them
     #[arg(short = 'a', long)]
@@ -133,7 +142,6 @@ pub struct Cli {
     #[arg(
         value_name = "COMMAND",
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         required_unless_present_any = ["status", "stop"],
         value_hint = ValueHint::CommandWithArguments
     )]
@@ -165,3 +173,24 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
         "daemon(7), start-stop-daemon(8), setsid(1), rnohup(1), sd_notify(3)",
     ),
 ];
+
+/// The command-line definition, with the exit statuses after the help text.
+#[must_use]
+pub fn command() -> clap::Command {
+    let statuses: Vec<String> = EXIT_STATUS
+        .iter()
+        .map(|(code, what)| format!("  {code:<4} {what}"))
+        .collect();
+    Cli::command().after_help(format!(
+        "{AFTER_HELP}\n\nExit status:\n{}",
+        statuses.join("\n")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn definition_is_consistent() {
+        super::command().debug_assert();
+    }
+}

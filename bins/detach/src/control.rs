@@ -50,10 +50,18 @@ pub enum Item {
 fn parse_signal(text: &str) -> Option<Signal> {
     let name = text.strip_prefix('-').unwrap_or(text);
     if let Ok(n) = name.parse::<i32>() {
-        return if text.starts_with('-') { Signal::try_from(n).ok() } else { None };
+        return if text.starts_with('-') {
+            Signal::try_from(n).ok()
+        } else {
+            None
+        };
     }
     let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     full.parse().ok()
 }
 
@@ -62,13 +70,21 @@ fn parse_signal(text: &str) -> Option<Signal> {
 pub fn parse_schedule(text: &str) -> Result<Vec<Item>> {
     let bad = |why: &str| {
         Error::usage(
-            format!("invalid --retry schedule {}: {why}", quote(std::ffi::OsStr::new(text))),
+            format!(
+                "invalid --retry schedule {}: {why}",
+                quote(std::ffi::OsStr::new(text))
+            ),
             exit::CANCELED,
         )
     };
     if let Ok(secs) = text.parse::<u64>() {
         let d = Duration::from_secs(secs);
-        return Ok(vec![Item::Signal(Signal::SIGTERM), Item::Wait(d), Item::Signal(Signal::SIGKILL), Item::Wait(d)]);
+        return Ok(vec![
+            Item::Signal(Signal::SIGTERM),
+            Item::Wait(d),
+            Item::Signal(Signal::SIGKILL),
+            Item::Wait(d),
+        ]);
     }
     let mut items = Vec::new();
     for word in text.split('/') {
@@ -79,14 +95,19 @@ pub fn parse_schedule(text: &str) -> Result<Vec<Item>> {
         } else if let Some(sig) = parse_signal(word) {
             Item::Signal(sig)
         } else {
-            return Err(bad(&format!("{} is not a signal, a number of seconds or 'forever'", quote(std::ffi::OsStr::new(word)))));
+            return Err(bad(&format!(
+                "{} is not a signal, a number of seconds or 'forever'",
+                quote(std::ffi::OsStr::new(word))
+            )));
         };
         items.push(item);
     }
     if items.len() < 2 {
         return Err(bad("it needs at least two items"));
     }
-    if items.iter().filter(|i| **i == Item::Forever).count() > 1 || items.last() == Some(&Item::Forever) {
+    if items.iter().filter(|i| **i == Item::Forever).count() > 1
+        || items.last() == Some(&Item::Forever)
+    {
         return Err(bad("'forever' may appear once, not last"));
     }
     if !items.iter().any(|i| matches!(i, Item::Signal(_))) {
@@ -98,7 +119,10 @@ pub fn parse_schedule(text: &str) -> Result<Vec<Item>> {
 /// The default schedule: TERM, then wait up to 10 seconds.
 #[must_use]
 pub fn default_schedule() -> Vec<Item> {
-    vec![Item::Signal(Signal::SIGTERM), Item::Wait(Duration::from_secs(10))]
+    vec![
+        Item::Signal(Signal::SIGTERM),
+        Item::Wait(Duration::from_secs(10)),
+    ]
 }
 
 /// What the pidfile's daemon is now.
@@ -128,7 +152,8 @@ fn find(pidfile: &Path) -> Found {
     }
 }
 
-/// `--status -p FILE`: prints one line on stdout and returns the LSB code.
+/// `--status -p FILE`: the LSB code and the line to print.
+#[must_use]
 pub fn status(pidfile: &Path) -> (i32, String) {
     let q = quote(pidfile.as_os_str());
     match find(pidfile) {
@@ -137,13 +162,20 @@ pub fn status(pidfile: &Path) -> (i32, String) {
         Found::Running(id) => (code::OK, format!("running (PID {})", id.pid)),
         Found::Unverified(pid) => (
             code::OK,
-            format!("PID {pid} is alive, but unverified (no identity record {})", quote(records::id_path(pidfile).as_os_str())),
+            format!(
+                "PID {pid} is alive, but unverified (no identity record {})",
+                quote(records::id_path(pidfile).as_os_str())
+            ),
         ),
-        Found::Dead(pid, _) => (code::DEAD, format!("not running, but pidfile {q} names PID {pid}")),
+        Found::Dead(pid, _) => (
+            code::DEAD,
+            format!("not running, but pidfile {q} names PID {pid}"),
+        ),
     }
 }
 
-/// `--stop -p FILE`: returns the exit code and the line to print.
+/// `--stop -p FILE`: the exit code and the line to print.
+#[must_use]
 pub fn stop(pidfile: &Path, schedule: &[Item]) -> (i32, String) {
     let q = quote(pidfile.as_os_str());
     let id = match find(pidfile) {
@@ -232,7 +264,15 @@ mod tests {
         assert_eq!(s("SIGINT/1")[0], Item::Signal(Signal::SIGINT));
         assert_eq!(s("-9/1")[0], Item::Signal(Signal::SIGKILL));
         assert_eq!(s("hup/1/forever/TERM/1")[2], Item::Forever);
-        for bad in ["", "TERM", "FOO/1", "1/2", "TERM/forever", "forever/TERM/forever/1", "9/x"] {
+        for bad in [
+            "",
+            "TERM",
+            "FOO/1",
+            "1/2",
+            "TERM/forever",
+            "forever/TERM/forever/1",
+            "9/x",
+        ] {
             assert!(parse_schedule(bad).is_err(), "{bad}");
         }
     }

@@ -22,7 +22,7 @@ use std::ffi::OsStr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::FromArgMatches;
 use hupkit_common::diag::Diag;
 use hupkit_common::exit;
 use hupkit_common::identity::{Identity, Liveness};
@@ -39,13 +39,20 @@ use crate::spawn::{Failure, Step};
 #[must_use]
 pub fn main() -> ExitCode {
     let mut diag = Diag::new(OsStr::new("detach"));
-    let code = match Cli::try_parse() {
+    let parsed = cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let code = match parsed {
         Ok(cli) => run(&cli, &mut diag),
-        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
             let text = e.render().to_string();
             match hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, text.as_bytes()) {
-                Ok(()) => exit::SUCCESS,
-                Err(errno) if errno == nix::errno::Errno::EPIPE => exit::SUCCESS,
+                Ok(()) | Err(nix::errno::Errno::EPIPE) => exit::SUCCESS,
                 Err(errno) => {
                     diag.error_errno("write error", errno);
                     exit::CANCELED
@@ -53,10 +60,15 @@ pub fn main() -> ExitCode {
             }
         }
         Err(e) => {
-            // clap's message, on one line, GNU-style.
+            // clap's message (its first paragraph), on one line, GNU-style.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid usage");
-            let msg = first.strip_prefix("error: ").unwrap_or(first);
+            let para: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let msg = para.join(" ");
+            let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
             diag.report(&Error::usage(msg, exit::CANCELED));
             exit::CANCELED
         }
@@ -72,7 +84,12 @@ pub fn run(cli: &Cli, diag: &mut Diag) -> i32 {
         let (code, line) = if cli.status {
             control::status(&pidfile)
         } else {
-            let schedule = match cli.retry.as_deref().map(control::parse_schedule).transpose() {
+            let schedule = match cli
+                .retry
+                .as_deref()
+                .map(control::parse_schedule)
+                .transpose()
+            {
                 Ok(s) => s.unwrap_or_else(control::default_schedule),
                 Err(e) => {
                     diag.report(&e);
@@ -96,17 +113,31 @@ pub fn run(cli: &Cli, diag: &mut Diag) -> i32 {
 
 /// Status 1, the holder named.
 fn already_running(id: &Identity, what: &str) -> Error {
-    Error::failed(format!("already running (PID {}, {what})", id.pid), exit::FAILURE)
+    Error::failed(
+        format!("already running (PID {}, {what})", id.pid),
+        exit::FAILURE,
+    )
 }
 
 fn failure_error(f: Failure, plan: &plan::Plan) -> Error {
     let status = exit::CANCELED;
     let name = plan.command.first().map_or_else(String::new, |c| quote(c));
     let chdir = quote(OsStr::new(&*String::from_utf8_lossy(plan.chdir.to_bytes())));
-    let user = plan.creds.as_ref().map_or_else(String::new, |c| quote(OsStr::new(&c.name)));
+    let user = plan
+        .creds
+        .as_ref()
+        .map_or_else(String::new, |c| quote(OsStr::new(&c.name)));
     match f.step {
-        Step::Exec => Error::sys(format!("failed to run command {name}"), f.errno, exit::for_exec_error(f.errno)),
-        Step::Chdir => Error::sys(format!("cannot change directory to {chdir}"), f.errno, status),
+        Step::Exec => Error::sys(
+            format!("failed to run command {name}"),
+            f.errno,
+            exit::for_exec_error(f.errno),
+        ),
+        Step::Chdir => Error::sys(
+            format!("cannot change directory to {chdir}"),
+            f.errno,
+            status,
+        ),
         Step::Credentials => Error::sys(format!("cannot switch to user {user}"), f.errno, status),
         Step::Verify => Error::failed(format!("switching to user {user} did not hold"), status),
         Step::Stdio => Error::sys("cannot set up standard streams", f.errno, status),
@@ -127,97 +158,175 @@ fn stop_unready(pidfd: &PidFd, pid: Pid) {
     let _ = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
 }
 
-/// Starts the daemon: lock, plan, spawn, readiness, records.
-pub fn start(cli: &Cli, diag: &mut Diag) -> Result<()> {
-    let cwd = std::env::current_dir()
-        .map_err(|e| Error::sys("cannot get the current directory", nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(5)), exit::CANCELED))?;
-    let file_err = |path: &std::path::Path, what: &str, e: hupkit_common::safefile::FileError| {
-        Error::failed(format!("refusing {what} {}: {e}", quote(path.as_os_str())), exit::CANCELED)
-    };
+fn errno_of(e: &std::io::Error) -> nix::errno::Errno {
+    e.raw_os_error()
+        .map_or(nix::errno::Errno::EIO, nix::errno::Errno::from_raw)
+}
 
+fn refused(path: &std::path::Path, what: &str, e: &hupkit_common::safefile::FileError) -> Error {
+    Error::failed(
+        format!("refusing {what} {}: {e}", quote(path.as_os_str())),
+        exit::CANCELED,
+    )
+}
+
+/// Takes the start lock (if asked) and refuses when the lock or the pidfile names
+/// a live daemon; the lock stays held until the new daemon is recorded.
+fn claim(
+    cli: &Cli,
+    cwd: &std::path::Path,
+) -> Result<Option<(records::StartLock, std::path::PathBuf)>> {
+    let lock_path = cli.lock.as_deref().map(|p| plan::absolute(cwd, p));
+    let pidfile = cli.pidfile.as_deref().map(|p| plan::absolute(cwd, p));
+    if lock_path.is_some() && lock_path == pidfile {
+        return Err(Error::usage(
+            "--pidfile and --lock must be different files",
+            exit::CANCELED,
+        ));
+    }
     // The lock first: a second start waits here, then sees the first daemon.
-    let lock_path = cli.lock.as_deref().map(|p| plan::absolute(&cwd, p));
-    let mut lock = match &lock_path {
+    let lock = match lock_path {
         Some(path) => {
-            let (lock, recorded) = records::StartLock::acquire(path).map_err(|e| file_err(path, "lock file", e))?;
+            let (lock, recorded) =
+                records::StartLock::acquire(&path).map_err(|e| refused(&path, "lock file", &e))?;
             if let Some(id) = recorded.filter(|id| id.liveness() == Liveness::Alive) {
-                return Err(already_running(&id, &format!("lock {}", quote(path.as_os_str()))));
+                return Err(already_running(
+                    &id,
+                    &format!("lock {}", quote(path.as_os_str())),
+                ));
             }
-            Some(lock)
+            Some((lock, path))
         }
         None => None,
     };
-    if let Some(pidfile) = cli.pidfile.as_deref().map(|p| plan::absolute(&cwd, p)) {
-        hupkit_common::safefile::check_target(&pidfile).map_err(|e| file_err(&pidfile, "pidfile", e))?;
+    if let Some(pidfile) = pidfile {
+        hupkit_common::safefile::check_target(&pidfile)
+            .map_err(|e| refused(&pidfile, "pidfile", &e))?;
         if let records::PidfileState::Pid(_, Some(id)) = records::read_pidfile(&pidfile) {
             if id.liveness() == Liveness::Alive {
-                return Err(already_running(&id, &format!("pidfile {}", quote(pidfile.as_os_str()))));
+                return Err(already_running(
+                    &id,
+                    &format!("pidfile {}", quote(pidfile.as_os_str())),
+                ));
             }
         }
     }
+    Ok(lock)
+}
 
-    let creds_owner = cli.user.as_deref().map(plan::parse_user).transpose()?.map(|c| (c.uid, c.gid));
+/// `--notify`: waits for READY=1; returns the daemon's main PID.
+fn await_ready(
+    listener: &notify::Listener,
+    pid: Pid,
+    uid: nix::unistd::Uid,
+    secs: u64,
+    verbose: bool,
+) -> Result<Pid> {
+    let pidfd =
+        PidFd::open(pid).map_err(|e| Error::sys("cannot watch the daemon", e, exit::CANCELED))?;
+    let mut on_status = |s: &str| {
+        if verbose {
+            Diag::new(OsStr::new("detach")).error(&format!("daemon status: {s}"));
+        }
+    };
+    match listener.wait(&pidfd, uid, Duration::from_secs(secs), &mut on_status) {
+        notify::Outcome::Ready(main_pid) => Ok(main_pid.unwrap_or(pid)),
+        notify::Outcome::Errno(n) => {
+            stop_unready(&pidfd, pid);
+            Err(Error::sys(
+                format!("daemon PID {pid} reported failure (ERRNO={n}); stopped it"),
+                nix::errno::Errno::from_raw(n),
+                exit::CANCELED,
+            ))
+        }
+        notify::Outcome::Exited => {
+            let how = match nix::sys::wait::waitpid(pid, None) {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => format!("exited with status {c}"),
+                Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => {
+                    format!("was killed by {}", s.as_str())
+                }
+                _ => "exited".to_string(),
+            };
+            Err(Error::failed(
+                format!("daemon PID {pid} {how} before it was ready"),
+                exit::CANCELED,
+            ))
+        }
+        notify::Outcome::Timeout => {
+            stop_unready(&pidfd, pid);
+            Err(Error::failed(
+                format!("daemon PID {pid} was not ready after {secs} seconds; stopped it"),
+                exit::CANCELED,
+            ))
+        }
+    }
+}
+
+/// Starts the daemon: claim, plan, spawn, readiness, records.
+pub fn start(cli: &Cli, diag: &mut Diag) -> Result<()> {
+    let cwd = std::env::current_dir().map_err(|e| {
+        Error::sys(
+            "cannot get the current directory",
+            errno_of(&e),
+            exit::CANCELED,
+        )
+    })?;
+    let mut lock = claim(cli, &cwd)?;
+    let owner = cli
+        .user
+        .as_deref()
+        .map(plan::parse_user)
+        .transpose()?
+        .map(|c| (c.uid, c.gid));
     let listener = match cli.notify {
-        Some(_) => Some(
-            notify::Listener::new(creds_owner)
-                .map_err(|e| Error::sys("cannot create the notification socket", nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(5)), exit::CANCELED))?,
-        ),
+        Some(_) => Some(notify::Listener::new(owner).map_err(|e| {
+            Error::sys(
+                "cannot create the notification socket",
+                errno_of(&e),
+                exit::CANCELED,
+            )
+        })?),
         None => None,
     };
     let plan = plan::Plan::new(cli, &cwd, listener.as_ref().map(notify::Listener::path))?;
 
     let pid = spawn::spawn(&plan).map_err(|(f, _)| failure_error(f, &plan))?;
-    let mut daemon_pid = pid;
-    if let (Some(listener), Some(secs)) = (&listener, cli.notify) {
-        let pidfd = PidFd::open(pid).map_err(|e| Error::sys("cannot watch the daemon", e, exit::CANCELED))?;
-        let uid = creds_owner.map_or_else(nix::unistd::geteuid, |(u, _)| u);
-        let verbose = cli.verbose;
-        let mut on_status = |s: &str| {
-            if verbose {
-                let mut d = Diag::new(OsStr::new("detach"));
-                d.error(&format!("daemon status: {s}"));
-            }
-        };
-        match listener.wait(&pidfd, uid, Duration::from_secs(secs), &mut on_status) {
-            notify::Outcome::Ready(main_pid) => {
-                if let Some(m) = main_pid {
-                    daemon_pid = m;
-                }
-            }
-            notify::Outcome::Errno(n) => {
-                stop_unready(&pidfd, pid);
-                return Err(Error::sys(
-                    format!("daemon PID {pid} reported failure (ERRNO={n}); stopped it"),
-                    nix::errno::Errno::from_raw(n),
-                    exit::CANCELED,
-                ));
-            }
-            notify::Outcome::Exited => {
-                let how = match nix::sys::wait::waitpid(pid, None) {
-                    Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => format!("exited with status {c}"),
-                    Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => format!("was killed by {}", s.as_str()),
-                    _ => "exited".to_string(),
-                };
-                return Err(Error::failed(format!("daemon PID {pid} {how} before it was ready"), exit::CANCELED));
-            }
-            notify::Outcome::Timeout => {
-                stop_unready(&pidfd, pid);
-                return Err(Error::failed(format!("daemon PID {pid} was not ready after {secs} seconds; stopped it"), exit::CANCELED));
-            }
+    let daemon_pid = match (&listener, cli.notify) {
+        (Some(listener), Some(secs)) => {
+            let uid = owner.map_or_else(nix::unistd::geteuid, |(u, _)| u);
+            await_ready(listener, pid, uid, secs, cli.verbose)?
         }
-    }
+        _ => pid,
+    };
 
     let id = Identity::of(daemon_pid).map_err(|e| {
-        Error::sys(format!("cannot read the identity of PID {daemon_pid}"), nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(3)), exit::CANCELED)
+        Error::sys(
+            format!("cannot read the identity of PID {daemon_pid}"),
+            errno_of(&e),
+            exit::CANCELED,
+        )
     })?;
     if let Some(pidfile) = &plan.pidfile {
         records::write_pidfile(pidfile, &id).map_err(|e| {
-            Error::failed(format!("cannot write pidfile {} (daemon PID {} is running): {e}", quote(pidfile.as_os_str()), id.pid), exit::CANCELED)
+            Error::failed(
+                format!(
+                    "cannot write pidfile {} (daemon PID {} is running): {e}",
+                    quote(pidfile.as_os_str()),
+                    id.pid
+                ),
+                exit::CANCELED,
+            )
         })?;
     }
-    if let (Some(lock), Some(path)) = (&mut lock, &lock_path) {
+    if let Some((lock, path)) = &mut lock {
         lock.record(&id).map_err(|e| {
-            Error::failed(format!("cannot record the daemon in lock {}: {e}", quote(path.as_os_str())), exit::CANCELED)
+            Error::failed(
+                format!(
+                    "cannot record the daemon in lock {}: {e}",
+                    quote(path.as_os_str())
+                ),
+                exit::CANCELED,
+            )
         })?;
     }
     if cli.verbose {

@@ -1,4 +1,4 @@
-//! `--notify`: the receiving end of the sd_notify protocol.
+//! `--notify`: the receiving end of the `sd_notify` protocol.
 //!
 //! A datagram socket in a private directory (mode 0700, owned by the daemon's
 //! user) is given to the daemon as `NOTIFY_SOCKET`. Each datagram holds
@@ -10,6 +10,7 @@
 //! it is ready fails the start at once instead of at the timeout.
 
 use std::os::fd::AsFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -49,10 +50,15 @@ impl Listener {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.subsec_nanos());
-            let dir = base.join(format!("detach-notify.{}.{nanos:x}{attempt}", std::process::id()));
+            let dir = base.join(format!(
+                "detach-notify.{}.{nanos:x}{attempt}",
+                std::process::id()
+            ));
             match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => break dir,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                    attempt += 1;
+                }
                 Err(e) => return Err(e),
             }
         };
@@ -84,7 +90,13 @@ impl Listener {
     /// Waits for the daemon behind `pidfd` (running as `uid`) to be ready, for at
     /// most `timeout` (extended by `EXTEND_TIMEOUT_USEC=`). `status` receives
     /// each `STATUS=` line.
-    pub fn wait(&self, pidfd: &PidFd, uid: Uid, timeout: Duration, status: &mut dyn FnMut(&str)) -> Outcome {
+    pub fn wait(
+        &self,
+        pidfd: &PidFd,
+        uid: Uid,
+        timeout: Duration,
+        status: &mut dyn FnMut(&str),
+    ) -> Outcome {
         let mut deadline = Instant::now() + timeout;
         let mut main_pid = None;
         loop {
@@ -102,7 +114,9 @@ impl Listener {
                 Ok(_) => {}
                 Err(_) => return Outcome::Timeout,
             }
-            let sock_ready = fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+            let sock_ready = fds[0]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLIN));
             let died = fds[1].revents().is_some_and(|r| !r.is_empty());
             if sock_ready {
                 if let Some(msg) = self.receive(uid) {
@@ -112,7 +126,9 @@ impl Listener {
                             "READY" if value == "1" => return Outcome::Ready(main_pid),
                             "ERRNO" => return Outcome::Errno(value.trim().parse().unwrap_or(0)),
                             "STATUS" => status(value),
-                            "MAINPID" => main_pid = value.parse().ok().filter(|p| *p > 0).map(Pid::from_raw),
+                            "MAINPID" => {
+                                main_pid = value.parse().ok().filter(|p| *p > 0).map(Pid::from_raw);
+                            }
                             "EXTEND_TIMEOUT_USEC" => {
                                 if let Ok(us) = value.parse::<u64>() {
                                     deadline = Instant::now() + Duration::from_micros(us);
@@ -143,7 +159,9 @@ impl Listener {
         )
         .ok()?;
         let trusted = msg.cmsgs().ok()?.any(|c| match c {
-            ControlMessageOwned::ScmCredentials(cred) => cred.uid() == uid.as_raw() || cred.uid() == 0,
+            ControlMessageOwned::ScmCredentials(cred) => {
+                cred.uid() == uid.as_raw() || cred.uid() == 0
+            }
             _ => false,
         });
         let len = msg.bytes;
@@ -160,5 +178,3 @@ impl Drop for Listener {
         let _ = std::fs::remove_dir(&self.dir);
     }
 }
-
-use std::os::unix::fs::DirBuilderExt;

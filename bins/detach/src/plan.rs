@@ -94,13 +94,18 @@ pub struct Plan {
 }
 
 fn cstring(bytes: &[u8], what: &str) -> Result<CString> {
-    CString::new(bytes).map_err(|_| Error::usage(format!("{what} contains a NUL byte"), exit::CANCELED))
+    CString::new(bytes)
+        .map_err(|_| Error::usage(format!("{what} contains a NUL byte"), exit::CANCELED))
 }
 
 /// `path` made absolute against `cwd`, without touching the file system.
 #[must_use]
 pub fn absolute(cwd: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() { path.to_path_buf() } else { cwd.join(path) }
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    }
 }
 
 /// Parses `--umask` (octal, at most 0777).
@@ -108,7 +113,12 @@ pub fn parse_umask(text: &str) -> Result<libc::mode_t> {
     libc::mode_t::from_str_radix(text, 8)
         .ok()
         .filter(|m| *m <= 0o777 && !text.is_empty())
-        .ok_or_else(|| Error::usage(format!("invalid umask {}", quote(OsStr::new(text))), exit::CANCELED))
+        .ok_or_else(|| {
+            Error::usage(
+                format!("invalid umask {}", quote(OsStr::new(text))),
+                exit::CANCELED,
+            )
+        })
 }
 
 /// Resolves `USER[:GROUP]` (names or numeric IDs) and the user's groups.
@@ -123,7 +133,9 @@ pub fn parse_user(spec: &str) -> Result<Creds> {
             Ok(id) => User::from_uid(Uid::from_raw(id)),
             Err(_) => User::from_name(u),
         }
-        .context(exit::CANCELED, || format!("cannot look up user {}", quote(OsStr::new(u))))
+        .context(exit::CANCELED, || {
+            format!("cannot look up user {}", quote(OsStr::new(u)))
+        })
     };
     if user.is_empty() {
         return Err(fail(format!("invalid user {}", quote(OsStr::new(spec)))));
@@ -135,13 +147,22 @@ pub fn parse_user(spec: &str) -> Result<Creds> {
         (None, Err(_)) => return Err(fail(format!("unknown user {}", quote(OsStr::new(user))))),
     };
     let gid = match group {
-        Some("") => return Err(fail(format!("invalid group in {}", quote(OsStr::new(spec))))),
+        Some("") => {
+            return Err(fail(format!(
+                "invalid group in {}",
+                quote(OsStr::new(spec))
+            )));
+        }
         Some(g) => match g.parse::<u32>() {
             Ok(id) => Gid::from_raw(id),
-            Err(_) => Group::from_name(g)
-                .context(exit::CANCELED, || format!("cannot look up group {}", quote(OsStr::new(g))))?
-                .ok_or_else(|| fail(format!("unknown group {}", quote(OsStr::new(g)))))?
-                .gid,
+            Err(_) => {
+                Group::from_name(g)
+                    .context(exit::CANCELED, || {
+                        format!("cannot look up group {}", quote(OsStr::new(g)))
+                    })?
+                    .ok_or_else(|| fail(format!("unknown group {}", quote(OsStr::new(g)))))?
+                    .gid
+            }
         },
         None => match &entry {
             Some(e) => e.gid,
@@ -157,9 +178,12 @@ pub fn parse_user(spec: &str) -> Result<Creds> {
     // The user's supplementary groups, plus the chosen group (initgroups semantics).
     let mut groups: Vec<libc::gid_t> = match &entry {
         Some(e) => {
-            let name = CString::new(e.name.as_bytes()).map_err(|_| fail("user name contains NUL".into()))?;
+            let name = CString::new(e.name.as_bytes())
+                .map_err(|_| fail("user name contains NUL".into()))?;
             nix::unistd::getgrouplist(&name, gid)
-                .context(exit::CANCELED, || format!("cannot list the groups of {}", quote(OsStr::new(&e.name))))?
+                .context(exit::CANCELED, || {
+                    format!("cannot list the groups of {}", quote(OsStr::new(&e.name)))
+                })?
                 .into_iter()
                 .map(Gid::as_raw)
                 .collect()
@@ -180,7 +204,11 @@ pub fn parse_user(spec: &str) -> Result<Creds> {
 /// before the daemon changes directory: relative names and PATH entries are taken
 /// against the caller's `cwd`. Returns the program path, or the errno `execvp`
 /// would have failed with.
-pub fn search(name: &OsStr, path: Option<&OsStr>, cwd: &Path) -> std::result::Result<PathBuf, Errno> {
+pub fn search(
+    name: &OsStr,
+    path: Option<&OsStr>,
+    cwd: &Path,
+) -> std::result::Result<PathBuf, Errno> {
     if name.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -190,7 +218,11 @@ pub fn search(name: &OsStr, path: Option<&OsStr>, cwd: &Path) -> std::result::Re
     let path = path.map_or(&b"/bin:/usr/bin"[..], OsStrExt::as_bytes);
     let mut seen_eacces = false;
     for dir in path.split(|&b| b == b':') {
-        let dir = if dir.is_empty() { cwd.to_path_buf() } else { absolute(cwd, Path::new(OsStr::from_bytes(dir))) };
+        let dir = if dir.is_empty() {
+            cwd.to_path_buf()
+        } else {
+            absolute(cwd, Path::new(OsStr::from_bytes(dir)))
+        };
         let candidate = dir.join(name);
         match std::fs::metadata(&candidate) {
             Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => return Ok(candidate),
@@ -198,24 +230,27 @@ pub fn search(name: &OsStr, path: Option<&OsStr>, cwd: &Path) -> std::result::Re
             Err(_) => {}
         }
     }
-    Err(if seen_eacces { Errno::EACCES } else { Errno::ENOENT })
+    Err(if seen_eacces {
+        Errno::EACCES
+    } else {
+        Errno::ENOENT
+    })
 }
 
 fn open_output(path: &Path, append: bool) -> Result<OwnedFd> {
     let mut opts = std::fs::OpenOptions::new();
+    // Always O_APPEND, so that several writers (stdout and stderr, the daemon's
+    // children) never overwrite each other; without --append, O_TRUNC as well,
+    // so it starts empty. (std's `append(true)` refuses `truncate(true)`, hence
+    // the raw flag.)
     opts.write(true)
-        .append(true)
         .create(true)
+        .truncate(!append)
         .mode(0o666)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY);
-    if !append {
-        opts.truncate(true);
-    }
-    // Opening with O_APPEND and O_TRUNC together is what `>` with `>>` semantics
-    // afterwards means: start empty, and several writers never overwrite each other.
-    let file = opts
-        .open(path)
-        .context(exit::CANCELED, || format!("cannot open {}", quote(path.as_os_str())))?;
+        .custom_flags(libc::O_APPEND | libc::O_CLOEXEC | libc::O_NOCTTY);
+    let file = opts.open(path).context(exit::CANCELED, || {
+        format!("cannot open {}", quote(path.as_os_str()))
+    })?;
     Ok(file.into())
 }
 
@@ -228,53 +263,100 @@ fn dev_null_read() -> Result<OwnedFd> {
     Ok(f.into())
 }
 
+/// The daemon's environment: the caller's, the user's identity, `--env`,
+/// `NOTIFY_SOCKET` (the caller's own is never passed on).
+fn environment(
+    cli: &Cli,
+    creds: Option<&Creds>,
+    notify_socket: Option<&Path>,
+) -> Result<Vec<(OsString, OsString)>> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| k != "NOTIFY_SOCKET")
+        .collect();
+    let mut set = |k: &str, v: OsString| {
+        env.retain(|(name, _)| name != k);
+        env.push((k.into(), v));
+    };
+    if let Some(c) = creds {
+        if let Ok(Some(u)) = User::from_uid(c.uid) {
+            set("HOME", u.dir.into_os_string());
+        }
+        set("USER", c.name.clone().into());
+        set("LOGNAME", c.name.clone().into());
+    }
+    if let Some(sock) = notify_socket {
+        set("NOTIFY_SOCKET", sock.as_os_str().to_os_string());
+    }
+    for item in &cli.env {
+        let bytes = item.as_bytes();
+        match bytes.iter().position(|&b| b == b'=') {
+            Some(eq) if eq > 0 => {
+                let name = String::from_utf8_lossy(&bytes[..eq]).into_owned();
+                set(&name, OsStr::from_bytes(&bytes[eq + 1..]).to_os_string());
+            }
+            _ => {
+                return Err(Error::usage(
+                    format!("invalid --env {}: expected NAME=VALUE", quote(item)),
+                    exit::CANCELED,
+                ));
+            }
+        }
+    }
+    Ok(env)
+}
+
+/// Standard output and error: the files asked for (one shared open file when
+/// they are the same path), else `/dev/null`.
+fn outputs(cli: &Cli, cwd: &Path) -> Result<(OwnedFd, OwnedFd)> {
+    let stdout_path = cli.stdout.as_deref().map(|p| absolute(cwd, p));
+    let stderr_path = cli.stderr.as_deref().map(|p| absolute(cwd, p));
+    let null_out = || -> Result<OwnedFd> {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
+            .open("/dev/null")
+            .context(exit::CANCELED, || "cannot open '/dev/null'")?;
+        Ok(f.into())
+    };
+    let stdout = match &stdout_path {
+        Some(p) => open_output(p, cli.append)?,
+        None => null_out()?,
+    };
+    let stderr = match (&stderr_path, &stdout_path) {
+        (Some(e), Some(o)) if e == o => stdout
+            .try_clone()
+            .context(exit::CANCELED, || "cannot duplicate the output descriptor")?,
+        (Some(e), _) => open_output(e, cli.append)?,
+        (None, _) => null_out()?,
+    };
+    Ok((stdout, stderr))
+}
+
 impl Plan {
     /// Prepares the daemon described by `cli`, from the caller's directory `cwd`.
     pub fn new(cli: &Cli, cwd: &Path, notify_socket: Option<&Path>) -> Result<Plan> {
         let creds = cli.user.as_deref().map(parse_user).transpose()?;
         if creds.is_some() && !nix::unistd::geteuid().is_root() {
-            return Err(Error::failed("--user needs root privileges", exit::CANCELED));
+            return Err(Error::failed(
+                "--user needs root privileges",
+                exit::CANCELED,
+            ));
         }
         let umask = cli.umask.as_deref().map(parse_umask).transpose()?;
 
-        // The environment: the caller's, the user's identity, --env, NOTIFY_SOCKET.
-        let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
-            .filter(|(k, _)| k != "NOTIFY_SOCKET")
-            .collect();
-        let mut set = |k: &str, v: OsString| {
-            env.retain(|(name, _)| name != k);
-            env.push((k.into(), v));
-        };
-        if let Some(c) = &creds {
-            if let Ok(Some(u)) = User::from_uid(c.uid) {
-                set("HOME", u.dir.into_os_string());
-            }
-            set("USER", c.name.clone().into());
-            set("LOGNAME", c.name.clone().into());
-        }
-        if let Some(sock) = notify_socket {
-            set("NOTIFY_SOCKET", sock.as_os_str().to_os_string());
-        }
-        for item in &cli.env {
-            let bytes = item.as_bytes();
-            match bytes.iter().position(|&b| b == b'=') {
-                Some(eq) if eq > 0 => {
-                    let name = String::from_utf8_lossy(&bytes[..eq]).into_owned();
-                    set(&name, OsStr::from_bytes(&bytes[eq + 1..]).to_os_string());
-                }
-                _ => {
-                    return Err(Error::usage(
-                        format!("invalid --env {}: expected NAME=VALUE", quote(item)),
-                        exit::CANCELED,
-                    ));
-                }
-            }
-        }
-        let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
+        let env = environment(cli, creds.as_ref(), notify_socket)?;
+        let path_var = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone());
 
         let name = cli.command.first().cloned().unwrap_or_default();
         let program = search(&name, path_var.as_deref(), cwd).map_err(|errno| {
-            Error::sys(format!("failed to run command {}", quote(&name)), errno, exit::for_exec_error(errno))
+            Error::sys(
+                format!("failed to run command {}", quote(&name)),
+                errno,
+                exit::for_exec_error(errno),
+            )
         })?;
         let program = cstring(program.as_os_str().as_bytes(), "the command")?;
         let argv: Vec<CString> = cli
@@ -297,33 +379,10 @@ impl Plan {
         let chdir = absolute(cwd, cli.chdir.as_deref().unwrap_or(Path::new("/")));
         let chdir = cstring(chdir.as_os_str().as_bytes(), "the directory")?;
 
-        let stdout_path = cli.stdout.as_deref().map(|p| absolute(cwd, p));
-        let stderr_path = cli.stderr.as_deref().map(|p| absolute(cwd, p));
-        let null_out = || -> Result<OwnedFd> {
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
-                .open("/dev/null")
-                .context(exit::CANCELED, || "cannot open '/dev/null'")?;
-            Ok(f.into())
-        };
-        let stdout = match &stdout_path {
-            Some(p) => open_output(p, cli.append)?,
-            None => null_out()?,
-        };
-        let stderr = match (&stderr_path, &stdout_path) {
-            (Some(e), Some(o)) if e == o => stdout
-                .try_clone()
-                .context(exit::CANCELED, || "cannot duplicate the output descriptor")?,
-            (Some(e), _) => open_output(e, cli.append)?,
-            (None, _) => null_out()?,
-        };
+        let (stdout, stderr) = outputs(cli, cwd)?;
 
         let pidfile = cli.pidfile.as_deref().map(|p| absolute(cwd, p));
         let lock = cli.lock.as_deref().map(|p| absolute(cwd, p));
-        if pidfile.is_some() && pidfile == lock {
-            return Err(Error::usage("--pidfile and --lock must be different files", exit::CANCELED));
-        }
 
         Ok(Plan {
             program,
@@ -360,11 +419,23 @@ mod tests {
     #[test]
     fn search_like_execvp() {
         let cwd = Path::new("/tmp");
-        assert_eq!(search(OsStr::new("sh"), Some(OsStr::new("/nonexistent:/bin")), cwd), Ok(PathBuf::from("/bin/sh")));
-        assert_eq!(search(OsStr::new("./x"), None, cwd), Ok(PathBuf::from("/tmp/./x")));
-        assert_eq!(search(OsStr::new("no-such-cmd-hupkit"), None, cwd), Err(Errno::ENOENT));
+        assert_eq!(
+            search(OsStr::new("sh"), Some(OsStr::new("/nonexistent:/bin")), cwd),
+            Ok(PathBuf::from("/bin/sh"))
+        );
+        assert_eq!(
+            search(OsStr::new("./x"), None, cwd),
+            Ok(PathBuf::from("/tmp/./x"))
+        );
+        assert_eq!(
+            search(OsStr::new("no-such-cmd-hupkit"), None, cwd),
+            Err(Errno::ENOENT)
+        );
         assert_eq!(search(OsStr::new(""), None, cwd), Err(Errno::ENOENT));
-        assert_eq!(search(OsStr::new("passwd"), Some(OsStr::new("/etc")), cwd), Err(Errno::EACCES));
+        assert_eq!(
+            search(OsStr::new("passwd"), Some(OsStr::new("/etc")), cwd),
+            Err(Errno::EACCES)
+        );
     }
 
     #[test]

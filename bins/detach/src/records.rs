@@ -1,13 +1,13 @@
 //! The pidfile, its identity record, and the lock.
 //!
 //! - `FILE`: the daemon's PID and a newline, what every pidfile reader expects
-//!   (`kill $(cat FILE)`, systemd's `PIDFile=`, start-stop-daemon).
+//!   (`kill $(cat FILE)`, systemd's `PIDFile=`, `start-stop-daemon`).
 //! - `FILE.id`: `PID STARTTIME BOOT_ID`, the identity that `--status` and
 //!   `--stop` check, written first so that a reader who sees a new pidfile sees
 //!   its identity too.
 //! - The lock file: the same identity line, read and rewritten under an exclusive
 //!   `flock` held only while starting. The lock is "held" as long as that process
-//!   lives: a SIGKILLed daemon never blocks the next start, and the daemon's own
+//!   lives: a daemon killed by SIGKILL never blocks the next start, and the daemon's own
 //!   children never hold it (no descriptor of it reaches the daemon).
 
 use std::ffi::OsString;
@@ -91,7 +91,8 @@ impl StartLock {
     /// it with the identity recorded in it, if any.
     pub fn acquire(path: &Path) -> Result<(StartLock, Option<Identity>), FileError> {
         let file = safefile::open_lock(path, 0o644)?;
-        let mut file = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| FileError::Sys(e))?;
+        let mut file =
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| FileError::Sys(e))?;
         let mut text = String::new();
         let recorded = match file.read_to_string(&mut text) {
             Ok(_) => Identity::parse(&text),
@@ -102,9 +103,13 @@ impl StartLock {
 
     /// Records the new daemon's identity (the lock is released when dropped).
     pub fn record(&mut self, id: &Identity) -> Result<(), FileError> {
-        let io = |e: std::io::Error| FileError::Sys(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(5)));
+        let io = |e: std::io::Error| {
+            FileError::Sys(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(5)))
+        };
         self.file.set_len(0).map_err(io)?;
         self.file.seek(SeekFrom::Start(0)).map_err(io)?;
-        self.file.write_all(format!("{id}\n").as_bytes()).map_err(io)
+        self.file
+            .write_all(format!("{id}\n").as_bytes())
+            .map_err(io)
     }
 }

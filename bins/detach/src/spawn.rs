@@ -99,8 +99,8 @@ fn check(fd: RawFd, step: Step, r: libc::c_int) {
 
 /// P2: the daemon's set-up, then `execve`. Never returns.
 fn daemon(plan: &Plan, wr: RawFd) -> ! {
-    // SAFETY (whole function): only async-signal-safe system calls on descriptors
-    // and strings prepared before the fork; every failure ends in `_exit`.
+    // SAFETY: only async-signal-safe system calls, on descriptors and strings
+    // prepared before the fork; every failure ends in `_exit`.
     unsafe {
         check(wr, Step::Stdio, libc::dup2(plan.stdin.as_raw_fd(), 0));
         check(wr, Step::Stdio, libc::dup2(plan.stdout.as_raw_fd(), 1));
@@ -110,15 +110,27 @@ fn daemon(plan: &Plan, wr: RawFd) -> ! {
             libc::umask(mask);
         }
         if let Some(c) = &plan.creds {
-            check(wr, Step::Credentials, libc::setgroups(c.groups.len(), c.groups.as_ptr()));
+            check(
+                wr,
+                Step::Credentials,
+                libc::setgroups(c.groups.len(), c.groups.as_ptr()),
+            );
             check(wr, Step::Credentials, libc::setgid(c.gid.as_raw()));
             check(wr, Step::Credentials, libc::setuid(c.uid.as_raw()));
             let (mut r, mut e, mut s) = (0, 0, 0);
-            check(wr, Step::Verify, libc::getresuid(&raw mut r, &raw mut e, &raw mut s));
+            check(
+                wr,
+                Step::Verify,
+                libc::getresuid(&raw mut r, &raw mut e, &raw mut s),
+            );
             if [r, e, s] != [c.uid.as_raw(); 3] {
                 fail(wr, Step::Verify, Errno::EPERM);
             }
-            check(wr, Step::Verify, libc::getresgid(&raw mut r, &raw mut e, &raw mut s));
+            check(
+                wr,
+                Step::Verify,
+                libc::getresgid(&raw mut r, &raw mut e, &raw mut s),
+            );
             if [r, e, s] != [c.gid.as_raw(); 3] {
                 fail(wr, Step::Verify, Errno::EPERM);
             }
@@ -128,18 +140,18 @@ fn daemon(plan: &Plan, wr: RawFd) -> ! {
         }
         // Every signal at its default action, none blocked: execve keeps ignored
         // signals and the mask, and a daemon that ignores or blocks SIGTERM cannot
-        // be stopped.
-        for sig in 1..=libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                // Numbers the kernel reserves (glibc's 32, 33) fail with EINVAL: skip them.
-                libc::signal(sig, libc::SIG_DFL);
-            }
+        // be stopped. Raw system calls, so glibc's internal 32 and 33 are reset too.
+        if let Err(errno) = hupkit_common::signal::reset_all_raw() {
+            fail(wr, Step::Signals, errno);
         }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&raw mut empty);
-        check(wr, Step::Signals, libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut()));
         // Everything above fd 2 closes at exec; the report pipe stays usable until then.
-        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) < 0 {
+        if libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) < 0
+        {
             let mut lim: libc::rlimit = std::mem::zeroed();
             let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) == 0 {
                 libc::c_int::try_from(lim.rlim_cur.min(1 << 20)).unwrap_or(1 << 20)
@@ -150,10 +162,18 @@ fn daemon(plan: &Plan, wr: RawFd) -> ! {
                 libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
             }
         }
-        libc::execve(plan.program.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+        libc::execve(
+            plan.program.as_ptr(),
+            plan.argv.as_ptr(),
+            plan.envp.as_ptr(),
+        );
         if Errno::last() == Errno::ENOEXEC {
             // glibc's execvp runs a script without #! with /bin/sh; so do we.
-            libc::execve(c"/bin/sh".as_ptr(), plan.sh_argv.as_ptr(), plan.envp.as_ptr());
+            libc::execve(
+                c"/bin/sh".as_ptr(),
+                plan.sh_argv.as_ptr(),
+                plan.envp.as_ptr(),
+            );
         }
         fail(wr, Step::Exec, Errno::last())
     }
@@ -179,8 +199,17 @@ fn intermediate(plan: &Plan, wr: RawFd) -> ! {
 /// Starts the daemon described by `plan`. `Ok(pid)`: it has exec'd (it may have
 /// exited since); `Err`: the step that failed, with `pid` if it got that far.
 pub fn spawn(plan: &Plan) -> Result<Pid, (Failure, Option<Pid>)> {
-    let early = |errno| (Failure { step: Step::Fork, errno }, None);
-    let (rd, wr): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(early)?;
+    let early = |errno| {
+        (
+            Failure {
+                step: Step::Fork,
+                errno,
+            },
+            None,
+        )
+    };
+    let (rd, wr): (OwnedFd, OwnedFd) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(early)?;
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer and touches no memory.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
         return Err(early(Errno::last()));

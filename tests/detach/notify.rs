@@ -1,0 +1,100 @@
+//! --notify: ready, dead first, ERRNO=, timeout.
+
+use std::time::{Duration, Instant};
+
+use super::{Daemon, detach, open_tempdir, result};
+
+fn notifier(payload: &str, then: &str) -> String {
+    format!(
+        "import os,socket,time,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.sendto({payload:?}.encode(),os.environ['NOTIFY_SOCKET'])\n{then}\n"
+    )
+}
+
+#[test]
+fn ready_daemon() {
+    let dir = open_tempdir();
+    let script = notifier("STATUS=warming up\nREADY=1", "time.sleep(60)");
+    let out = detach(
+        dir.path(),
+        &["--notify=20", "-p", "d.pid", "python3", "-c", &script],
+    );
+    assert_eq!(result(&out), (0, String::new()));
+    let d = Daemon::from_pidfile(&dir.path().join("d.pid"));
+    assert!(d.alive());
+}
+
+#[test]
+fn daemon_that_dies_first_fails_at_once() {
+    let dir = open_tempdir();
+    let start = Instant::now();
+    let out = detach(
+        dir.path(),
+        &["--notify=30", "-p", "d.pid", "sh", "-c", "exit 3"],
+    );
+    let (code, err) = result(&out);
+    assert_eq!(code, 125);
+    assert!(
+        err.starts_with("detach: daemon PID ")
+            && err.ends_with(" exited with status 3 before it was ready\n"),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "did not wait for the timeout"
+    );
+    assert!(!dir.path().join("d.pid").exists());
+}
+
+#[test]
+fn errno_fails_and_stops_the_daemon() {
+    let dir = open_tempdir();
+    let script = notifier("ERRNO=13", "time.sleep(60)");
+    let out = detach(
+        dir.path(),
+        &["--notify=20", "-p", "d.pid", "python3", "-c", &script],
+    );
+    let (code, err) = result(&out);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("reported failure (ERRNO=13); stopped it: Permission denied"),
+        "{err}"
+    );
+    assert!(!dir.path().join("d.pid").exists());
+}
+
+#[test]
+fn timeout_fails_and_stops_the_daemon() {
+    let dir = open_tempdir();
+    let out = detach(
+        dir.path(),
+        &[
+            "--notify=1",
+            "-p",
+            "d.pid",
+            "-o",
+            "out",
+            "sh",
+            "-c",
+            "echo $$; exec sleep 60",
+        ],
+    );
+    let (code, err) = result(&out);
+    assert_eq!(code, 125);
+    assert!(
+        err.ends_with(" was not ready after 1 seconds; stopped it\n"),
+        "{err}"
+    );
+    let pid: i32 = std::fs::read_to_string(dir.path().join("out"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        crate::util::poll_until(crate::util::DEADLINE, || hupkit_common::proc::Stat::read(
+            nix::unistd::Pid::from_raw(pid)
+        )
+        .map_or(true, |s| s.state == 'Z')),
+        "the unready daemon was stopped"
+    );
+    assert!(!dir.path().join("d.pid").exists());
+}
