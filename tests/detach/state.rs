@@ -250,3 +250,54 @@ fn user_switch() {
     let r = Daemon::from_pidfile(&dir.path().join("r.pid"));
     assert_eq!(r.status_field("Gid"), "0\t0\t0\t0");
 }
+
+/// Not a session leader: opening a terminal without `O_NOCTTY` cannot make it
+/// the daemon's controlling terminal.
+#[test]
+fn daemon_cannot_acquire_a_terminal() {
+    let dir = open_tempdir();
+    let pty = util::Pty::open();
+    let slave = std::fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd())).unwrap();
+    let script = format!(
+        "exec 3<>{}; cut -d' ' -f7 /proc/self/stat > tty_nr",
+        slave.display()
+    );
+    let out = detach(dir.path(), &["-c", ".", "-p", "d.pid", "sh", "-c", &script]);
+    assert_eq!(result(&out), (0, String::new()));
+    let f = dir.path().join("tty_nr");
+    assert!(util::poll_until(util::DEADLINE, || {
+        std::fs::read_to_string(&f).is_ok_and(|t| t.ends_with('\n'))
+    }));
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "0\n");
+}
+
+/// Started from a shell's terminal, the daemon survives that terminal's hangup.
+#[test]
+fn daemon_survives_the_hangup_of_the_callers_terminal() {
+    let dir = open_tempdir();
+    let pty = util::Pty::open();
+    let mut cmd = detach_cmd(dir.path(), &["-p", "d.pid", "sleep", "60"]);
+    cmd.stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if nix::libc::setsid() < 0 || nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let status = util::spawn(&mut cmd).wait().unwrap();
+    assert!(status.success());
+    let d = Daemon::from_pidfile(&dir.path().join("d.pid"));
+    let util::Pty { master, slave } = pty;
+    drop(slave);
+    drop(master);
+    assert!(
+        !util::poll_until(Duration::from_millis(300), || !d.alive()),
+        "the hangup must not reach the daemon"
+    );
+    assert_eq!(d.stat().tty_nr, 0);
+}

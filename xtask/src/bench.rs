@@ -25,8 +25,9 @@ fn build_release(root: &Path) -> Result<PathBuf, String> {
             "--quiet",
             "--release",
             "--locked",
-            "--bin",
-            "rnohup",
+            "--package",
+            "hupkit",
+            "--bins",
         ])
         .current_dir(root)
         .status()
@@ -34,7 +35,28 @@ fn build_release(root: &Path) -> Result<PathBuf, String> {
     if !status.success() {
         return Err("cargo build --release failed".into());
     }
-    Ok(target_dir(root).join("release/rnohup"))
+    Ok(target_dir(root).join("release"))
+}
+
+/// Kills and reaps every child of this process: the daemons a daemonizer left
+/// behind are reparented here, because the benchmark is a child subreaper. No
+/// process is picked by name: only our own children, from /proc.
+fn reap_daemons() {
+    let me = std::process::id();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{me}/task")) else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for pid in children
+            .split_ascii_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+    }
 }
 
 fn time_once(argv: &[&Path], env: &[(&str, &str)]) -> Result<Duration, String> {
@@ -53,6 +75,7 @@ fn time_once(argv: &[&Path], env: &[(&str, &str)]) -> Result<Duration, String> {
         .and_then(|mut c| c.wait())
         .map_err(|e| format!("{}: {e}", program.display()))?;
     let elapsed = start.elapsed();
+    reap_daemons();
     if !status.success() {
         return Err(format!("{} failed: {status}", program.display()));
     }
@@ -124,28 +147,87 @@ pub fn compare(
     })
 }
 
+fn row(name: &str, env: &str, pairs: usize, c: &Comparison) {
+    println!(
+        "| {name} | {env} | {pairs} | {:.0} µs | {:.0} µs | {:.3} | {:.3}-{:.3} |",
+        c.ours_us, c.anchor_us, c.ratio.0, c.ratio.1, c.ratio.2
+    );
+}
+
 /// `cargo xtask bench`: builds the release binaries and prints each comparison as
 /// a Markdown table row.
 pub fn run(pairs: usize) -> Result<(), String> {
     let root = crate::workspace_root();
-    let rnohup = build_release(&root)?;
+    let release = build_release(&root)?;
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| format!("cannot become a child subreaper: {e}"))?;
     let gnu = Path::new(GNU_NOHUP);
     if !gnu.exists() {
         return Err(format!("{GNU_NOHUP} not found: the anchor is missing"));
     }
-    let t = Path::new("true");
     println!(
         "| benchmark | environment | pairs | ours (median) | anchor (median) | ratio median | ratio p10-p90 |"
     );
     println!("|---|---|---|---|---|---|---|");
+
+    let rnohup = release.join("rnohup");
+    let t = Path::new("true");
     // GNU nohup calls setlocale(LC_ALL, ""): in the C locale that is free, in a
     // UTF-8 locale it reads locale files. Both are what users run, so both count.
     for env in [[("LC_ALL", "C")], [("LANG", "C.UTF-8")]] {
         let c = compare(&[&rnohup, t], &[gnu, t], &env, pairs)?;
-        println!(
-            "| `rnohup true` vs GNU `nohup true` | {}={} | {pairs} | {:.0} µs | {:.0} µs | {:.3} | {:.3}-{:.3} |",
-            env[0].0, env[0].1, c.ours_us, c.anchor_us, c.ratio.0, c.ratio.1, c.ratio.2
+        let label = format!("{}={}", env[0].0, env[0].1);
+        row("`rnohup true` vs GNU `nohup true`", &label, pairs, &c);
+    }
+
+    // detach: start a daemon with a pidfile, against start-stop-daemon doing the
+    // same, and against setsid -f (which writes no pidfile and reports nothing).
+    let dir = std::env::temp_dir().join(format!("hupkit-bench.{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let detach = release.join("detach");
+    let ours_pid = dir.join("detach.pid");
+    let ssd_pid = dir.join("ssd.pid");
+    let sleep = Path::new("/bin/sleep");
+    let n = Path::new("1000");
+    let ours: Vec<&Path> = vec![&detach, Path::new("-p"), &ours_pid, sleep, n];
+    let daemon_pairs = pairs.min(500);
+    let env = [("LC_ALL", "C")];
+    if let Some(ssd) = ["/sbin/start-stop-daemon", "/usr/sbin/start-stop-daemon"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+    {
+        let anchor: Vec<&Path> = vec![
+            ssd,
+            Path::new("--start"),
+            Path::new("--background"),
+            Path::new("--make-pidfile"),
+            Path::new("--pidfile"),
+            &ssd_pid,
+            Path::new("--exec"),
+            sleep,
+            Path::new("--"),
+            n,
+        ];
+        let c = compare(&ours, &anchor, &env, daemon_pairs)?;
+        row(
+            "`detach -p F sleep` vs `start-stop-daemon --start --background --make-pidfile`",
+            "LC_ALL=C",
+            daemon_pairs,
+            &c,
         );
     }
+    let setsid = Path::new("/usr/bin/setsid");
+    if setsid.exists() {
+        let anchor: Vec<&Path> = vec![setsid, Path::new("-f"), sleep, n];
+        let c = compare(&ours, &anchor, &env, daemon_pairs)?;
+        row(
+            "`detach -p F sleep` vs `setsid -f sleep`",
+            "LC_ALL=C",
+            daemon_pairs,
+            &c,
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -35,19 +35,21 @@ pub const EXIT_STATUS: &[(&str, &str)] = &[
     ("127", "COMMAND was not found"),
 ];
 
-const AFTER_HELP: &str = "\
+const THE_DAEMON: &str = "\
 The daemon: forked twice (never a session leader, so it can never acquire a
 terminal) in a new session, working directory / (or --chdir), umask kept (or
 --umask), standard input /dev/null, standard output and error /dev/null (or the
 --stdout and --stderr files, opened by detach before it forks), every other file
 descriptor closed, signal mask empty, every signal at its default action, the
-caller's environment plus --env.
+caller's environment plus --env.";
 
+const THE_CALLER: &str = "\
 detach returns only once COMMAND has been executed (with --notify: once it has
 said READY=1) and the pidfile is written; a failure at any step is reported,
-with the step, and the exit status below. Relative paths are relative to the
-caller's directory.
+with the step and its exit status. Relative paths are relative to the
+caller's directory.";
 
+const THE_PIDFILE: &str = "\
 Pidfile: one line, the daemon's PID. Beside it, FILE.id holds the daemon's
 identity, 'PID STARTTIME BOOT_ID' (start time in clock ticks after boot, from
 /proc/PID/stat): --status and --stop act only on that very process, never on a
@@ -150,6 +152,9 @@ pub struct Cli {
 
 /// Further man page sections: (title, text).
 pub const MAN_SECTIONS: &[(&str, &str)] = &[
+    ("THE DAEMON", THE_DAEMON),
+    ("WHAT THE CALLER GETS", THE_CALLER),
+    ("PIDFILE AND LOCK", THE_PIDFILE),
     (
         "ENVIRONMENT",
         "The daemon gets detach's environment, plus HOME, USER and LOGNAME of the --user, \
@@ -182,7 +187,7 @@ pub fn command() -> clap::Command {
         .map(|(code, what)| format!("  {code:<4} {what}"))
         .collect();
     Cli::command().after_help(format!(
-        "{AFTER_HELP}\n\nExit status:\n{}",
+        "{THE_DAEMON}\n\n{THE_CALLER}\n\n{THE_PIDFILE}\n\nExit status:\n{}",
         statuses.join("\n")
     ))
 }
