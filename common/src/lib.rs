@@ -11,6 +11,10 @@
 //! - [`signal`]: reading and changing signal dispositions and the signal mask.
 //! - [`stdio`]: fd-level helpers for the standard streams, which may be closed.
 //! - [`proc`]: readers for `/proc/PID/stat` and `/proc/PID/status`.
+//! - [`jobs`]: jobs as process groups of a session, from one `/proc` scan, and job specs.
+//! - [`tty`]: terminal names from device numbers.
+//! - [`ptrace`]: why a stopped process is stopped.
+//! - [`records`]: the job-record store (what rnohup, detach and disown started).
 //! - [`identity`]: PID + start time + boot, so a reused PID is never taken for
 //!   the process that was recorded.
 //! - [`pidfd`]: signal and wait on a process through a pidfd.
@@ -28,11 +32,15 @@ pub mod diag;
 pub mod error;
 pub mod exit;
 pub mod identity;
+pub mod jobs;
 pub mod pidfd;
 pub mod proc;
+pub mod ptrace;
 pub mod quote;
+pub mod records;
 pub mod safefile;
 pub mod signal;
 pub mod stdio;
+pub mod tty;
 
 pub use error::{Context, Error, Result};

@@ -1,0 +1,360 @@
+//! Jobs as the kernel sees them: process groups of a session, from one `/proc` scan.
+//!
+//! A shell's job table lives in the shell; what the kernel keeps is the process
+//! groups of each session and the terminal's foreground group. hupkit's job-control
+//! tools work from that, so they see every job of a session, including jobs the
+//! shell has forgotten (`disown`), from any shell.
+//!
+//! - [`Snapshot::take`] reads `/proc/*/stat` once.
+//! - [`Snapshot::jobs`] groups a session's processes by process group, except
+//!   the session leader's group (the shell) and the caller's own, numbered by
+//!   start order: `%1` is the oldest.
+//! - [`JobSpec`] parses `%N`, `%+`, `%%`, `%`, `%-`, `%name`, `%?text`, `PID`,
+//!   `PID@STARTTIME`, and [`Snapshot::resolve`] finds what one names.
+//!
+//! Differences with a shell's own numbering are documented in rjobs(1): the
+//! shell numbers jobs as it starts them and forgets finished ones; here the
+//! numbers are the order of the live groups, and the current job (`%+`) is the
+//! most recently started stopped job (the kernel does not record when a job
+//! stopped), else the most recently started one.
+
+use std::fmt;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::proc::Stat;
+
+/// Every process, as read once from `/proc`.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// One `stat` per process (kernel threads excluded).
+    pub procs: Vec<Stat>,
+}
+
+/// What a job is doing, as `jobs` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// At least one member is not stopped.
+    Running,
+    /// Every live member is stopped; the signal, when it could be learned.
+    Stopped(Option<Signal>),
+    /// Every member has exited (zombies not yet reaped).
+    Done,
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JobState::Running => "Running",
+            JobState::Stopped(Some(Signal::SIGSTOP)) => "Stopped (signal)",
+            JobState::Stopped(Some(Signal::SIGTTIN)) => "Stopped (tty input)",
+            JobState::Stopped(Some(Signal::SIGTTOU)) => "Stopped (tty output)",
+            JobState::Stopped(_) => "Stopped",
+            JobState::Done => "Done",
+        })
+    }
+}
+
+/// One job: a process group of a session.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// `%N`: 1 for the oldest job of the view.
+    pub number: usize,
+    /// The process group ID.
+    pub pgid: Pid,
+    /// The session ID.
+    pub session: Pid,
+    /// Members, oldest first (indices into [`Snapshot::procs`]).
+    pub members: Vec<usize>,
+    /// Aggregate state (stop signal not yet probed: see [`Snapshot::probe_stop`]).
+    pub state: JobState,
+    /// Whether it is its terminal's foreground group.
+    pub foreground: bool,
+    /// `+` (current), `-` (previous) or ` `.
+    pub mark: char,
+}
+
+impl Snapshot {
+    /// Reads `/proc/*/stat` for every process; processes that vanish meanwhile
+    /// and kernel threads are skipped.
+    pub fn take() -> std::io::Result<Snapshot> {
+        let mut procs = Vec::new();
+        for entry in std::fs::read_dir("/proc")? {
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            if let Ok(st) = Stat::read(Pid::from_raw(pid)) {
+                if !st.is_kernel_thread() && st.session.as_raw() != 0 {
+                    procs.push(st);
+                }
+            }
+        }
+        procs.sort_by_key(|p| (p.starttime, p.pid.as_raw()));
+        Ok(Snapshot { procs })
+    }
+
+    /// The process `pid`, if present.
+    #[must_use]
+    pub fn get(&self, pid: Pid) -> Option<&Stat> {
+        self.procs.iter().find(|p| p.pid == pid)
+    }
+
+    /// The sessions present, oldest leader first.
+    #[must_use]
+    pub fn sessions(&self) -> Vec<Pid> {
+        let mut seen = Vec::new();
+        for p in &self.procs {
+            if !seen.contains(&p.session) {
+                seen.push(p.session);
+            }
+        }
+        seen
+    }
+
+    /// The jobs of `session`, leaving out the session leader's group and the
+    /// groups in `exclude`, numbered by start order, with `+`/`-` marks.
+    #[must_use]
+    pub fn jobs(&self, session: Pid, exclude: &[Pid]) -> Vec<Job> {
+        let mut jobs: Vec<Job> = Vec::new();
+        for (i, p) in self.procs.iter().enumerate() {
+            if p.session != session || p.pgrp == session || exclude.contains(&p.pgrp) {
+                continue;
+            }
+            match jobs.iter_mut().find(|j| j.pgid == p.pgrp) {
+                Some(j) => j.members.push(i),
+                None => jobs.push(Job {
+                    number: 0,
+                    pgid: p.pgrp,
+                    session,
+                    members: vec![i],
+                    state: JobState::Running,
+                    foreground: false,
+                    mark: ' ',
+                }),
+            }
+        }
+        for (n, job) in jobs.iter_mut().enumerate() {
+            job.number = n + 1;
+            let live: Vec<&Stat> = job
+                .members
+                .iter()
+                .map(|&i| &self.procs[i])
+                .filter(|p| !matches!(p.state, 'Z' | 'X'))
+                .collect();
+            job.state = if live.is_empty() {
+                JobState::Done
+            } else if live.iter().all(|p| matches!(p.state, 'T' | 't')) {
+                JobState::Stopped(None)
+            } else {
+                JobState::Running
+            };
+            job.foreground = job.members.iter().any(|&i| self.procs[i].tpgid == job.pgid.as_raw());
+        }
+        // Current: the newest stopped job, else the newest job; previous: the one before.
+        let stopped: Vec<usize> = (0..jobs.len())
+            .filter(|&i| matches!(jobs[i].state, JobState::Stopped(_)))
+            .collect();
+        let mut order: Vec<usize> = stopped.iter().rev().copied().collect();
+        order.extend((0..jobs.len()).rev().filter(|i| !stopped.contains(i)));
+        if let Some(&cur) = order.first() {
+            jobs[cur].mark = '+';
+        }
+        if let Some(&prev) = order.get(1) {
+            jobs[prev].mark = '-';
+        }
+        jobs
+    }
+
+    /// Learns why a stopped job is stopped (ptrace, see [`crate::ptrace`]).
+    pub fn probe_stop(&self, job: &mut Job) {
+        if let JobState::Stopped(None) = job.state {
+            let sig = job
+                .members
+                .iter()
+                .map(|&i| &self.procs[i])
+                .find(|p| p.state == 'T')
+                .and_then(|p| crate::ptrace::stop_signal(p.pid));
+            job.state = JobState::Stopped(sig);
+        }
+    }
+
+    /// The command line of a member, as `ps` shows it (`[comm]` if it has none).
+    #[must_use]
+    pub fn cmdline(p: &Stat) -> String {
+        match std::fs::read(format!("/proc/{}/cmdline", p.pid)) {
+            Ok(raw) if !raw.is_empty() => {
+                let raw = raw.strip_suffix(b"\0").unwrap_or(&raw);
+                String::from_utf8_lossy(raw).replace('\0', " ")
+            }
+            _ => format!("[{}]", p.comm),
+        }
+    }
+
+    /// A job's command, like bash prints it: the members the job started with
+    /// (those whose parent is outside the group), joined by ` | `.
+    #[must_use]
+    pub fn command(&self, job: &Job) -> String {
+        let heads: Vec<String> = job
+            .members
+            .iter()
+            .map(|&i| &self.procs[i])
+            .filter(|p| self.get(p.ppid).is_none_or(|parent| parent.pgrp != job.pgid))
+            .map(Self::cmdline)
+            .collect();
+        heads.join(" | ")
+    }
+
+    /// Whether a process group is orphaned: no member has a parent in the same
+    /// session but another group (POSIX; such groups get SIGHUP+SIGCONT when stopped).
+    #[must_use]
+    pub fn orphaned(&self, session: Pid, pgid: Pid) -> bool {
+        !self.procs.iter().filter(|p| p.pgrp == pgid).any(|p| {
+            self.get(p.ppid)
+                .is_some_and(|parent| parent.session == session && parent.pgrp != pgid)
+        })
+    }
+
+    /// Resolves a job spec among `jobs`.
+    pub fn resolve<'j>(&self, spec: &JobSpec, jobs: &'j [Job]) -> Result<Target<'j>, String> {
+        let one = |found: Vec<&'j Job>, what: &str| match found.as_slice() {
+            [job] => Ok(Target::Job(job)),
+            [] => Err(format!("{what}: no such job")),
+            _ => Err(format!("{what}: ambiguous job spec")),
+        };
+        match spec {
+            JobSpec::Number(n) => one(jobs.iter().filter(|j| j.number == *n).collect(), &spec.to_string()),
+            JobSpec::Current => one(jobs.iter().filter(|j| j.mark == '+').collect(), &spec.to_string()),
+            JobSpec::Previous => one(jobs.iter().filter(|j| j.mark == '-').collect(), &spec.to_string()),
+            JobSpec::Prefix(text) => one(
+                jobs.iter().filter(|j| self.command(j).starts_with(text.as_str())).collect(),
+                &spec.to_string(),
+            ),
+            JobSpec::Contains(text) => one(
+                jobs.iter().filter(|j| self.command(j).contains(text.as_str())).collect(),
+                &spec.to_string(),
+            ),
+            JobSpec::Pid(pid, starttime) => {
+                let Some(p) = self.get(*pid).filter(|p| starttime.is_none_or(|t| t == p.starttime)) else {
+                    return Err(match starttime {
+                        Some(_) => format!("{spec}: no such process (or its PID was reused)"),
+                        None => format!("{spec}: no such process"),
+                    });
+                };
+                Ok(match jobs.iter().find(|j| j.pgid == p.pgrp) {
+                    Some(job) => Target::Job(job),
+                    None => Target::Process(p.clone()),
+                })
+            }
+        }
+    }
+}
+
+/// What a job spec names.
+#[derive(Debug)]
+pub enum Target<'j> {
+    /// A job of the view.
+    Job(&'j Job),
+    /// A process outside the view's jobs (another session, or the shell's group).
+    Process(Stat),
+}
+
+/// A job spec, as bash's and `rjobs`' output name jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobSpec {
+    /// `%N`.
+    Number(usize),
+    /// `%+`, `%%`, `%`.
+    Current,
+    /// `%-`.
+    Previous,
+    /// `%name`: the command starts with it.
+    Prefix(String),
+    /// `%?text`: the command contains it.
+    Contains(String),
+    /// `PID`, or `PID@STARTTIME` (exact identity).
+    Pid(Pid, Option<u64>),
+}
+
+impl JobSpec {
+    /// Parses a job spec; `Err` is a one-line message.
+    pub fn parse(text: &str) -> Result<JobSpec, String> {
+        let bad = || format!("'{text}': not a job spec (%N, %+, %-, %name, %?text, PID or PID@STARTTIME)");
+        if let Some(rest) = text.strip_prefix('%') {
+            return Ok(match rest {
+                "" | "+" | "%" => JobSpec::Current,
+                "-" => JobSpec::Previous,
+                _ => {
+                    if let Some(t) = rest.strip_prefix('?') {
+                        if t.is_empty() {
+                            return Err(bad());
+                        }
+                        JobSpec::Contains(t.to_string())
+                    } else if let Ok(n) = rest.parse::<usize>() {
+                        if n == 0 {
+                            return Err(bad());
+                        }
+                        JobSpec::Number(n)
+                    } else {
+                        JobSpec::Prefix(rest.to_string())
+                    }
+                }
+            });
+        }
+        let (pid, start) = match text.split_once('@') {
+            Some((p, s)) => (p, Some(s.parse::<u64>().map_err(|_| bad())?)),
+            None => (text, None),
+        };
+        let pid: i32 = pid.parse().map_err(|_| bad())?;
+        if pid <= 0 {
+            return Err(format!("'{text}': not a process ID"));
+        }
+        Ok(JobSpec::Pid(Pid::from_raw(pid), start))
+    }
+}
+
+impl fmt::Display for JobSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobSpec::Number(n) => write!(f, "%{n}"),
+            JobSpec::Current => f.write_str("%+"),
+            JobSpec::Previous => f.write_str("%-"),
+            JobSpec::Prefix(t) => write!(f, "%{t}"),
+            JobSpec::Contains(t) => write!(f, "%?{t}"),
+            JobSpec::Pid(p, None) => write!(f, "{p}"),
+            JobSpec::Pid(p, Some(t)) => write!(f, "{p}@{t}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs() {
+        assert_eq!(JobSpec::parse("%1"), Ok(JobSpec::Number(1)));
+        for cur in ["%", "%+", "%%"] {
+            assert_eq!(JobSpec::parse(cur), Ok(JobSpec::Current));
+        }
+        assert_eq!(JobSpec::parse("%-"), Ok(JobSpec::Previous));
+        assert_eq!(JobSpec::parse("%vi"), Ok(JobSpec::Prefix("vi".into())));
+        assert_eq!(JobSpec::parse("%?foo"), Ok(JobSpec::Contains("foo".into())));
+        assert_eq!(JobSpec::parse("123"), Ok(JobSpec::Pid(Pid::from_raw(123), None)));
+        assert_eq!(JobSpec::parse("123@456"), Ok(JobSpec::Pid(Pid::from_raw(123), Some(456))));
+        for bad in ["", "x", "0", "-1", "%0", "%?", "1@x", "1@", "@1"] {
+            assert!(JobSpec::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(JobSpec::parse("%?foo").unwrap().to_string(), "%?foo");
+    }
+
+    #[test]
+    fn snapshot_sees_this_process() {
+        let snap = Snapshot::take().unwrap();
+        let me = nix::unistd::getpid();
+        assert!(snap.get(me).is_some());
+        assert!(snap.sessions().contains(&nix::unistd::getsid(None).unwrap()));
+    }
+}

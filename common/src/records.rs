@@ -1,0 +1,312 @@
+//! Job records: what rnohup, detach and disown started, kept after logout.
+//!
+//! One file per job under `$XDG_STATE_HOME/hupkit/jobs/` (default
+//! `~/.local/state/hupkit/jobs/`), named `PID-STARTTIME.job`, mode 0600 in a
+//! 0700 directory, written atomically (temporary file, then rename) so that
+//! concurrent writers never lose a record and readers never see half of one.
+//!
+//! The format is line-oriented text, `key=value`, one `arg=` line per argument;
+//! values escape `\` as `\\`, newline as `\n` and bytes that are not UTF-8 as
+//! `\xNN`, so any argv round-trips. Unknown keys are ignored, so the format can
+//! grow; a record that cannot be parsed is reported and skipped, never fatal.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt::Write as _;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::Pid;
+
+use crate::identity::Identity;
+use crate::safefile::{self, FileError};
+
+/// How far a job was separated from its terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Started by rnohup.
+    Nohup,
+    /// Started by detach.
+    Detach,
+    /// Cut loose by disown.
+    Disown,
+}
+
+impl Level {
+    /// The word used in records and output.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Nohup => "nohup",
+            Level::Detach => "detach",
+            Level::Disown => "disown",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Level> {
+        match s {
+            "nohup" => Some(Level::Nohup),
+            "detach" => Some(Level::Detach),
+            "disown" => Some(Level::Disown),
+            _ => None,
+        }
+    }
+}
+
+/// One job record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Who: PID, start time, boot.
+    pub id: Identity,
+    /// When it was recorded, RFC 3339.
+    pub when: String,
+    /// Which tool.
+    pub level: Level,
+    /// The command and its arguments.
+    pub argv: Vec<OsString>,
+    /// Its working directory.
+    pub cwd: OsString,
+    /// The host name.
+    pub host: String,
+    /// The terminal it came from (empty if none).
+    pub tty: OsString,
+    /// Where its output goes.
+    pub output: OsString,
+    /// Its pidfile, if any (empty if none).
+    pub pidfile: OsString,
+}
+
+fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+fn unescape(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        match bytes.get(i + 1)? {
+            b'\\' => out.push(b'\\'),
+            b'n' => out.push(b'\n'),
+            b'x' => {
+                let hex = std::str::from_utf8(bytes.get(i + 2..i + 4)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            _ => return None,
+        }
+        i += 2;
+    }
+    Some(out)
+}
+
+impl Record {
+    /// A record for the process `pid` (which must be alive), now.
+    pub fn new(pid: Pid, level: Level, argv: Vec<OsString>) -> std::io::Result<Record> {
+        let id = Identity::of(pid)?;
+        let tty = std::fs::read_link(format!("/proc/{pid}/fd/0"))
+            .ok()
+            .filter(|p| p.starts_with("/dev/pts") || p.starts_with("/dev/tty"))
+            .map(PathBuf::into_os_string)
+            .unwrap_or_default();
+        Ok(Record {
+            id,
+            when: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            level,
+            argv,
+            cwd: std::env::current_dir().map(PathBuf::into_os_string).unwrap_or_default(),
+            host: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            tty,
+            output: OsString::new(),
+            pidfile: OsString::new(),
+        })
+    }
+
+    /// The file name of this record.
+    #[must_use]
+    pub fn file_name(&self) -> String {
+        format!("{}-{}.job", self.id.pid, self.id.starttime)
+    }
+
+    /// The text form.
+    #[must_use]
+    pub fn to_text(&self) -> String {
+        let mut t = String::from("hupkit-job 1\n");
+        let _ = writeln!(t, "pid={}", self.id.pid);
+        let _ = writeln!(t, "starttime={}", self.id.starttime);
+        let _ = writeln!(t, "boot_id={}", self.id.boot_id);
+        let _ = writeln!(t, "when={}", self.when);
+        let _ = writeln!(t, "level={}", self.level.as_str());
+        let _ = writeln!(t, "host={}", escape(self.host.as_bytes()));
+        let _ = writeln!(t, "cwd={}", escape(self.cwd.as_bytes()));
+        let _ = writeln!(t, "tty={}", escape(self.tty.as_bytes()));
+        let _ = writeln!(t, "output={}", escape(self.output.as_bytes()));
+        let _ = writeln!(t, "pidfile={}", escape(self.pidfile.as_bytes()));
+        for a in &self.argv {
+            let _ = writeln!(t, "arg={}", escape(a.as_bytes()));
+        }
+        t
+    }
+
+    /// Parses the text form; `None` if it is not a valid record.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Record> {
+        let mut lines = text.lines();
+        if lines.next()? != "hupkit-job 1" {
+            return None;
+        }
+        let (mut pid, mut start, mut boot, mut when, mut level) = (None, None, None, None, None);
+        let mut r = Record {
+            id: Identity { pid: Pid::from_raw(1), starttime: 0, boot_id: String::new() },
+            when: String::new(),
+            level: Level::Nohup,
+            argv: Vec::new(),
+            cwd: OsString::new(),
+            host: String::new(),
+            tty: OsString::new(),
+            output: OsString::new(),
+            pidfile: OsString::new(),
+        };
+        for line in lines {
+            let (k, v) = line.split_once('=')?;
+            let os = || unescape(v).map(OsString::from_vec);
+            match k {
+                "pid" => pid = v.parse::<i32>().ok().filter(|p| *p > 0),
+                "starttime" => start = v.parse::<u64>().ok(),
+                "boot_id" => boot = Some(v.to_string()),
+                "when" => when = Some(v.to_string()),
+                "level" => level = Level::parse(v),
+                "host" => r.host = String::from_utf8_lossy(&unescape(v)?).into_owned(),
+                "cwd" => r.cwd = os()?,
+                "tty" => r.tty = os()?,
+                "output" => r.output = os()?,
+                "pidfile" => r.pidfile = os()?,
+                "arg" => r.argv.push(os()?),
+                _ => {}
+            }
+        }
+        r.id = Identity { pid: Pid::from_raw(pid?), starttime: start?, boot_id: boot? };
+        r.when = when?;
+        r.level = level?;
+        Some(r)
+    }
+}
+
+/// The store's directory: `$XDG_STATE_HOME/hupkit/jobs`, else
+/// `$HOME/.local/state/hupkit/jobs`; `None` without either.
+#[must_use]
+pub fn dir() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| Path::new(v).is_absolute()) {
+        Some(x) => PathBuf::from(x),
+        None => PathBuf::from(std::env::var_os("HOME").filter(|h| !h.is_empty())?).join(".local/state"),
+    };
+    Some(base.join("hupkit/jobs"))
+}
+
+/// Writes `record` into `dir` (created 0700 if missing), atomically, mode 0600.
+pub fn write(dir: &Path, record: &Record) -> Result<PathBuf, FileError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| FileError::Sys(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(5))))?;
+    let path = dir.join(record.file_name());
+    safefile::write_atomic(&path, record.to_text().as_bytes(), 0o600)?;
+    Ok(path)
+}
+
+/// One entry of the store: a record, or why a file could not be read.
+#[derive(Debug)]
+pub enum Entry {
+    /// A valid record, with its file.
+    Record(PathBuf, Record),
+    /// A file that is not a valid record (the text says why).
+    Corrupt(PathBuf, String),
+}
+
+/// Every record in `dir`, oldest first; a missing directory is an empty store.
+#[must_use]
+pub fn list(dir: &Path) -> Vec<Entry> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Entry> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension() == Some(OsStr::new("job")))
+        .map(|p| match std::fs::read(&p) {
+            Ok(raw) => match std::str::from_utf8(&raw).ok().and_then(Record::parse) {
+                Some(r) => Entry::Record(p, r),
+                None => Entry::Corrupt(p, "not a valid job record".into()),
+            },
+            Err(e) => Entry::Corrupt(p, e.to_string()),
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        let key = |e: &Entry| match e {
+            Entry::Record(p, r) => (r.when.clone(), p.clone()),
+            Entry::Corrupt(p, _) => (String::new(), p.clone()),
+        };
+        key(a).cmp(&key(b))
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_any_argv() {
+        let mut r = Record::new(nix::unistd::getpid(), Level::Nohup, vec![
+            OsString::from("sh"),
+            OsString::from("-c"),
+            OsString::from("echo 'a\\b'\nnext"),
+            OsString::from_vec(b"\xff\x00x".to_vec()),
+        ])
+        .unwrap();
+        r.output = OsString::from("/tmp/nohup.out");
+        let text = r.to_text();
+        assert_eq!(Record::parse(&text), Some(r));
+    }
+
+    #[test]
+    fn corrupt_and_concurrent() {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = dir.path().join("hupkit/jobs");
+        let r = Record::new(nix::unistd::getpid(), Level::Detach, vec!["x".into()]).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| write(&jobs, &r).unwrap());
+            }
+        });
+        std::fs::write(jobs.join("junk.job"), "garbage").unwrap();
+        let entries = list(&jobs);
+        assert_eq!(entries.len(), 2);
+        assert!(entries.iter().any(|e| matches!(e, Entry::Corrupt(..))));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(jobs.join(r.file_name())).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(Record::parse("hupkit-job 1\npid=x\n").is_none());
+    }
+}
