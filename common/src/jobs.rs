@@ -114,13 +114,17 @@ impl Snapshot {
         seen
     }
 
-    /// The jobs of `session`, leaving out the session leader's group and the
-    /// groups in `exclude`, numbered by start order, with `+`/`-` marks.
+    /// The jobs of `session`, leaving out the groups in `exclude` and, unless
+    /// `with_leader`, the session leader's group; numbered by start order, with
+    /// `+`/`-` marks.
     #[must_use]
-    pub fn jobs(&self, session: Pid, exclude: &[Pid]) -> Vec<Job> {
+    pub fn jobs(&self, session: Pid, exclude: &[Pid], with_leader: bool) -> Vec<Job> {
         let mut jobs: Vec<Job> = Vec::new();
         for (i, p) in self.procs.iter().enumerate() {
-            if p.session != session || p.pgrp == session || exclude.contains(&p.pgrp) {
+            if p.session != session
+                || (p.pgrp == session && !with_leader)
+                || exclude.contains(&p.pgrp)
+            {
                 continue;
             }
             match jobs.iter_mut().find(|j| j.pgid == p.pgrp) {
@@ -151,7 +155,10 @@ impl Snapshot {
             } else {
                 JobState::Running
             };
-            job.foreground = job.members.iter().any(|&i| self.procs[i].tpgid == job.pgid.as_raw());
+            job.foreground = job
+                .members
+                .iter()
+                .any(|&i| self.procs[i].tpgid == job.pgid.as_raw());
         }
         // Current: the newest stopped job, else the newest job; previous: the one before.
         let stopped: Vec<usize> = (0..jobs.len())
@@ -201,7 +208,10 @@ impl Snapshot {
             .members
             .iter()
             .map(|&i| &self.procs[i])
-            .filter(|p| self.get(p.ppid).is_none_or(|parent| parent.pgrp != job.pgid))
+            .filter(|p| {
+                self.get(p.ppid)
+                    .is_none_or(|parent| parent.pgrp != job.pgid)
+            })
             .map(Self::cmdline)
             .collect();
         heads.join(" | ")
@@ -225,19 +235,35 @@ impl Snapshot {
             _ => Err(format!("{what}: ambiguous job spec")),
         };
         match spec {
-            JobSpec::Number(n) => one(jobs.iter().filter(|j| j.number == *n).collect(), &spec.to_string()),
-            JobSpec::Current => one(jobs.iter().filter(|j| j.mark == '+').collect(), &spec.to_string()),
-            JobSpec::Previous => one(jobs.iter().filter(|j| j.mark == '-').collect(), &spec.to_string()),
+            JobSpec::Number(n) => one(
+                jobs.iter().filter(|j| j.number == *n).collect(),
+                &spec.to_string(),
+            ),
+            JobSpec::Current => one(
+                jobs.iter().filter(|j| j.mark == '+').collect(),
+                &spec.to_string(),
+            ),
+            JobSpec::Previous => one(
+                jobs.iter().filter(|j| j.mark == '-').collect(),
+                &spec.to_string(),
+            ),
             JobSpec::Prefix(text) => one(
-                jobs.iter().filter(|j| self.command(j).starts_with(text.as_str())).collect(),
+                jobs.iter()
+                    .filter(|j| self.command(j).starts_with(text.as_str()))
+                    .collect(),
                 &spec.to_string(),
             ),
             JobSpec::Contains(text) => one(
-                jobs.iter().filter(|j| self.command(j).contains(text.as_str())).collect(),
+                jobs.iter()
+                    .filter(|j| self.command(j).contains(text.as_str()))
+                    .collect(),
                 &spec.to_string(),
             ),
             JobSpec::Pid(pid, starttime) => {
-                let Some(p) = self.get(*pid).filter(|p| starttime.is_none_or(|t| t == p.starttime)) else {
+                let Some(p) = self
+                    .get(*pid)
+                    .filter(|p| starttime.is_none_or(|t| t == p.starttime))
+                else {
                     return Err(match starttime {
                         Some(_) => format!("{spec}: no such process (or its PID was reused)"),
                         None => format!("{spec}: no such process"),
@@ -281,7 +307,9 @@ pub enum JobSpec {
 impl JobSpec {
     /// Parses a job spec; `Err` is a one-line message.
     pub fn parse(text: &str) -> Result<JobSpec, String> {
-        let bad = || format!("'{text}': not a job spec (%N, %+, %-, %name, %?text, PID or PID@STARTTIME)");
+        let bad = || {
+            format!("'{text}': not a job spec (%N, %+, %-, %name, %?text, PID or PID@STARTTIME)")
+        };
         if let Some(rest) = text.strip_prefix('%') {
             return Ok(match rest {
                 "" | "+" | "%" => JobSpec::Current,
@@ -342,8 +370,14 @@ mod tests {
         assert_eq!(JobSpec::parse("%-"), Ok(JobSpec::Previous));
         assert_eq!(JobSpec::parse("%vi"), Ok(JobSpec::Prefix("vi".into())));
         assert_eq!(JobSpec::parse("%?foo"), Ok(JobSpec::Contains("foo".into())));
-        assert_eq!(JobSpec::parse("123"), Ok(JobSpec::Pid(Pid::from_raw(123), None)));
-        assert_eq!(JobSpec::parse("123@456"), Ok(JobSpec::Pid(Pid::from_raw(123), Some(456))));
+        assert_eq!(
+            JobSpec::parse("123"),
+            Ok(JobSpec::Pid(Pid::from_raw(123), None))
+        );
+        assert_eq!(
+            JobSpec::parse("123@456"),
+            Ok(JobSpec::Pid(Pid::from_raw(123), Some(456)))
+        );
         for bad in ["", "x", "0", "-1", "%0", "%?", "1@x", "1@", "@1"] {
             assert!(JobSpec::parse(bad).is_err(), "{bad}");
         }
@@ -355,6 +389,9 @@ mod tests {
         let snap = Snapshot::take().unwrap();
         let me = nix::unistd::getpid();
         assert!(snap.get(me).is_some());
-        assert!(snap.sessions().contains(&nix::unistd::getsid(None).unwrap()));
+        assert!(
+            snap.sessions()
+                .contains(&nix::unistd::getsid(None).unwrap())
+        );
     }
 }

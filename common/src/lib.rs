@@ -20,6 +20,7 @@
 //! - [`pidfd`]: signal and wait on a process through a pidfd.
 //! - [`safefile`]: pidfiles, records and locks written without following
 //!   symlinks, atomically.
+//! - [`cli`]: clap parsing with GNU-style usage errors and exit statuses.
 //! - [`cargs`]: argv from a C `main`, for tools that must run before the Rust
 //!   runtime touches the standard streams.
 //!
@@ -28,6 +29,7 @@
 //! panics or exits the process.
 
 pub mod cargs;
+pub mod cli;
 pub mod diag;
 pub mod error;
 pub mod exit;

@@ -25,5 +25,10 @@ pub fn stop_signal(pid: Pid) -> Option<Signal> {
             _ => None,
         });
     let _ = ptrace::detach(pid, None);
-    result.filter(|s| matches!(s, Signal::SIGTSTP | Signal::SIGSTOP | Signal::SIGTTIN | Signal::SIGTTOU))
+    result.filter(|s| {
+        matches!(
+            s,
+            Signal::SIGTSTP | Signal::SIGSTOP | Signal::SIGTTIN | Signal::SIGTTOU
+        )
+    })
 }

@@ -132,7 +132,9 @@ impl Record {
             when: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
             level,
             argv,
-            cwd: std::env::current_dir().map(PathBuf::into_os_string).unwrap_or_default(),
+            cwd: std::env::current_dir()
+                .map(PathBuf::into_os_string)
+                .unwrap_or_default(),
             host: nix::unistd::gethostname()
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_default(),
@@ -177,7 +179,11 @@ impl Record {
         }
         let (mut pid, mut start, mut boot, mut when, mut level) = (None, None, None, None, None);
         let mut r = Record {
-            id: Identity { pid: Pid::from_raw(1), starttime: 0, boot_id: String::new() },
+            id: Identity {
+                pid: Pid::from_raw(1),
+                starttime: 0,
+                boot_id: String::new(),
+            },
             when: String::new(),
             level: Level::Nohup,
             argv: Vec::new(),
@@ -205,7 +211,11 @@ impl Record {
                 _ => {}
             }
         }
-        r.id = Identity { pid: Pid::from_raw(pid?), starttime: start?, boot_id: boot? };
+        r.id = Identity {
+            pid: Pid::from_raw(pid?),
+            starttime: start?,
+            boot_id: boot?,
+        };
         r.when = when?;
         r.level = level?;
         Some(r)
@@ -218,7 +228,9 @@ impl Record {
 pub fn dir() -> Option<PathBuf> {
     let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| Path::new(v).is_absolute()) {
         Some(x) => PathBuf::from(x),
-        None => PathBuf::from(std::env::var_os("HOME").filter(|h| !h.is_empty())?).join(".local/state"),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").filter(|h| !h.is_empty())?).join(".local/state")
+        }
     };
     Some(base.join("hupkit/jobs"))
 }
@@ -278,12 +290,16 @@ mod tests {
 
     #[test]
     fn round_trip_any_argv() {
-        let mut r = Record::new(nix::unistd::getpid(), Level::Nohup, vec![
-            OsString::from("sh"),
-            OsString::from("-c"),
-            OsString::from("echo 'a\\b'\nnext"),
-            OsString::from_vec(b"\xff\x00x".to_vec()),
-        ])
+        let mut r = Record::new(
+            nix::unistd::getpid(),
+            Level::Nohup,
+            vec![
+                OsString::from("sh"),
+                OsString::from("-c"),
+                OsString::from("echo 'a\\b'\nnext"),
+                OsString::from_vec(b"\xff\x00x".to_vec()),
+            ],
+        )
         .unwrap();
         r.output = OsString::from("/tmp/nohup.out");
         let text = r.to_text();
@@ -305,7 +321,10 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert!(entries.iter().any(|e| matches!(e, Entry::Corrupt(..))));
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(jobs.join(r.file_name())).unwrap().permissions().mode();
+        let mode = std::fs::metadata(jobs.join(r.file_name()))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(Record::parse("hupkit-job 1\npid=x\n").is_none());
     }

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 /// Splits a `tty_nr` into (major, minor).
 #[must_use]
 pub fn split(tty_nr: u64) -> (u64, u64) {
-    ((tty_nr >> 8) & 0xfff, (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00))
+    (
+        (tty_nr >> 8) & 0xfff,
+        (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00),
+    )
 }
 
 /// The device path of a terminal number, if it can be named.
@@ -21,7 +24,10 @@ pub fn path(tty_nr: u64) -> Option<PathBuf> {
     }
     let (major, minor) = split(tty_nr);
     if (136..=143).contains(&major) {
-        return Some(PathBuf::from(format!("/dev/pts/{}", (major - 136) * 256 + minor)));
+        return Some(PathBuf::from(format!(
+            "/dev/pts/{}",
+            (major - 136) * 256 + minor
+        )));
     }
     let uevent = std::fs::read_to_string(format!("/sys/dev/char/{major}:{minor}/uevent")).ok()?;
     uevent
@@ -62,7 +68,10 @@ mod tests {
     fn pts_numbers() {
         assert_eq!(name(34816), "pts/0");
         assert_eq!(name(34817), "pts/1");
-        assert_eq!(path(34816 + 256 * 256 / 256), Some(PathBuf::from("/dev/pts/256")));
+        assert_eq!(
+            path(34816 + 256 * 256 / 256),
+            Some(PathBuf::from("/dev/pts/256"))
+        );
         assert_eq!(name(0), "?");
         assert_eq!(number(Path::new("/dev/null")).map(split).unwrap(), (1, 3));
     }

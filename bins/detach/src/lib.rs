@@ -22,7 +22,6 @@ use std::ffi::OsStr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::FromArgMatches;
 use hupkit_common::diag::Diag;
 use hupkit_common::exit;
 use hupkit_common::identity::{Identity, Liveness};
@@ -39,39 +38,9 @@ use crate::spawn::{Failure, Step};
 #[must_use]
 pub fn main() -> ExitCode {
     let mut diag = Diag::new(OsStr::new("detach"));
-    let parsed = cli::command()
-        .try_get_matches()
-        .and_then(|m| Cli::from_arg_matches(&m));
-    let code = match parsed {
+    let code = match hupkit_common::cli::parse::<Cli>(cli::command(), exit::CANCELED) {
         Ok(cli) => run(&cli, &mut diag),
-        Err(e)
-            if matches!(
-                e.kind(),
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
-            ) =>
-        {
-            let text = e.render().to_string();
-            match hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, text.as_bytes()) {
-                Ok(()) | Err(nix::errno::Errno::EPIPE) => exit::SUCCESS,
-                Err(errno) => {
-                    diag.error_errno("write error", errno);
-                    exit::CANCELED
-                }
-            }
-        }
-        Err(e) => {
-            // clap's message (its first paragraph), on one line, GNU-style.
-            let text = e.render().to_string();
-            let para: Vec<&str> = text
-                .lines()
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect();
-            let msg = para.join(" ");
-            let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
-            diag.report(&Error::usage(msg, exit::CANCELED));
-            exit::CANCELED
-        }
+        Err(code) => code,
     };
     ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
 }

@@ -1,0 +1,115 @@
+//! rjobs' command line: the one source of `--help`, the man page and the completions.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, CommandFactory, Parser, ValueHint};
+
+/// The exit statuses.
+pub const EXIT_STATUS: &[(&str, &str)] = &[
+    ("0", "listed (possibly nothing)"),
+    (
+        "1",
+        "the terminal given to -t has no session; or --prune could not remove a record",
+    ),
+    ("2", "bad usage"),
+];
+
+const AFTER_HELP: &str = "\
+A job is a process group of the session, as the kernel keeps it: rjobs sees
+every job of the session, from any shell, including jobs the shell has
+forgotten (disown). The session leader's group (the shell) and rjobs' own are
+left out. Jobs are numbered in start order; %+ is the most recently started
+stopped job, else the most recently started one (the kernel does not record
+when a job stopped), %- the one before. Job specs for rbg, rfg and disown:
+%N, %+, %%, %-, %name, %?text, PID, PID@STARTTIME.
+
+STATE is Running, Stopped, Stopped (signal), Stopped (tty input), Stopped (tty
+output) or Done (every member has exited, not yet reaped). The stop signal is
+learned by attaching briefly with ptrace (the job stays stopped); without
+permission it shows as plain Stopped.
+
+-l columns: SIGHUP is each process's disposition (default: dies at hangup;
+ignored: survives it; caught: its handler decides); TTY-FDS lists which of fds
+0-2 are the session's terminal (after a hangup, reads there return end-of-file
+and writes fail); ORPHANED means no member's parent is in the session outside
+the group (a stopped orphaned group gets SIGHUP+SIGCONT from the kernel);
+TRACED names the tracer's PID.";
+
+/// List the jobs (process groups) of a terminal session, and how separated each one is.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rjobs",
+    version,
+    about = "List the jobs (process groups) of a terminal session, and how separated each one is.",
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct Cli {
+    /// Show each member process, with its SIGHUP disposition, terminal fds, controlling terminal, orphaned group and tracer
+    #[arg(short = 'l', long)]
+    pub long: bool,
+
+    /// The session of another terminal (read-only view), e.g. /dev/pts/3 or pts/3
+    #[arg(short = 't', long, value_name = "TTY", value_hint = ValueHint::FilePath, conflicts_with = "all_sessions")]
+    pub tty: Option<PathBuf>,
+
+    /// Every session, grouped by session, then by job
+    #[arg(short = 'A', long)]
+    pub all_sessions: bool,
+
+    /// The jobs started by rnohup, detach and disown, across sessions and logouts
+    #[arg(long, conflicts_with_all = ["tty", "all_sessions", "long"])]
+    pub records: bool,
+
+    /// With --records: forget the records of jobs that are gone
+    #[arg(long, requires = "records")]
+    pub prune: bool,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print help
+    #[arg(short = 'h', long, action = ArgAction::Help)]
+    pub help: Option<bool>,
+
+    /// Print version
+    #[arg(short = 'V', long, action = ArgAction::Version)]
+    pub version: Option<bool>,
+}
+
+/// Further man page sections.
+pub const MAN_SECTIONS: &[(&str, &str)] = &[
+    ("JOBS AND STATES", AFTER_HELP),
+    (
+        "FILES",
+        "$XDG_STATE_HOME/hupkit/jobs/ (default ~/.local/state/hupkit/jobs/): the job \
+         records, one file per job, mode 0600.",
+    ),
+    (
+        "SEE ALSO",
+        "rbg(1), rfg(1), disown(1), rnohup(1), detach(1), ps(1), credentials(7)",
+    ),
+];
+
+/// The command-line definition, with the explanations and exit statuses after the help.
+#[must_use]
+pub fn command() -> clap::Command {
+    let statuses: Vec<String> = EXIT_STATUS
+        .iter()
+        .map(|(code, what)| format!("  {code:<4} {what}"))
+        .collect();
+    Cli::command().after_help(format!(
+        "{AFTER_HELP}\n\nExit status:\n{}",
+        statuses.join("\n")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn definition_is_consistent() {
+        super::command().debug_assert();
+    }
+}

@@ -1,0 +1,523 @@
+//! `rjobs`: the jobs of a terminal session, as the kernel keeps them, and how far
+//! each one is separated from its terminal.
+//!
+//! One `/proc` scan ([`hupkit_common::jobs::Snapshot`]) per invocation; the
+//! views pick a session (the caller's, another terminal's, or all of them),
+//! build rows, and print them as a table or as JSON. `--records` lists the
+//! job-record store instead ([`hupkit_common::records`]).
+
+pub mod cli;
+pub mod json;
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use hupkit_common::diag::Diag;
+use hupkit_common::identity::Liveness;
+use hupkit_common::jobs::{Job, JobState, Snapshot};
+use hupkit_common::proc::{Stat, Status};
+use hupkit_common::quote::quote;
+use hupkit_common::records;
+use hupkit_common::signal::Disposition;
+use hupkit_common::{stdio, tty};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::cli::Cli;
+use crate::json::Value;
+
+/// Exit statuses.
+pub mod code {
+    /// Listed.
+    pub const OK: i32 = 0;
+    /// No such session, or a record could not be removed.
+    pub const FAILED: i32 = 1;
+    /// Bad usage.
+    pub const USAGE: i32 = 2;
+}
+
+/// Parses, runs, maps to an exit status.
+#[must_use]
+pub fn main() -> ExitCode {
+    let code = match hupkit_common::cli::parse::<Cli>(cli::command(), code::USAGE) {
+        Ok(cli) => run(&cli),
+        Err(code) => code,
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+}
+
+/// One member process, with its separation.
+struct Member {
+    pid: Pid,
+    state: char,
+    sighup: &'static str,
+    tty_fds: String,
+    ctty: String,
+    traced: i32,
+    command: String,
+}
+
+/// One job, ready to print.
+struct Row {
+    number: usize,
+    mark: char,
+    pgid: Pid,
+    state: JobState,
+    foreground: bool,
+    orphaned: bool,
+    command: String,
+    members: Vec<Member>,
+}
+
+/// One session, ready to print.
+struct Session {
+    sid: Pid,
+    tty: String,
+    leader: String,
+    jobs: Vec<Row>,
+}
+
+fn member(snap: &Snapshot, p: &Stat, session_tty: u64) -> Member {
+    let status = Status::read(p.pid).ok();
+    let sighup = match status.as_ref().map(|s| s.disposition(Signal::SIGHUP)) {
+        Some(Disposition::Default) => "default",
+        Some(Disposition::Ignore) => "ignored",
+        Some(Disposition::Caught) => "caught",
+        None => "?",
+    };
+    let mut fds = Vec::new();
+    let mut unknown = false;
+    for fd in 0..3 {
+        match tty::number(Path::new(&format!("/proc/{}/fd/{fd}", p.pid))) {
+            Ok(n) if n == session_tty && session_tty != 0 => fds.push(fd.to_string()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => unknown = true,
+            Err(_) => {}
+        }
+    }
+    let tty_fds = if unknown {
+        "?".to_string()
+    } else if fds.is_empty() {
+        "-".to_string()
+    } else {
+        fds.join(",")
+    };
+    let _ = snap;
+    Member {
+        pid: p.pid,
+        state: p.state,
+        sighup,
+        tty_fds,
+        ctty: tty::name(p.tty_nr),
+        traced: status.map_or(0, |s| s.tracer_pid),
+        command: Snapshot::cmdline(p),
+    }
+}
+
+fn rows(snap: &Snapshot, session: Pid, exclude: &[Pid], with_leader: bool, long: bool) -> Vec<Row> {
+    let session_tty = snap.get(session).map_or_else(
+        || {
+            snap.procs
+                .iter()
+                .find(|p| p.session == session && p.tty_nr != 0)
+                .map_or(0, |p| p.tty_nr)
+        },
+        |l| l.tty_nr,
+    );
+    let mut jobs: Vec<Job> = snap.jobs(session, exclude, with_leader);
+    for job in &mut jobs {
+        snap.probe_stop(job);
+    }
+    jobs.iter()
+        .map(|job| Row {
+            number: job.number,
+            mark: job.mark,
+            pgid: job.pgid,
+            state: job.state,
+            foreground: job.foreground,
+            orphaned: snap.orphaned(session, job.pgid),
+            command: snap.command(job),
+            members: if long {
+                job.members
+                    .iter()
+                    .map(|&i| member(snap, &snap.procs[i], session_tty))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        })
+        .collect()
+}
+
+fn session_of(
+    snap: &Snapshot,
+    sid: Pid,
+    exclude: &[Pid],
+    with_leader: bool,
+    long: bool,
+) -> Session {
+    let leader = snap.get(sid);
+    Session {
+        sid,
+        tty: leader.map_or_else(|| "?".into(), |l| tty::name(l.tty_nr)),
+        leader: leader.map_or_else(|| "(gone)".into(), |l| l.comm.clone()),
+        jobs: rows(snap, sid, exclude, with_leader, long),
+    }
+}
+
+fn text_jobs(out: &mut String, jobs: &[Row], long: bool) {
+    for j in jobs {
+        let amp = if j.foreground || j.state != JobState::Running {
+            ""
+        } else {
+            " &"
+        };
+        let fg = if j.foreground { "  (foreground)" } else { "" };
+        let _ = writeln!(
+            out,
+            "[{}]{}  {:<7} {:<22}  {}{amp}{fg}",
+            j.number,
+            j.mark,
+            j.pgid,
+            j.state.to_string(),
+            j.command
+        );
+        if long {
+            let _ = writeln!(
+                out,
+                "      {:<7} {:<2} {:<8} {:<8} {:<8} {:<8} {:<7} COMMAND",
+                "PID", "ST", "SIGHUP", "TTY-FDS", "CTTY", "ORPHANED", "TRACED"
+            );
+            for m in &j.members {
+                let traced = if m.traced == 0 {
+                    "-".to_string()
+                } else {
+                    m.traced.to_string()
+                };
+                let _ = writeln!(
+                    out,
+                    "      {:<7} {:<2} {:<8} {:<8} {:<8} {:<8} {:<7} {}",
+                    m.pid,
+                    m.state,
+                    m.sighup,
+                    m.tty_fds,
+                    m.ctty,
+                    if j.orphaned { "yes" } else { "no" },
+                    traced,
+                    m.command
+                );
+            }
+        }
+    }
+}
+
+fn json_jobs(jobs: &[Row], long: bool) -> Value {
+    Value::Array(
+        jobs.iter()
+            .map(|j| {
+                let mut fields = vec![
+                    ("number", Value::Int(i64::try_from(j.number).unwrap_or(0))),
+                    (
+                        "current",
+                        Value::Str(match j.mark {
+                            '+' => "+".into(),
+                            '-' => "-".into(),
+                            _ => String::new(),
+                        }),
+                    ),
+                    ("pgid", Value::Int(j.pgid.as_raw().into())),
+                    ("state", Value::Str(j.state.to_string())),
+                    ("foreground", Value::Bool(j.foreground)),
+                    ("orphaned", Value::Bool(j.orphaned)),
+                    ("command", Value::Str(j.command.clone())),
+                ];
+                if long {
+                    fields.push((
+                        "members",
+                        Value::Array(
+                            j.members
+                                .iter()
+                                .map(|m| {
+                                    Value::Object(vec![
+                                        ("pid", Value::Int(m.pid.as_raw().into())),
+                                        ("state", Value::Str(m.state.to_string())),
+                                        ("sighup", Value::Str(m.sighup.into())),
+                                        ("tty_fds", Value::Str(m.tty_fds.clone())),
+                                        ("ctty", Value::Str(m.ctty.clone())),
+                                        (
+                                            "tracer",
+                                            if m.traced == 0 {
+                                                Value::Null
+                                            } else {
+                                                Value::Int(m.traced.into())
+                                            },
+                                        ),
+                                        ("command", Value::Str(m.command.clone())),
+                                    ])
+                                })
+                                .collect(),
+                        ),
+                    ));
+                }
+                Value::Object(fields)
+            })
+            .collect(),
+    )
+}
+
+fn print(out: &str) -> i32 {
+    match stdio::write_all(stdio::STDOUT, out.as_bytes()) {
+        Ok(()) | Err(nix::errno::Errno::EPIPE) => code::OK,
+        Err(e) => {
+            Diag::new(OsStr::new("rjobs")).error_errno("write error", e);
+            code::FAILED
+        }
+    }
+}
+
+/// The session whose controlling terminal is `path` (`pts/3` means `/dev/pts/3`).
+fn session_of_tty(snap: &Snapshot, path: &Path) -> Result<Pid, String> {
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        PathBuf::from("/dev").join(path)
+    };
+    let n = tty::number(&path).map_err(|e| {
+        format!(
+            "{}: {}",
+            quote(path.as_os_str()),
+            hupkit_common::diag::strerror(nix::errno::Errno::from_raw(
+                e.raw_os_error().unwrap_or(5)
+            ))
+        )
+    })?;
+    snap.procs
+        .iter()
+        .find(|p| p.tty_nr == n && p.pid == p.session)
+        .or_else(|| snap.procs.iter().find(|p| p.tty_nr == n))
+        .map(|p| p.session)
+        .ok_or_else(|| {
+            format!(
+                "no session has {} as its controlling terminal",
+                quote(path.as_os_str())
+            )
+        })
+}
+
+/// Runs the view `cli` asks for.
+pub fn run(cli: &Cli) -> i32 {
+    let mut diag = Diag::new(OsStr::new("rjobs"));
+    if cli.records {
+        return run_records(cli, &mut diag);
+    }
+    let snap = match Snapshot::take() {
+        Ok(s) => s,
+        Err(e) => {
+            diag.error(&format!("cannot read /proc: {e}"));
+            return code::FAILED;
+        }
+    };
+    let sessions: Vec<Session> = if cli.all_sessions {
+        snap.sessions()
+            .into_iter()
+            .map(|sid| session_of(&snap, sid, &[], true, cli.long))
+            .collect()
+    } else {
+        let sid = match &cli.tty {
+            Some(t) => match session_of_tty(&snap, t) {
+                Ok(sid) => sid,
+                Err(msg) => {
+                    diag.error(&msg);
+                    return code::FAILED;
+                }
+            },
+            None => nix::unistd::getsid(None).unwrap_or_else(|_| nix::unistd::getpid()),
+        };
+        vec![session_of(
+            &snap,
+            sid,
+            &[nix::unistd::getpgrp()],
+            false,
+            cli.long,
+        )]
+    };
+    let mut out = String::new();
+    if cli.json {
+        let v = if cli.all_sessions {
+            Value::Array(
+                sessions
+                    .iter()
+                    .map(|s| {
+                        Value::Object(vec![
+                            ("session", Value::Int(s.sid.as_raw().into())),
+                            ("tty", Value::Str(s.tty.clone())),
+                            ("leader", Value::Str(s.leader.clone())),
+                            ("jobs", json_jobs(&s.jobs, cli.long)),
+                        ])
+                    })
+                    .collect(),
+            )
+        } else {
+            json_jobs(&sessions[0].jobs, cli.long)
+        };
+        v.write(&mut out);
+        out.push('\n');
+    } else if cli.all_sessions {
+        for s in &sessions {
+            let _ = writeln!(out, "session {} ({}, leader {})", s.sid, s.tty, s.leader);
+            text_jobs(&mut out, &s.jobs, cli.long);
+        }
+    } else {
+        text_jobs(&mut out, &sessions[0].jobs, cli.long);
+    }
+    print(&out)
+}
+
+/// `[[dd-]hh:]mm:ss`, like `ps -o etime`.
+fn elapsed(secs: i64) -> String {
+    let secs = secs.max(0);
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}-{h:02}:{m:02}:{s:02}")
+    } else if h > 0 {
+        format!("{h:02}:{m:02}:{s:02}")
+    } else {
+        format!("{m:02}:{s:02}")
+    }
+}
+
+fn record_state(r: &records::Record) -> &'static str {
+    match r.id.liveness() {
+        Liveness::Gone => "gone",
+        Liveness::Alive => match Stat::read(r.id.pid) {
+            Ok(st) if matches!(st.state, 'T' | 't') => "stopped",
+            _ => "running",
+        },
+    }
+}
+
+fn run_records(cli: &Cli, diag: &mut Diag) -> i32 {
+    let Some(dir) = records::dir() else {
+        return print(if cli.json { "[]\n" } else { "" });
+    };
+    let mut status = code::OK;
+    let now = chrono::Local::now();
+    let mut rows = Vec::new();
+    for entry in records::list(&dir) {
+        match entry {
+            records::Entry::Corrupt(path, why) => {
+                diag.error(&format!("skipping {}: {why}", quote(path.as_os_str())));
+            }
+            records::Entry::Record(path, r) => {
+                let state = record_state(&r);
+                if cli.prune && state == "gone" {
+                    if let Err(e) = std::fs::remove_file(&path) {
+                        diag.error(&format!("cannot remove {}: {e}", quote(path.as_os_str())));
+                        status = code::FAILED;
+                    }
+                    continue;
+                }
+                rows.push((r, state));
+            }
+        }
+    }
+    let mut out = String::new();
+    if cli.json {
+        let v = Value::Array(
+            rows.iter()
+                .map(|(r, state)| {
+                    let argv: Vec<Value> = r
+                        .argv
+                        .iter()
+                        .map(|a| Value::Str(a.to_string_lossy().into_owned()))
+                        .collect();
+                    Value::Object(vec![
+                        ("pid", Value::Int(r.id.pid.as_raw().into())),
+                        (
+                            "starttime",
+                            Value::Int(i64::try_from(r.id.starttime).unwrap_or(-1)),
+                        ),
+                        ("state", Value::Str((*state).into())),
+                        ("when", Value::Str(r.when.clone())),
+                        ("level", Value::Str(r.level.as_str().into())),
+                        ("host", Value::Str(r.host.clone())),
+                        ("cwd", Value::Str(r.cwd.to_string_lossy().into_owned())),
+                        ("tty", Value::Str(r.tty.to_string_lossy().into_owned())),
+                        (
+                            "output",
+                            Value::Str(r.output.to_string_lossy().into_owned()),
+                        ),
+                        (
+                            "pidfile",
+                            Value::Str(r.pidfile.to_string_lossy().into_owned()),
+                        ),
+                        ("argv", Value::Array(argv)),
+                    ])
+                })
+                .collect(),
+        );
+        v.write(&mut out);
+        out.push('\n');
+    } else {
+        if !rows.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<20} {:<8} {:<19} {:>11} {:<6} {:<24} COMMAND",
+                "ID", "STATE", "STARTED", "ELAPSED", "LEVEL", "OUTPUT"
+            );
+        }
+        for (r, state) in &rows {
+            let when = chrono::DateTime::parse_from_rfc3339(&r.when).ok();
+            let started = when.map_or_else(
+                || r.when.clone(),
+                |w| {
+                    w.with_timezone(&chrono::Local)
+                        .format("%Y-%m-%d %H:%M:%S")
+                        .to_string()
+                },
+            );
+            let age = when.map_or_else(
+                || "?".into(),
+                |w| elapsed((now.fixed_offset() - w).num_seconds()),
+            );
+            let command: Vec<String> = r
+                .argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let output = if r.output.is_empty() {
+                "-".into()
+            } else {
+                r.output.to_string_lossy().into_owned()
+            };
+            let _ = writeln!(
+                out,
+                "{:<20} {:<8} {:<19} {:>11} {:<6} {:<24} {}",
+                format!("{}@{}", r.id.pid, r.id.starttime),
+                state,
+                started,
+                age,
+                r.level.as_str(),
+                output,
+                command.join(" ")
+            );
+        }
+    }
+    let printed = print(&out);
+    if printed == code::OK { status } else { printed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::elapsed;
+
+    #[test]
+    fn etime_format() {
+        assert_eq!(elapsed(5), "00:05");
+        assert_eq!(elapsed(3661), "01:01:01");
+        assert_eq!(elapsed(90061), "1-01:01:01");
+        assert_eq!(elapsed(-3), "00:00");
+    }
+}
