@@ -6,5 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 mod detach;
 mod generated;
+mod jobcontrol;
 mod rnohup;
 mod util;

@@ -308,6 +308,7 @@ mod tests {
 
     #[test]
     fn corrupt_and_concurrent() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let jobs = dir.path().join("hupkit/jobs");
         let r = Record::new(nix::unistd::getpid(), Level::Detach, vec!["x".into()]).unwrap();
@@ -320,7 +321,6 @@ mod tests {
         let entries = list(&jobs);
         assert_eq!(entries.len(), 2);
         assert!(entries.iter().any(|e| matches!(e, Entry::Corrupt(..))));
-        use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(jobs.join(r.file_name()))
             .unwrap()
             .permissions()

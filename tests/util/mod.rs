@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod shell;
+
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
@@ -28,6 +30,9 @@ pub fn bin(name: &str) -> PathBuf {
     match name {
         "rnohup" => PathBuf::from(env!("CARGO_BIN_EXE_rnohup")),
         "detach" => PathBuf::from(env!("CARGO_BIN_EXE_detach")),
+        "rjobs" => PathBuf::from(env!("CARGO_BIN_EXE_rjobs")),
+        "rbg" => PathBuf::from(env!("CARGO_BIN_EXE_rbg")),
+        "rfg" => PathBuf::from(env!("CARGO_BIN_EXE_rfg")),
         other => panic!("no such binary in the suite: {other}"),
     }
 }
@@ -180,5 +185,16 @@ pub fn describe(status: Option<ExitStatus>) -> String {
             (None, Some(sig)) => format!("signal {sig}"),
             (None, None) => format!("{s:?}"),
         },
+    }
+}
+
+/// Writes all of `bytes` to `fd`.
+pub fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => panic!("write to the terminal: {e}"),
+        }
     }
 }

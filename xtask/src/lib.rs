@@ -41,6 +41,24 @@ pub fn tools() -> Vec<Tool> {
             exit_status: hupkit_detach::cli::EXIT_STATUS,
             man_sections: hupkit_detach::cli::MAN_SECTIONS,
         },
+        Tool {
+            name: "rjobs",
+            command: hupkit_rjobs::cli::command(),
+            exit_status: hupkit_rjobs::cli::EXIT_STATUS,
+            man_sections: hupkit_rjobs::cli::MAN_SECTIONS,
+        },
+        Tool {
+            name: "rbg",
+            command: hupkit_rbg::command(),
+            exit_status: hupkit_rbg::EXIT_STATUS,
+            man_sections: hupkit_rbg::MAN_SECTIONS,
+        },
+        Tool {
+            name: "rfg",
+            command: hupkit_rfg::command(),
+            exit_status: hupkit_rfg::EXIT_STATUS,
+            man_sections: hupkit_rfg::MAN_SECTIONS,
+        },
     ]
 }
 

@@ -231,6 +231,41 @@ fn await_ready(
     }
 }
 
+/// Writes the job record of the daemon; a failure is a warning with -v only.
+fn record(plan: &plan::Plan, id: &Identity, cli: &Cli, diag: &mut Diag) {
+    use hupkit_common::records;
+    let Some(dir) = records::dir() else { return };
+    let Ok(mut rec) = records::Record::new(id.pid, records::Level::Detach, plan.command.clone())
+    else {
+        return;
+    };
+    rec.id = id.clone();
+    rec.cwd = String::from_utf8_lossy(plan.chdir.to_bytes())
+        .into_owned()
+        .into();
+    rec.output = std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&plan.stdout)
+    ))
+    .map(std::path::PathBuf::into_os_string)
+    .unwrap_or_default();
+    rec.tty = std::fs::read_link("/proc/self/fd/0")
+        .ok()
+        .filter(|p| p.starts_with("/dev/pts") || p.starts_with("/dev/tty"))
+        .map(std::path::PathBuf::into_os_string)
+        .unwrap_or_default();
+    rec.pidfile = plan
+        .pidfile
+        .clone()
+        .map(std::path::PathBuf::into_os_string)
+        .unwrap_or_default();
+    if let Err(e) = records::write(&dir, &rec) {
+        if cli.verbose {
+            diag.error(&format!("warning: cannot write the job record: {e}"));
+        }
+    }
+}
+
 /// Starts the daemon: claim, plan, spawn, readiness, records.
 pub fn start(cli: &Cli, diag: &mut Diag) -> Result<()> {
     let cwd = std::env::current_dir().map_err(|e| {
@@ -298,6 +333,7 @@ pub fn start(cli: &Cli, diag: &mut Diag) -> Result<()> {
             )
         })?;
     }
+    record(&plan, &id, cli, diag);
     if cli.verbose {
         let cmd: Vec<String> = plan.command.iter().map(|c| quote(c)).collect();
         diag.error(&format!("started PID {}: {}", id.pid, cmd.join(" ")));

@@ -157,6 +157,7 @@ fn continue_job(snap: &Snapshot, job: &Job, diag: &mut Diag, label: &str, comman
 }
 
 /// Continues each job named in `cli`; returns the exit status.
+#[must_use]
 pub fn run(cli: &Cli) -> i32 {
     let mut diag = Diag::new(OsStr::new("rbg"));
     let snap = match Snapshot::take() {
@@ -191,15 +192,12 @@ pub fn run(cli: &Cli) -> i32 {
             Ok(Target::Process(p)) => {
                 // A process outside the session's jobs: its own group, in its own session.
                 let other = snap.jobs(p.session, &[], true);
-                match other.iter().find(|j| j.pgid == p.pgrp) {
-                    Some(job) => {
-                        let command = snap.command(job);
-                        ok &= continue_job(&snap, job, &mut diag, &label, &command);
-                    }
-                    None => {
-                        diag.error(&format!("{label}: no such job"));
-                        ok = false;
-                    }
+                if let Some(job) = other.iter().find(|j| j.pgid == p.pgrp) {
+                    let command = snap.command(job);
+                    ok &= continue_job(&snap, job, &mut diag, &label, &command);
+                } else {
+                    diag.error(&format!("{label}: no such job"));
+                    ok = false;
                 }
             }
             Err(msg) => {

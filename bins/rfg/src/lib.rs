@@ -194,6 +194,7 @@ fn fail(diag: &mut Diag, msg: &str) -> i32 {
 
 /// Brings the job named in `cli` to the foreground; returns the exit status.
 #[allow(clippy::too_many_lines)]
+#[must_use]
 pub fn run(cli: &Cli) -> i32 {
     let mut diag = Diag::new(OsStr::new("rfg"));
     let Ok(tty) = std::fs::OpenOptions::new()
@@ -358,7 +359,7 @@ pub fn run(cli: &Cli) -> i32 {
                         return status_of(raw);
                     }
                     Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(10))
+                        std::thread::sleep(Duration::from_millis(10));
                     }
                     _ => {
                         diag.error(&format!(

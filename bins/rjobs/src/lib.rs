@@ -79,7 +79,7 @@ struct Session {
     jobs: Vec<Row>,
 }
 
-fn member(snap: &Snapshot, p: &Stat, session_tty: u64) -> Member {
+fn member(p: &Stat, session_tty: u64) -> Member {
     let status = Status::read(p.pid).ok();
     let sighup = match status.as_ref().map(|s| s.disposition(Signal::SIGHUP)) {
         Some(Disposition::Default) => "default",
@@ -92,9 +92,8 @@ fn member(snap: &Snapshot, p: &Stat, session_tty: u64) -> Member {
     for fd in 0..3 {
         match tty::number(Path::new(&format!("/proc/{}/fd/{fd}", p.pid))) {
             Ok(n) if n == session_tty && session_tty != 0 => fds.push(fd.to_string()),
-            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => unknown = true,
-            Err(_) => {}
+            _ => {}
         }
     }
     let tty_fds = if unknown {
@@ -104,7 +103,6 @@ fn member(snap: &Snapshot, p: &Stat, session_tty: u64) -> Member {
     } else {
         fds.join(",")
     };
-    let _ = snap;
     Member {
         pid: p.pid,
         state: p.state,
@@ -142,7 +140,7 @@ fn rows(snap: &Snapshot, session: Pid, exclude: &[Pid], with_leader: bool, long:
             members: if long {
                 job.members
                     .iter()
-                    .map(|&i| member(snap, &snap.procs[i], session_tty))
+                    .map(|&i| member(&snap.procs[i], session_tty))
                     .collect()
             } else {
                 Vec::new()
@@ -307,6 +305,7 @@ fn session_of_tty(snap: &Snapshot, path: &Path) -> Result<Pid, String> {
 }
 
 /// Runs the view `cli` asks for.
+#[must_use]
 pub fn run(cli: &Cli) -> i32 {
     let mut diag = Diag::new(OsStr::new("rjobs"));
     if cli.records {
@@ -403,7 +402,6 @@ fn run_records(cli: &Cli, diag: &mut Diag) -> i32 {
         return print(if cli.json { "[]\n" } else { "" });
     };
     let mut status = code::OK;
-    let now = chrono::Local::now();
     let mut rows = Vec::new();
     for entry in records::list(&dir) {
         match entry {
@@ -423,90 +421,102 @@ fn run_records(cli: &Cli, diag: &mut Diag) -> i32 {
             }
         }
     }
-    let mut out = String::new();
-    if cli.json {
-        let v = Value::Array(
-            rows.iter()
-                .map(|(r, state)| {
-                    let argv: Vec<Value> = r
-                        .argv
-                        .iter()
-                        .map(|a| Value::Str(a.to_string_lossy().into_owned()))
-                        .collect();
-                    Value::Object(vec![
-                        ("pid", Value::Int(r.id.pid.as_raw().into())),
-                        (
-                            "starttime",
-                            Value::Int(i64::try_from(r.id.starttime).unwrap_or(-1)),
-                        ),
-                        ("state", Value::Str((*state).into())),
-                        ("when", Value::Str(r.when.clone())),
-                        ("level", Value::Str(r.level.as_str().into())),
-                        ("host", Value::Str(r.host.clone())),
-                        ("cwd", Value::Str(r.cwd.to_string_lossy().into_owned())),
-                        ("tty", Value::Str(r.tty.to_string_lossy().into_owned())),
-                        (
-                            "output",
-                            Value::Str(r.output.to_string_lossy().into_owned()),
-                        ),
-                        (
-                            "pidfile",
-                            Value::Str(r.pidfile.to_string_lossy().into_owned()),
-                        ),
-                        ("argv", Value::Array(argv)),
-                    ])
-                })
-                .collect(),
-        );
-        v.write(&mut out);
-        out.push('\n');
+    let out = if cli.json {
+        records_json(&rows)
     } else {
-        if !rows.is_empty() {
-            let _ = writeln!(
-                out,
-                "{:<20} {:<8} {:<19} {:>11} {:<6} {:<24} COMMAND",
-                "ID", "STATE", "STARTED", "ELAPSED", "LEVEL", "OUTPUT"
-            );
-        }
-        for (r, state) in &rows {
-            let when = chrono::DateTime::parse_from_rfc3339(&r.when).ok();
-            let started = when.map_or_else(
-                || r.when.clone(),
-                |w| {
-                    w.with_timezone(&chrono::Local)
-                        .format("%Y-%m-%d %H:%M:%S")
-                        .to_string()
-                },
-            );
-            let age = when.map_or_else(
-                || "?".into(),
-                |w| elapsed((now.fixed_offset() - w).num_seconds()),
-            );
-            let command: Vec<String> = r
-                .argv
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect();
-            let output = if r.output.is_empty() {
-                "-".into()
-            } else {
-                r.output.to_string_lossy().into_owned()
-            };
-            let _ = writeln!(
-                out,
-                "{:<20} {:<8} {:<19} {:>11} {:<6} {:<24} {}",
-                format!("{}@{}", r.id.pid, r.id.starttime),
-                state,
-                started,
-                age,
-                r.level.as_str(),
-                output,
-                command.join(" ")
-            );
-        }
-    }
+        records_text(&rows)
+    };
     let printed = print(&out);
     if printed == code::OK { status } else { printed }
+}
+
+fn records_json(rows: &[(records::Record, &'static str)]) -> String {
+    let v = Value::Array(
+        rows.iter()
+            .map(|(r, state)| {
+                let argv: Vec<Value> = r
+                    .argv
+                    .iter()
+                    .map(|a| Value::Str(a.to_string_lossy().into_owned()))
+                    .collect();
+                Value::Object(vec![
+                    ("pid", Value::Int(r.id.pid.as_raw().into())),
+                    (
+                        "starttime",
+                        Value::Int(i64::try_from(r.id.starttime).unwrap_or(-1)),
+                    ),
+                    ("state", Value::Str((*state).into())),
+                    ("when", Value::Str(r.when.clone())),
+                    ("level", Value::Str(r.level.as_str().into())),
+                    ("host", Value::Str(r.host.clone())),
+                    ("cwd", Value::Str(r.cwd.to_string_lossy().into_owned())),
+                    ("tty", Value::Str(r.tty.to_string_lossy().into_owned())),
+                    (
+                        "output",
+                        Value::Str(r.output.to_string_lossy().into_owned()),
+                    ),
+                    (
+                        "pidfile",
+                        Value::Str(r.pidfile.to_string_lossy().into_owned()),
+                    ),
+                    ("argv", Value::Array(argv)),
+                ])
+            })
+            .collect(),
+    );
+    let mut out = String::new();
+    v.write(&mut out);
+    out.push('\n');
+    out
+}
+
+fn records_text(rows: &[(records::Record, &'static str)]) -> String {
+    let now = chrono::Local::now();
+    let mut out = String::new();
+    if !rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "{:<20} {:<8} {:<19} {:>11} {:<6} {:<24} COMMAND",
+            "ID", "STATE", "STARTED", "ELAPSED", "LEVEL", "OUTPUT"
+        );
+    }
+    for (r, state) in rows {
+        let when = chrono::DateTime::parse_from_rfc3339(&r.when).ok();
+        let started = when.map_or_else(
+            || r.when.clone(),
+            |w| {
+                w.with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            },
+        );
+        let age = when.map_or_else(
+            || "?".into(),
+            |w| elapsed((now.fixed_offset() - w).num_seconds()),
+        );
+        let command: Vec<String> = r
+            .argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let output = if r.output.is_empty() {
+            "-".into()
+        } else {
+            r.output.to_string_lossy().into_owned()
+        };
+        let _ = writeln!(
+            out,
+            "{:<20} {:<8} {:<19} {:>11} {:<6} {:<24} {}",
+            format!("{}@{}", r.id.pid, r.id.starttime),
+            state,
+            started,
+            age,
+            r.level.as_str(),
+            output,
+            command.join(" ")
+        );
+    }
+    out
 }
 
 #[cfg(test)]

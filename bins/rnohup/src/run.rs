@@ -170,6 +170,8 @@ pub fn run(diag: &mut Diag, output: Option<&OsStr>, command: &[OsString], fail: 
     // Failing to ignore SIGHUP is not possible for a valid signal; GNU ignores the result too.
     let _ = signal::ignore(Signal::SIGHUP);
 
+    record(command, redirecting_stdout.then_some(out_fd));
+
     let argv: Vec<CString> = command.iter().map(|a| cstring(a)).collect();
     let Some(file) = argv.first() else {
         return fail;
@@ -185,6 +187,30 @@ pub fn run(diag: &mut Diag, output: Option<&OsStr>, command: &[OsString], fail: 
     }
     // GNU's close_stdout turns an unwritable stderr into rnohup's own failure.
     if diag.failed() { fail } else { status }
+}
+
+/// Writes a job record for this process (which keeps its PID through exec).
+/// Silent whatever happens: a record never stops the command nor changes what
+/// rnohup prints. `HUPKIT_NO_RECORD=1` turns it off.
+fn record(command: &[OsString], output_fd: Option<RawFd>) {
+    if std::env::var_os("HUPKIT_NO_RECORD").is_some_and(|v| v == "1") {
+        return;
+    }
+    let Some(dir) = hupkit_common::records::dir() else {
+        return;
+    };
+    let Ok(mut rec) = hupkit_common::records::Record::new(
+        nix::unistd::getpid(),
+        hupkit_common::records::Level::Nohup,
+        command.to_vec(),
+    ) else {
+        return;
+    };
+    let fd = output_fd.unwrap_or(stdio::STDOUT);
+    rec.output = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .map(std::path::PathBuf::into_os_string)
+        .unwrap_or_default();
+    let _ = hupkit_common::records::write(&dir, &rec);
 }
 
 #[cfg(test)]

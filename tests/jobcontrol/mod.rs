@@ -1,0 +1,473 @@
+//! rjobs, rbg and rfg on a real `bash -i` in a pseudo-terminal; job records
+//! after a hangup.
+
+use std::time::Duration;
+
+use hupkit_common::identity::Identity;
+use nix::unistd::Pid;
+
+use crate::util::{self, shell::Shell};
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// The line of `rjobs` output that mentions `needle`.
+fn line_with<'a>(out: &'a str, needle: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{out}"))
+}
+
+#[test]
+fn rjobs_lists_running_stopped_pipeline_and_disowned_jobs() {
+    let dir = tempdir();
+    let mut sh = Shell::start(dir.path());
+    sh.run("sleep 300 &");
+    sh.run("sleep 301 | cat &");
+    sh.line("sleep 302");
+    std::thread::sleep(Duration::from_millis(200));
+    sh.type_raw(b"\x1a");
+    sh.expect("Stopped");
+    sh.expect("$ ");
+    sh.run("sleep 303 & disown $!");
+    sh.run("rnohup sleep 304 >/dev/null 2>&1 &");
+    let (out, rc) = sh.run("rjobs");
+    assert_eq!(rc, 0, "{out}");
+    assert!(line_with(&out, "sleep 300").starts_with("[1] "), "{out}");
+    assert!(
+        line_with(&out, "sleep 300").contains("Running")
+            && line_with(&out, "sleep 300").ends_with("sleep 300 &")
+    );
+    assert!(
+        line_with(&out, "sleep 301").ends_with("sleep 301 | cat &"),
+        "{out}"
+    );
+    assert!(line_with(&out, "sleep 302").contains("Stopped"), "{out}");
+    assert!(line_with(&out, "sleep 302").starts_with("[3]"), "{out}");
+    assert!(
+        line_with(&out, "sleep 303").contains("Running"),
+        "the disowned job is still listed:\n{out}"
+    );
+    let (jobs, _) = sh.run("jobs");
+    assert!(
+        !jobs.contains("sleep 303"),
+        "bash itself forgot it:\n{jobs}"
+    );
+
+    let (long, rc) = sh.run("rjobs -l");
+    assert_eq!(rc, 0);
+    assert!(
+        long.contains("SIGHUP") && long.contains("TTY-FDS"),
+        "{long}"
+    );
+    let nohup_row = long
+        .lines()
+        .find(|l| l.contains("sleep 304") && l.contains(" S "))
+        .unwrap_or_else(|| panic!("{long}"));
+    assert!(
+        nohup_row.contains("ignored"),
+        "rnohup's job ignores SIGHUP: {nohup_row}"
+    );
+    let plain_row = long
+        .lines()
+        .find(|l| l.trim_end().ends_with("sleep 300") && !l.starts_with('['))
+        .unwrap();
+    assert!(
+        plain_row.contains("default") && plain_row.contains("0,1,2"),
+        "{plain_row}"
+    );
+
+    let (json, rc) = sh.run("rjobs --json");
+    assert_eq!(rc, 0);
+    assert!(
+        json.trim_start().starts_with('[') && json.contains("\"command\":\"sleep 301 | cat\""),
+        "{json}"
+    );
+}
+
+#[test]
+fn rjobs_views_and_errors() {
+    let dir = tempdir();
+    let mut sh = Shell::start(dir.path());
+    sh.run("sleep 300 &");
+    // -t: another terminal's session, from outside it.
+    let out = std::process::Command::new(util::bin("rjobs"))
+        .args(["-t", &sh.tty.to_string_lossy()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sleep 300 &"));
+    let all = std::process::Command::new(util::bin("rjobs"))
+        .args(["-A", "--json"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&all.stdout).contains(&format!("\"session\":{}", sh.pid)));
+    let out = std::process::Command::new(util::bin("rjobs"))
+        .args(["-t", "/dev/null"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "rjobs: no session has '/dev/null' as its controlling terminal\n"
+    );
+    let out = std::process::Command::new(util::bin("rjobs"))
+        .args(["--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "rjobs: unexpected argument '--bogus' found\nTry 'rjobs --help' for more information.\n"
+    );
+}
+
+#[test]
+fn rbg_continues_stopped_jobs() {
+    let dir = tempdir();
+    let mut sh = Shell::start(dir.path());
+    for n in ["300", "301"] {
+        sh.line(&format!("sleep {n}"));
+        std::thread::sleep(Duration::from_millis(150));
+        sh.type_raw(b"\x1a");
+        sh.expect("Stopped");
+        sh.expect("$ ");
+    }
+    let (out, rc) = sh.run("rbg");
+    assert_eq!((out.as_str(), rc), ("[2]+ sleep 301 &\n", 0));
+    let (jobs, _) = sh.run("jobs");
+    assert!(
+        line_with(&jobs, "sleep 301").contains("Running"),
+        "bash sees it running:\n{jobs}"
+    );
+    let pid = sh.last_line("jobs -p %1");
+    let (out, rc) = sh.run(&format!("rbg {pid}"));
+    assert_eq!((out.as_str(), rc), ("[1]+ sleep 300 &\n", 0));
+    let (out, rc) = sh.run("rbg %1");
+    assert_eq!(
+        (out.as_str(), rc),
+        ("rbg: %1: job already in background\n", 0)
+    );
+    let (out, rc) = sh.run("rbg %9");
+    assert_eq!((out.as_str(), rc), ("rbg: %9: no such job\n", 1));
+    let (out, rc) = sh.run("rbg x");
+    assert_eq!(rc, 2, "{out}");
+}
+
+#[test]
+fn rfg_interrupt_stop_and_status() {
+    let dir = tempdir();
+    let mut sh = Shell::start(dir.path());
+    // ^C: 130, and the shell has the terminal back.
+    sh.run("sleep 300 &");
+    sh.line("rfg %1");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ne!(sh.foreground(), sh.pid.as_raw(), "the job has the terminal");
+    sh.type_raw(b"\x03");
+    let (_, rc) = sh.run("true");
+    assert_eq!(rc, 0);
+    let (out, _) = sh.run("echo $((1+1))");
+    assert_eq!(out, "2\n");
+    assert_eq!(sh.foreground(), sh.pid.as_raw());
+
+    // ^Z: 148, and bash lists the job as Stopped.
+    sh.run("sleep 301 &");
+    sh.line("rfg; echo st=$?");
+    std::thread::sleep(Duration::from_millis(300));
+    sh.type_raw(b"\x1a");
+    sh.expect("st=148");
+    sh.expect("$ ");
+    let (jobs, _) = sh.run("jobs");
+    assert!(line_with(&jobs, "sleep 301").contains("Stopped"), "{jobs}");
+    sh.run("kill %1");
+
+    // The job's own status passes through.
+    let (_, rc) = sh.run("(sleep 0.3; exit 3) & rfg $!");
+    assert_eq!(rc, 3);
+    let (_, rc) = sh.run("sh -c 'sleep 0.3; kill -TERM $$' & rfg $!");
+    assert_eq!(rc, 143);
+}
+
+#[test]
+fn rfg_job_reads_the_terminal() {
+    let dir = tempdir();
+    let mut sh = Shell::start(dir.path());
+    sh.run("cat > got.txt &");
+    std::thread::sleep(Duration::from_millis(200));
+    sh.line("rfg; echo st=$?");
+    std::thread::sleep(Duration::from_millis(300));
+    sh.line("typed line one");
+    sh.line("typed line two");
+    std::thread::sleep(Duration::from_millis(200));
+    sh.type_raw(b"\x04");
+    sh.expect("st=0");
+    sh.expect("$ ");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("got.txt")).unwrap(),
+        "typed line one\ntyped line two\n"
+    );
+}
+
+#[test]
+fn rfg_refusals() {
+    let dir = tempdir();
+    let mut sh = Shell::start(dir.path());
+    sh.run("sleep 300 &");
+    sh.line("rfg %1 & wait $!; echo st=$?");
+    let out = sh.expect("st=125");
+    assert!(
+        out.contains("rfg: not the foreground job of this terminal: run rfg without '&'"),
+        "{out}"
+    );
+    sh.expect("$ ");
+    // A job on another terminal.
+    let mut other = Shell::start(dir.path());
+    let pid = other.last_line("sleep 302 & echo $!");
+    let (out, rc) = sh.run(&format!("rfg {pid}"));
+    assert_eq!(rc, 125);
+    let tty = other
+        .tty
+        .strip_prefix("/dev")
+        .unwrap()
+        .display()
+        .to_string();
+    assert_eq!(
+        out,
+        format!(
+            "rfg: {pid}: PID {pid} is on another terminal ({tty}) and cannot be brought here; its output goes to {}\n",
+            other.tty.display()
+        )
+    );
+    let (out, rc) = sh.run("rfg %7");
+    assert_eq!((out.as_str(), rc), ("rfg: %7: no such job\n", 125));
+}
+
+#[test]
+fn rfg_brings_back_a_disowned_job() {
+    let dir = tempdir();
+    let mut sh = Shell::start(dir.path());
+    let pid = sh.last_line("sleep 300 & disown; echo $!");
+    sh.line(&format!("rfg {pid}; echo st=$?"));
+    std::thread::sleep(Duration::from_millis(300));
+    sh.type_raw(b"\x03");
+    sh.expect("st=130");
+    sh.expect("$ ");
+}
+
+#[test]
+fn rfg_terminated_mid_wait_gives_the_terminal_back() {
+    let dir = tempdir();
+    let mut sh = Shell::start(dir.path());
+    sh.run("sleep 300 &");
+    sh.line("sh -c 'echo $$ > rfg.pid; exec rfg %1'; echo st=$?");
+    let pidfile = dir.path().join("rfg.pid");
+    assert!(util::poll_until(util::DEADLINE, || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|t| t.ends_with('\n'))
+    }));
+    let rfg = Pid::from_raw(
+        std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap(),
+    );
+    let job_has_tty = || sh_fg_is_not_shell(sh.pid);
+    assert!(
+        util::poll_until(util::DEADLINE, job_has_tty),
+        "the job got the terminal"
+    );
+    let id = Identity::of(rfg).unwrap();
+    let fd = hupkit_common::pidfd::PidFd::open(rfg).unwrap();
+    assert_eq!(id.liveness(), hupkit_common::identity::Liveness::Alive);
+    fd.signal(nix::sys::signal::Signal::SIGTERM).unwrap();
+    sh.expect("st=143");
+    sh.expect("$ ");
+    assert_eq!(
+        sh.foreground(),
+        sh.pid.as_raw(),
+        "the shell has the terminal back"
+    );
+    let (out, rc) = sh.run("echo alive");
+    assert_eq!((out.as_str(), rc), ("alive\n", 0));
+    let (jobs, _) = sh.run("jobs");
+    assert!(
+        jobs.contains("sleep 300"),
+        "the job lives on in the background:\n{jobs}"
+    );
+}
+
+fn sh_fg_is_not_shell(shell: Pid) -> bool {
+    hupkit_common::proc::Stat::read(shell).is_ok_and(|s| s.tpgid != shell.as_raw())
+}
+
+/// rnohup records its job; after the terminal is hung up, rjobs --records lists it.
+#[test]
+fn records_survive_the_hangup() {
+    let dir = tempdir();
+    let mut sh = Shell::start(dir.path());
+    let pid: i32 = sh
+        .last_line("rnohup sleep 300 2>/dev/null & echo $!")
+        .parse()
+        .unwrap();
+    let job = Identity::of(Pid::from_raw(pid)).unwrap();
+    let records = dir.path().join(".local/state/hupkit/jobs");
+    assert!(util::poll_until(util::DEADLINE, || std::fs::read_dir(
+        &records
+    )
+    .is_ok_and(|mut d| d.next().is_some())));
+    sh.hang_up();
+    assert!(sh.wait().is_some(), "bash ends with its terminal");
+    let out = std::process::Command::new(util::bin("rjobs"))
+        .arg("--records")
+        .env("HOME", dir.path())
+        .env_remove("XDG_STATE_HOME")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = line_with(&text, &format!("{}@{}", job.pid, job.starttime));
+    assert!(
+        row.contains("running") && row.contains("nohup") && row.ends_with("sleep 300"),
+        "{row}"
+    );
+    assert!(
+        row.contains(&dir.path().join("nohup.out").display().to_string()),
+        "{row}"
+    );
+    // Clean up the survivor, by identity.
+    let fd = hupkit_common::pidfd::PidFd::open(job.pid).unwrap();
+    if job.liveness() == hupkit_common::identity::Liveness::Alive {
+        fd.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
+    }
+    assert!(fd.wait_exit(util::DEADLINE).unwrap());
+    // --prune forgets it once it is gone (a zombie counts as gone).
+    let out = std::process::Command::new(util::bin("rjobs"))
+        .args(["--records", "--prune"])
+        .env("HOME", dir.path())
+        .env_remove("XDG_STATE_HOME")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(std::fs::read_dir(&records).unwrap().next().is_none());
+}
+
+#[test]
+fn corrupt_record_is_skipped_with_a_warning() {
+    let dir = tempdir();
+    let records = dir.path().join("state/hupkit/jobs");
+    std::fs::create_dir_all(&records).unwrap();
+    std::fs::write(records.join("bad.job"), "not a record").unwrap();
+    let out = std::process::Command::new(util::bin("rjobs"))
+        .args(["--records", "--json"])
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[]\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "rjobs: skipping '{}': not a valid job record\n",
+            records.join("bad.job").display()
+        )
+    );
+}
+
+/// A job that changes the terminal's modes and is killed: rfg restores them, as bash does.
+#[test]
+fn rfg_restores_terminal_modes_after_a_killed_job() {
+    let dir = tempdir();
+    let mut sh = Shell::start(dir.path());
+    let (before, _) = sh.run("stty -a | grep -o -- ' -\\?echo ' | head -1");
+    assert_eq!(before, " echo \n");
+    sh.run("sh -c 'stty -echo; touch changed; sleep 300' &");
+    sh.line("rfg; echo st=$?");
+    assert!(util::poll_until(util::DEADLINE, || dir
+        .path()
+        .join("changed")
+        .exists()));
+    std::thread::sleep(Duration::from_millis(200));
+    sh.type_raw(b"\x03");
+    sh.expect("st=130");
+    sh.expect("$ ");
+    let (after, _) = sh.run("stty -a | grep -o -- ' -\\?echo ' | head -1");
+    assert_eq!(after, " echo \n", "echo is back on");
+}
+
+/// rbg refuses a job that is the foreground of its terminal.
+#[test]
+fn rbg_refuses_a_foreground_job() {
+    let dir = tempdir();
+    let mut sh = Shell::start(dir.path());
+    let other = Shell::start(dir.path());
+    other.line("sh -c 'echo $$ > fg.pid; exec sleep 300'");
+    let pidfile = dir.path().join("fg.pid");
+    assert!(util::poll_until(util::DEADLINE, || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|t| t.ends_with('\n'))
+    }));
+    let pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    let (out, rc) = sh.run(&format!("rbg {pid}"));
+    assert_eq!(
+        (out.as_str(), rc),
+        (
+            format!("rbg: {pid}: job is in the foreground of its terminal; use rfg\n").as_str(),
+            1
+        )
+    );
+}
+
+/// rnohup's record is silent: a failure to write it changes nothing, and
+/// `HUPKIT_NO_RECORD=1` turns it off.
+#[test]
+fn rnohup_records_are_silent_and_optional() {
+    let dir = tempdir();
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(util::bin("rnohup"));
+        cmd.args(["sh", "-c", "echo ran"])
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let state = dir.path().join("state");
+    let out = run(&[("XDG_STATE_HOME", &state.to_string_lossy())]);
+    assert_eq!(
+        (
+            out.status.code(),
+            out.stdout.as_slice(),
+            out.stderr.as_slice()
+        ),
+        (Some(0), &b"ran\n"[..], &b""[..])
+    );
+    assert_eq!(
+        std::fs::read_dir(state.join("hupkit/jobs"))
+            .unwrap()
+            .count(),
+        1
+    );
+    let out = run(&[
+        ("XDG_STATE_HOME", "/proc/no-such-dir"),
+        ("HOME", "/proc/nope"),
+    ]);
+    assert_eq!(
+        (
+            out.status.code(),
+            out.stdout.as_slice(),
+            out.stderr.as_slice()
+        ),
+        (Some(0), &b"ran\n"[..], &b""[..])
+    );
+    let off = dir.path().join("off");
+    let out = run(&[
+        ("XDG_STATE_HOME", &off.to_string_lossy()),
+        ("HUPKIT_NO_RECORD", "1"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!off.exists());
+}

@@ -1,0 +1,207 @@
+//! A real interactive bash on a pseudo-terminal, for job-control tests.
+//!
+//! bash runs as a session leader with the terminal as its controlling terminal,
+//! so job control is on, exactly as in a terminal emulator. The test types lines
+//! and control characters on the master side and waits, with a deadline, for
+//! text to appear. Everything in the shell's session is killed when the `Shell`
+//! is dropped: the session was created by this test, so its ID names only the
+//! test's own processes.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::{ChildGuard, DEADLINE, Pty, bin, spawn};
+
+/// An interactive bash.
+pub struct Shell {
+    master: Option<OwnedFd>,
+    child: ChildGuard,
+    output: Arc<Mutex<Vec<u8>>>,
+    seen: usize,
+    /// The shell's PID, which is also its session and process group ID.
+    pub pid: Pid,
+    /// The terminal's slave path (e.g. /dev/pts/4).
+    pub tty: PathBuf,
+    reader: Option<std::thread::JoinHandle<()>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Shell {
+    /// Starts `bash --norc --noprofile -i` in `dir`, with the suite's binaries
+    /// first on PATH and `HOME=dir`.
+    pub fn start(dir: &Path) -> Shell {
+        let pty = Pty::open();
+        let tty = std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&pty.slave)
+        ))
+        .unwrap();
+        let bins = bin("rjobs").parent().unwrap().to_path_buf();
+        let mut cmd = Command::new("bash");
+        cmd.args(["--norc", "--noprofile", "-i"])
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", bins.display()))
+            .env("HOME", dir)
+            .env("TERM", "dumb")
+            .env("LC_ALL", "C")
+            .env("PS1", "$ ")
+            .env("HISTFILE", "/dev/null")
+            .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+        // SAFETY: setsid and ioctl are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                if nix::libc::setsid() < 0 || nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = ChildGuard::new(spawn(&mut cmd));
+        drop(cmd);
+        let Pty { master, slave } = pty;
+        drop(slave);
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let reader_fd = master.try_clone().unwrap();
+        let sink = Arc::clone(&output);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // Polls, so that a hangup (which must close every copy of the master)
+            // can stop this thread and close its copy.
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                let mut fds = [nix::poll::PollFd::new(
+                    reader_fd.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u8)) {
+                    Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+                match nix::unistd::read(&reader_fd, &mut buf) {
+                    Ok(0) | Err(nix::errno::Errno::EIO | nix::errno::Errno::EBADF) => break,
+                    Ok(n) => sink
+                        .lock()
+                        .unwrap()
+                        .extend(buf[..n].iter().filter(|&&b| b != b'\r')),
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        let pid = child.pid();
+        let mut shell = Shell {
+            master: Some(master),
+            child,
+            output,
+            seen: 0,
+            pid,
+            tty,
+            reader: Some(reader),
+            stop,
+        };
+        shell.expect("$ ");
+        shell
+    }
+
+    /// Types `bytes` on the terminal.
+    pub fn type_raw(&self, bytes: &[u8]) {
+        let fd = self.master.as_ref().expect("terminal is open");
+        crate::util::write_all(fd.as_fd(), bytes);
+    }
+
+    /// Types a line.
+    pub fn line(&self, text: &str) {
+        self.type_raw(format!("{text}\n").as_bytes());
+    }
+
+    /// Waits until `needle` appears in new output; returns the output up to its end.
+    pub fn expect(&mut self, needle: &str) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            {
+                let out = self.output.lock().unwrap();
+                let text = String::from_utf8_lossy(&out[self.seen..]).into_owned();
+                if let Some(at) = text.find(needle) {
+                    let upto = at + needle.len();
+                    self.seen += text[..upto].len();
+                    return text[..upto].to_string();
+                }
+                assert!(
+                    Instant::now() < end,
+                    "timed out waiting for {needle:?}; output so far:\n{}",
+                    String::from_utf8_lossy(&out)
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Runs a command line and returns its output and `$?`.
+    pub fn run(&mut self, cmd: &str) -> (String, i32) {
+        // The marker is split in the typed text, so the echo of the line never matches.
+        let sep = if cmd.trim_end().ends_with('&') {
+            " "
+        } else {
+            "; "
+        };
+        self.line(&format!("{cmd}{sep}echo \"__rc\"\"=$?__\""));
+        let out = self.expect("__rc=");
+        let rest = self.expect("__\n");
+        let rc: i32 = rest.trim_end_matches("__\n").parse().unwrap_or(-1);
+        let body = out.strip_suffix("__rc=").unwrap_or(&out);
+        // Drop the echoed command line (up to the first newline).
+        let body = body.split_once('\n').map_or("", |(_, b)| b).to_string();
+        self.expect("$ ");
+        (body, rc)
+    }
+
+    /// Runs a command line and returns the last line of its output (bash's job
+    /// notices, such as `[1] 1234`, come first).
+    pub fn last_line(&mut self, cmd: &str) -> String {
+        let (out, _) = self.run(cmd);
+        out.lines().last().unwrap_or("").to_string()
+    }
+
+    /// The terminal's foreground process group, as the kernel has it.
+    pub fn foreground(&self) -> i32 {
+        hupkit_common::proc::Stat::read(self.pid).map_or(-1, |s| s.tpgid)
+    }
+
+    /// Hangs up the terminal: closes every copy of the master side.
+    pub fn hang_up(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        self.master = None;
+    }
+
+    /// Waits for bash to end; its status.
+    pub fn wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.wait(DEADLINE)
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        // Everything in the session this test created, then the shell itself.
+        if let Ok(snap) = hupkit_common::jobs::Snapshot::take() {
+            for p in snap.procs.iter().filter(|p| p.session == self.pid) {
+                let _ = kill(p.pid, Signal::SIGKILL);
+            }
+        }
+        self.hang_up();
+    }
+}
