@@ -17,11 +17,16 @@ use nix::unistd::Pid;
 
 use crate::proc::Stat;
 
-/// The boot ID of the running kernel, without the newline.
+/// The boot ID of the running kernel, without the newline (read once per process).
 pub fn boot_id() -> io::Result<String> {
-    Ok(std::fs::read_to_string("/proc/sys/kernel/random/boot_id")?
-        .trim()
-        .to_string())
+    static BOOT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .map(|s| s.trim().to_string())
+    })
+    .clone()
+    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no boot_id"))
 }
 
 /// Who a process is, independently of what its PID holds later.

@@ -28,8 +28,10 @@ use crate::proc::Stat;
 /// Every process, as read once from `/proc`.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// One `stat` per process (kernel threads excluded).
+    /// One `stat` per process (kernel threads excluded), oldest first.
     pub procs: Vec<Stat>,
+    /// PID to index into `procs`.
+    index: std::collections::HashMap<i32, usize>,
 }
 
 /// What a job is doing, as `jobs` says it.
@@ -93,13 +95,18 @@ impl Snapshot {
             }
         }
         procs.sort_by_key(|p| (p.starttime, p.pid.as_raw()));
-        Ok(Snapshot { procs })
+        let index = procs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.pid.as_raw(), i))
+            .collect();
+        Ok(Snapshot { procs, index })
     }
 
     /// The process `pid`, if present.
     #[must_use]
     pub fn get(&self, pid: Pid) -> Option<&Stat> {
-        self.procs.iter().find(|p| p.pid == pid)
+        self.index.get(&pid.as_raw()).map(|&i| &self.procs[i])
     }
 
     /// The sessions present, oldest leader first.
@@ -120,6 +127,7 @@ impl Snapshot {
     #[must_use]
     pub fn jobs(&self, session: Pid, exclude: &[Pid], with_leader: bool) -> Vec<Job> {
         let mut jobs: Vec<Job> = Vec::new();
+        let mut by_pgid: std::collections::HashMap<i32, usize> = std::collections::HashMap::new();
         for (i, p) in self.procs.iter().enumerate() {
             if p.session != session
                 || (p.pgrp == session && !with_leader)
@@ -127,18 +135,20 @@ impl Snapshot {
             {
                 continue;
             }
-            match jobs.iter_mut().find(|j| j.pgid == p.pgrp) {
-                Some(j) => j.members.push(i),
-                None => jobs.push(Job {
-                    number: 0,
-                    pgid: p.pgrp,
-                    session,
-                    members: vec![i],
-                    state: JobState::Running,
-                    foreground: false,
-                    mark: ' ',
-                }),
+            if let Some(&j) = by_pgid.get(&p.pgrp.as_raw()) {
+                jobs[j].members.push(i);
+                continue;
             }
+            by_pgid.insert(p.pgrp.as_raw(), jobs.len());
+            jobs.push(Job {
+                number: 0,
+                pgid: p.pgrp,
+                session,
+                members: vec![i],
+                state: JobState::Running,
+                foreground: false,
+                mark: ' ',
+            });
         }
         for (n, job) in jobs.iter_mut().enumerate() {
             job.number = n + 1;

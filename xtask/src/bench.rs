@@ -59,7 +59,7 @@ fn reap_daemons() {
     }
 }
 
-fn time_once(argv: &[&Path], env: &[(&str, &str)]) -> Result<Duration, String> {
+fn time_once(argv: &[&Path], env: &[(&str, &str)], reap: bool) -> Result<Duration, String> {
     let (program, args) = argv.split_first().ok_or("empty command")?;
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -75,7 +75,9 @@ fn time_once(argv: &[&Path], env: &[(&str, &str)]) -> Result<Duration, String> {
         .and_then(|mut c| c.wait())
         .map_err(|e| format!("{}: {e}", program.display()))?;
     let elapsed = start.elapsed();
-    reap_daemons();
+    if reap {
+        reap_daemons();
+    }
     if !status.success() {
         return Err(format!("{} failed: {status}", program.display()));
     }
@@ -113,20 +115,31 @@ pub fn compare(
     env: &[(&str, &str)],
     pairs: usize,
 ) -> Result<Comparison, String> {
+    compare_with(ours, anchor, env, pairs, true)
+}
+
+/// [`compare`], choosing whether children left behind are killed after each run.
+pub fn compare_with(
+    ours: &[&Path],
+    anchor: &[&Path],
+    env: &[(&str, &str)],
+    pairs: usize,
+    reap: bool,
+) -> Result<Comparison, String> {
     for _ in 0..pairs.min(50) {
-        time_once(ours, env)?;
-        time_once(anchor, env)?;
+        time_once(ours, env, reap)?;
+        time_once(anchor, env, reap)?;
     }
     let mut a = Vec::with_capacity(pairs);
     let mut b = Vec::with_capacity(pairs);
     let mut ratios = Vec::with_capacity(pairs);
     for i in 0..pairs {
         let (t_ours, t_anchor) = if i % 2 == 0 {
-            let x = time_once(ours, env)?;
-            (x, time_once(anchor, env)?)
+            let x = time_once(ours, env, reap)?;
+            (x, time_once(anchor, env, reap)?)
         } else {
-            let y = time_once(anchor, env)?;
-            (time_once(ours, env)?, y)
+            let y = time_once(anchor, env, reap)?;
+            (time_once(ours, env, reap)?, y)
         };
         let (x, y) = (t_ours.as_secs_f64(), t_anchor.as_secs_f64());
         a.push(x * 1e6);
@@ -229,5 +242,97 @@ pub fn run(pairs: usize) -> Result<(), String> {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+    bench_rjobs(&release, pairs)?;
+    Ok(())
+}
+
+/// `rjobs -A` against `ps -e -o pid,ppid,pgid,sid,tty,stat,args` with 2000 extra
+/// processes (each its own process group), and `rjobs --records` over 10,000 records.
+fn bench_rjobs(release: &Path, pairs: usize) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let mut extra = Vec::with_capacity(2000);
+    for _ in 0..2000 {
+        let child = Command::new("/bin/sleep")
+            .arg("1000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start the extra processes: {e}"))?;
+        extra.push(child);
+    }
+    let rjobs = release.join("rjobs");
+    let ps = Path::new("/bin/ps");
+    let n = pairs.min(200);
+    let result = compare_with(
+        &[&rjobs, Path::new("-A")],
+        &[
+            ps,
+            Path::new("-e"),
+            Path::new("-o"),
+            Path::new("pid,ppid,pgid,sid,tty,stat,args"),
+        ],
+        &[("LC_ALL", "C")],
+        n,
+        false,
+    );
+    for child in &mut extra {
+        let _ = child.kill();
+    }
+    for mut child in extra {
+        let _ = child.wait();
+    }
+    let c = result?;
+    row(
+        "`rjobs -A` vs `ps -e -o pid,ppid,pgid,sid,tty,stat,args`, 2000 extra processes",
+        "LC_ALL=C",
+        n,
+        &c,
+    );
+
+    // 10,000 records of jobs that are gone (each is checked against /proc).
+    let state = std::env::temp_dir().join(format!("hupkit-bench-records.{}", std::process::id()));
+    let jobs = state.join("hupkit/jobs");
+    std::fs::create_dir_all(&jobs).map_err(|e| format!("{}: {e}", jobs.display()))?;
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    for i in 0..10_000u32 {
+        let text = format!(
+            "hupkit-job 1\npid={}\nstarttime={}\nboot_id={}\nwhen=2026-11-22T10:00:00+00:00\nlevel=nohup\nhost=bench\ncwd=/tmp\ntty=/dev/pts/0\noutput=/tmp/nohup.out\npidfile=\narg=sleep\narg={i}\n",
+            4_000_000 + i,
+            1000 + u64::from(i),
+            boot.trim()
+        );
+        std::fs::write(
+            jobs.join(format!("{}-{}.job", 4_000_000 + i, 1000 + i)),
+            text,
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let start = Instant::now();
+        let status = Command::new(&rjobs)
+            .arg("--records")
+            .env_clear()
+            .env("XDG_STATE_HOME", &state)
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| e.to_string())?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        if !status.success() {
+            return Err("rjobs --records failed".into());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let _ = std::fs::remove_dir_all(&state);
+    println!();
+    println!("| benchmark | runs | median | max | goal |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| `rjobs --records`, 10,000 records | 20 | {:.1} ms | {:.1} ms | < 100 ms |",
+        quantile(&times, 0.5),
+        times.last().copied().unwrap_or(f64::NAN)
+    );
     Ok(())
 }

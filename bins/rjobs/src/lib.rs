@@ -387,7 +387,22 @@ fn elapsed(secs: i64) -> String {
     }
 }
 
-fn record_state(r: &records::Record) -> &'static str {
+/// The PIDs that exist now: one listing of /proc, so that records of gone
+/// processes cost no further system call.
+fn live_pids() -> std::collections::HashSet<i32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn record_state(r: &records::Record, live: &std::collections::HashSet<i32>) -> &'static str {
+    if !live.contains(&r.id.pid.as_raw()) {
+        return "gone";
+    }
     match r.id.liveness() {
         Liveness::Gone => "gone",
         Liveness::Alive => match Stat::read(r.id.pid) {
@@ -403,13 +418,14 @@ fn run_records(cli: &Cli, diag: &mut Diag) -> i32 {
     };
     let mut status = code::OK;
     let mut rows = Vec::new();
+    let live = live_pids();
     for entry in records::list(&dir) {
         match entry {
             records::Entry::Corrupt(path, why) => {
                 diag.error(&format!("skipping {}: {why}", quote(path.as_os_str())));
             }
             records::Entry::Record(path, r) => {
-                let state = record_state(&r);
+                let state = record_state(&r, &live);
                 if cli.prune && state == "gone" {
                     if let Err(e) = std::fs::remove_file(&path) {
                         diag.error(&format!("cannot remove {}: {e}", quote(path.as_os_str())));
