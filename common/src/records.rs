@@ -173,7 +173,13 @@ impl Record {
     /// Parses the text form; `None` if it is not a valid record.
     #[must_use]
     pub fn parse(text: &str) -> Option<Record> {
-        let mut lines = text.lines();
+        // Byte splitting: `str::lines` and `split_once` searched char by char and
+        // were the largest cost of listing ten thousand records.
+        let mut lines = text
+            .as_bytes()
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| std::str::from_utf8(l).unwrap_or(""));
         if lines.next()? != "hupkit-job 1" {
             return None;
         }
@@ -194,7 +200,8 @@ impl Record {
             pidfile: OsString::new(),
         };
         for line in lines {
-            let (k, v) = line.split_once('=')?;
+            let eq = line.bytes().position(|b| b == b'=')?;
+            let (k, v) = (&line[..eq], &line[eq + 1..]);
             let os = || unescape(v).map(OsString::from_vec);
             match k {
                 "pid" => pid = v.parse::<i32>().ok().filter(|p| *p > 0),
@@ -287,6 +294,12 @@ fn read_records(
                 loop {
                     match nix::unistd::read(&fd, &mut chunk) {
                         Ok(0) => return Ok(()),
+                        // A short read of a regular file is its end; records are
+                        // only ever renamed into place whole, never grow.
+                        Ok(n) if n < chunk.len() => {
+                            buf.extend_from_slice(&chunk[..n]);
+                            return Ok(());
+                        }
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                         Err(nix::errno::Errno::EINTR) => {}
                         Err(e) => return Err(e),
@@ -346,7 +359,8 @@ pub fn list(dir: &Path) -> Vec<Entry> {
     });
     // Byte order of the names breaks ties: comparing as paths (component by
     // component) cost a quarter of the run over ten thousand records.
-    out.sort_by(|(wa, a), (wb, b)| {
+    // File names are unique, so the order is total: an unstable sort is exact.
+    out.sort_unstable_by(|(wa, a), (wb, b)| {
         wa.cmp(wb)
             .then_with(|| a.path().as_os_str().cmp(b.path().as_os_str()))
     });

@@ -487,8 +487,9 @@ fn records_json(rows: &[(records::Record, &'static str)]) -> String {
 }
 
 fn records_text(rows: &[(records::Record, &'static str)]) -> String {
-    let now = chrono::Local::now();
-    let mut out = String::new();
+    use chrono::{Datelike, Timelike};
+    let now = chrono::Local::now().fixed_offset();
+    let mut out = String::with_capacity(rows.len() * 120);
     if !rows.is_empty() {
         let _ = writeln!(
             out,
@@ -496,41 +497,50 @@ fn records_text(rows: &[(records::Record, &'static str)]) -> String {
             "ID", "STATE", "STARTED", "ELAPSED", "LEVEL", "OUTPUT"
         );
     }
+    let mut id = String::with_capacity(32);
+    let mut started = String::with_capacity(20);
     for (r, state) in rows {
+        id.clear();
+        let _ = write!(id, "{}@{}", r.id.pid, r.id.starttime);
+        started.clear();
         let when = chrono::DateTime::parse_from_rfc3339(&r.when).ok();
-        let started = when.map_or_else(
-            || r.when.clone(),
-            |w| {
-                w.with_timezone(&chrono::Local)
-                    .format("%Y-%m-%d %H:%M:%S")
-                    .to_string()
-            },
-        );
-        let age = when.map_or_else(
-            || "?".into(),
-            |w| elapsed((now.fixed_offset() - w).num_seconds()),
-        );
-        let command: Vec<String> = r
-            .argv
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let age = match when {
+            Some(w) => {
+                let l = w.with_timezone(&chrono::Local);
+                let _ = write!(
+                    started,
+                    "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                    l.year(),
+                    l.month(),
+                    l.day(),
+                    l.hour(),
+                    l.minute(),
+                    l.second()
+                );
+                elapsed((now - w).num_seconds())
+            }
+            None => {
+                started.push_str(&r.when);
+                "?".to_string()
+            }
+        };
         let output = if r.output.is_empty() {
             "-".into()
         } else {
-            r.output.to_string_lossy().into_owned()
+            r.output.to_string_lossy()
         };
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "{:<20} {:<8} {:<19} {:>11} {:<6} {:<24} {}",
-            format!("{}@{}", r.id.pid, r.id.starttime),
-            state,
-            started,
-            age,
-            r.level.as_str(),
-            output,
-            command.join(" ")
+            "{id:<20} {state:<8} {started:<19} {age:>11} {:<6} {output:<24} ",
+            r.level.as_str()
         );
+        for (i, a) in r.argv.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(&a.to_string_lossy());
+        }
+        out.push('\n');
     }
     out
 }
