@@ -21,9 +21,9 @@ use crate::proc::Stat;
 pub fn boot_id() -> io::Result<String> {
     static BOOT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     BOOT.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        crate::proc::read_small(std::path::Path::new("/proc/sys/kernel/random/boot_id"))
             .ok()
-            .map(|s| s.trim().to_string())
+            .map(|s| String::from_utf8_lossy(&s).trim().to_string())
     })
     .clone()
     .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no boot_id"))

@@ -87,6 +87,28 @@ pub struct Status {
     pub sig_cgt: SignalMask,
 }
 
+/// Reads a small /proc file with one buffer (std's `fs::read` starts at 32 bytes
+/// for these size-less files and grows, costing a system call per doubling).
+pub fn read_small(path: &std::path::Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = fs::File::open(path)?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
 fn proc_path(pid: Pid, file: &str) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/{file}"))
 }
@@ -98,7 +120,7 @@ fn invalid(what: &str) -> io::Error {
 impl Stat {
     /// Reads `/proc/PID/stat`.
     pub fn read(pid: Pid) -> io::Result<Stat> {
-        Stat::parse(&fs::read(proc_path(pid, "stat"))?)
+        Stat::parse(&read_small(&proc_path(pid, "stat"))?)
     }
 
     /// Parses the contents of a `stat` file.

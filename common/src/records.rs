@@ -58,7 +58,7 @@ impl Level {
 pub struct Record {
     /// Who: PID, start time, boot.
     pub id: Identity,
-    /// When it was recorded, RFC 3339.
+    /// When it was recorded, RFC 3339 in UTC.
     pub when: String,
     /// Which tool.
     pub level: Level,
@@ -129,7 +129,8 @@ impl Record {
             .unwrap_or_default();
         Ok(Record {
             id,
-            when: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            // UTC: no time zone file to read on every record (rjobs shows local time).
+            when: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             level,
             argv,
             cwd: std::env::current_dir()

@@ -192,6 +192,18 @@ pub fn run(pairs: usize) -> Result<(), String> {
         let label = format!("{}={}", env[0].0, env[0].1);
         row("`rnohup true` vs GNU `nohup true`", &label, pairs, &c);
     }
+    // With a HOME, rnohup also writes its job record (GNU nohup writes nothing).
+    let state = std::env::temp_dir().join(format!("hupkit-bench-state.{}", std::process::id()));
+    let state_s = state.to_string_lossy().into_owned();
+    let env = [("LANG", "C.UTF-8"), ("XDG_STATE_HOME", state_s.as_str())];
+    let c = compare(&[&rnohup, t], &[gnu, t], &env, pairs)?;
+    row(
+        "`rnohup true` (writing its job record) vs GNU `nohup true`",
+        "LANG=C.UTF-8",
+        pairs,
+        &c,
+    );
+    let _ = std::fs::remove_dir_all(&state);
 
     // detach: start a daemon with a pidfile, against start-stop-daemon doing the
     // same, and against setsid -f (which writes no pidfile and reports nothing).

@@ -18,9 +18,10 @@ const AFTER_HELP: &str = "\
 A job is a process group of the session, as the kernel keeps it: rjobs sees
 every job of the session, from any shell, including jobs the shell has
 forgotten (disown). The session leader's group (the shell) and rjobs' own are
-left out. Jobs are numbered in start order; %+ is the most recently started
-stopped job, else the most recently started one (the kernel does not record
-when a job stopped), %- the one before. Job specs for rbg, rfg and disown:
+left out. Jobs are numbered in start order, renumbered when one ends (bash
+keeps its numbers: check rjobs before using %N); %+ is the most recently
+started stopped job, else the most recently started one (the kernel does not
+record when a job stopped), %- the one before. Job specs for rbg, rfg and disown:
 %N, %+, %%, %-, %name, %?text, PID, PID@STARTTIME.
 
 STATE is Running, Stopped, Stopped (signal), Stopped (tty input), Stopped (tty

@@ -504,25 +504,22 @@ fn records_text(rows: &[(records::Record, &'static str)]) -> String {
         let _ = write!(id, "{}@{}", r.id.pid, r.id.starttime);
         started.clear();
         let when = chrono::DateTime::parse_from_rfc3339(&r.when).ok();
-        let age = match when {
-            Some(w) => {
-                let l = w.with_timezone(&chrono::Local);
-                let _ = write!(
-                    started,
-                    "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-                    l.year(),
-                    l.month(),
-                    l.day(),
-                    l.hour(),
-                    l.minute(),
-                    l.second()
-                );
-                elapsed((now - w).num_seconds())
-            }
-            None => {
-                started.push_str(&r.when);
-                "?".to_string()
-            }
+        let age = if let Some(w) = when {
+            let l = w.with_timezone(&chrono::Local);
+            let _ = write!(
+                started,
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                l.year(),
+                l.month(),
+                l.day(),
+                l.hour(),
+                l.minute(),
+                l.second()
+            );
+            elapsed((now - w).num_seconds())
+        } else {
+            started.push_str(&r.when);
+            "?".to_string()
         };
         let output = if r.output.is_empty() {
             "-".into()
