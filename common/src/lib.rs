@@ -14,6 +14,7 @@
 //! - [`jobs`]: jobs as process groups of a session, from one `/proc` scan, and job specs.
 //! - [`tty`]: terminal names from device numbers.
 //! - [`ptrace`]: why a stopped process is stopped.
+//! - [`inject`]: system calls run inside another process (ptrace), for disown.
 //! - [`records`]: the job-record store (what rnohup, detach and disown started).
 //! - [`identity`]: PID + start time + boot, so a reused PID is never taken for
 //!   the process that was recorded.
@@ -34,6 +35,7 @@ pub mod diag;
 pub mod error;
 pub mod exit;
 pub mod identity;
+pub mod inject;
 pub mod jobs;
 pub mod pidfd;
 pub mod proc;
