@@ -1,0 +1,548 @@
+//! `disown`: cut a running job loose from its terminal, after the fact.
+//!
+//! The flow: [`main`] → [`run`]: job specs resolved on one `/proc` scan
+//! ([`hupkit_common::jobs`]), each target checked ([`refusal`]), then
+//! [`cut_loose`] makes the process itself ignore SIGHUP, re-point its
+//! terminal descriptors and drop its controlling terminal, with system calls
+//! injected through ptrace ([`hupkit_common::inject`]); stopped targets are
+//! continued and a job record is written.
+
+pub mod cli;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use hupkit_common::diag::Diag;
+use hupkit_common::inject::{InjectError, Tracee, errno_of};
+use hupkit_common::jobs::{JobSpec, Snapshot, Target};
+use hupkit_common::proc::{Stat, Status};
+use hupkit_common::quote::quote;
+use hupkit_common::records;
+use hupkit_common::signal::Disposition;
+use hupkit_common::tty;
+use nix::libc;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::cli::Cli;
+
+/// Parses, runs, maps to an exit status.
+#[must_use]
+pub fn main() -> ExitCode {
+    let code = match hupkit_common::cli::parse::<Cli>(cli::command(), 2) {
+        Ok(cli) => run(&cli),
+        Err(code) => code,
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+}
+
+/// Where the output of the processes goes.
+enum Output {
+    File(PathBuf),
+    Null,
+    Untouched,
+}
+
+/// Opens the output file as rnohup would (append, created 0600 whatever the
+/// umask): `-o FILE`, else `nohup.out`, else `$HOME/nohup.out`; absolute.
+fn output_file(cli: &Cli, diag: &mut Diag) -> Option<Output> {
+    if cli.keep_tty {
+        return Some(Output::Untouched);
+    }
+    if cli.null {
+        return Some(Output::Null);
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let try_open = |p: &Path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(p)
+            .map(|_| ())
+    };
+    let old = hupkit_common::stdio::umask(0o177);
+    let result = (|| {
+        let first = cwd.join(cli.output.as_deref().unwrap_or(Path::new("nohup.out")));
+        let e1 = match try_open(&first) {
+            Ok(()) => return Some(first),
+            Err(e) => e,
+        };
+        let shown = cli
+            .output
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("nohup.out"));
+        diag.error(&format!(
+            "failed to open {}: {}",
+            quote(shown.as_os_str()),
+            strerror_io(&e1)
+        ));
+        if cli.output.is_some() {
+            return None;
+        }
+        let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+        let second = Path::new(&home).join("nohup.out");
+        match try_open(&second) {
+            Ok(()) => Some(second),
+            Err(e) => {
+                diag.error(&format!(
+                    "failed to open {}: {}",
+                    quote(second.as_os_str()),
+                    strerror_io(&e)
+                ));
+                None
+            }
+        }
+    })();
+    let _ = hupkit_common::stdio::umask(old);
+    result.map(Output::File)
+}
+
+fn strerror_io(e: &std::io::Error) -> String {
+    hupkit_common::diag::strerror(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(5)))
+}
+
+/// Why a process must be left alone, if it must.
+#[must_use]
+pub fn refusal(snap: &Snapshot, p: &Stat) -> Option<String> {
+    if matches!(p.state, 'Z' | 'X') {
+        return Some("is a zombie (it has exited)".into());
+    }
+    if p.pid.as_raw() == 1 {
+        return Some("is init (PID 1)".into());
+    }
+    if p.is_kernel_thread() {
+        return Some("is a kernel thread".into());
+    }
+    let mut cur = Some(nix::unistd::getpid());
+    while let Some(c) = cur.filter(|c| c.as_raw() > 1) {
+        if c == p.pid {
+            return Some("is disown itself or one of its ancestors".into());
+        }
+        cur = snap
+            .get(c)
+            .map(|s| s.ppid)
+            .or_else(|| Stat::read(c).ok().map(|s| s.ppid));
+    }
+    match Status::read(p.pid) {
+        Ok(st) if st.tracer_pid != 0 => Some(format!("is already traced by PID {}", st.tracer_pid)),
+        _ => None,
+    }
+}
+
+fn permission_hint(p: &Stat) -> String {
+    let owner = Status::read(p.pid).map(|s| s.uid[0]).unwrap_or(0);
+    let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()
+        .map(|s| s.trim().to_string());
+    let mut hint = if owner == nix::unistd::getuid().as_raw() {
+        "permission denied".to_string()
+    } else {
+        format!(
+            "permission denied: it belongs to uid {owner}; tracing another user's process needs root (CAP_SYS_PTRACE)"
+        )
+    };
+    match yama.as_deref() {
+        Some("0") | None => {}
+        Some(level) => hint.push_str(&format!(
+            "; Yama's ptrace_scope is {level} (/proc/sys/kernel/yama/ptrace_scope): 1 allows only descendants, 2 only root, 3 nobody"
+        )),
+    }
+    hint
+}
+
+/// A descriptor of the process on its terminal, and whether it is only read.
+struct TtyFd {
+    fd: i32,
+    reader: bool,
+}
+
+/// The descriptors of `p` that are its controlling terminal (or /dev/tty).
+fn tty_fds(p: &Stat) -> Vec<TtyFd> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{}/fd", p.pid)) else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let link = std::fs::read_link(e.path()).unwrap_or_default();
+        let on_tty = link == Path::new("/dev/tty")
+            || std::fs::metadata(e.path()).is_ok_and(|m| {
+                m.file_type().is_char_device()
+                    && p.tty_nr != 0
+                    && tty::number(&e.path()).ok() == Some(p.tty_nr)
+            });
+        if !on_tty {
+            continue;
+        }
+        let flags = std::fs::read_to_string(format!("/proc/{}/fdinfo/{fd}", p.pid))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("flags:"))
+                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            })
+            .unwrap_or(2);
+        out.push(TtyFd {
+            fd,
+            reader: fd == 0 || flags & 3 == 0,
+        });
+    }
+    out.sort_by_key(|t| t.fd);
+    out
+}
+
+/// A live thread of `pid` to attach to: the main thread, unless it has exited.
+fn thread_of(pid: Pid) -> Pid {
+    if Stat::read(pid).is_ok_and(|s| s.state != 'Z') {
+        return pid;
+    }
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()
+        .and_then(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+                .map(Pid::from_raw)
+                .find(|t| {
+                    std::fs::read_to_string(format!("/proc/{pid}/task/{t}/stat"))
+                        .is_ok_and(|s| !s.contains(") Z "))
+                })
+        })
+        .unwrap_or(pid)
+}
+
+fn check(ret: i64, what: &str) -> Result<i64, InjectError> {
+    match errno_of(ret) {
+        Some(e) => Err(InjectError::Failed(format!(
+            "{what} failed in the process: {}",
+            hupkit_common::diag::strerror(e)
+        ))),
+        None => Ok(ret),
+    }
+}
+
+/// What was done to one process, for its report line.
+struct Done {
+    sighup: &'static str,
+    redirected: Vec<String>,
+    tty_dropped: bool,
+}
+
+/// Cuts one process loose; the injected calls, in order.
+fn cut_loose(p: &Stat, output: &Output, force: bool) -> Result<Done, InjectError> {
+    let handler = Status::read(p.pid)
+        .map(|s| s.disposition(Signal::SIGHUP))
+        .unwrap_or(Disposition::Default);
+    let fds = tty_fds(p);
+    let mut t = Tracee::attach(thread_of(p.pid))?;
+    let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+    let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
+    let page = check(
+        t.syscall(libc::SYS_mmap, [0, 4096, prot, flags, u64::MAX, 0])?,
+        "mmap",
+    )?
+    .cast_unsigned();
+    let result = (|| {
+        let sighup = match handler {
+            Disposition::Caught if !force => "has its own SIGHUP handler: left alone (-a forces)",
+            Disposition::Ignore => "SIGHUP already ignored",
+            _ => {
+                let mut act = [0u8; 32];
+                act[..8].copy_from_slice(&1u64.to_ne_bytes()); // SIG_IGN
+                t.write_mem(page, &act)?;
+                check(
+                    t.syscall(
+                        libc::SYS_rt_sigaction,
+                        [libc::SIGHUP as u64, page, 0, 8, 0, 0],
+                    )?,
+                    "rt_sigaction",
+                )?;
+                "SIGHUP ignored"
+            }
+        };
+        let mut done = Done {
+            sighup,
+            redirected: Vec::new(),
+            tty_dropped: false,
+        };
+        let target = match output {
+            Output::Untouched => return Ok(done),
+            Output::File(path) => path.clone(),
+            Output::Null => PathBuf::from("/dev/null"),
+        };
+        // Drop the controlling terminal first, while a descriptor still points at it.
+        if p.pid != p.session && p.tty_nr != 0 {
+            t.write_mem(page + 2048, b"/dev/tty\0")?;
+            let fd = match fds.first() {
+                Some(f) => i64::from(f.fd),
+                None => check(
+                    t.syscall(
+                        libc::SYS_openat,
+                        [
+                            libc::AT_FDCWD as u64,
+                            page + 2048,
+                            (libc::O_RDONLY | libc::O_NOCTTY | libc::O_CLOEXEC) as u64,
+                            0,
+                            0,
+                            0,
+                        ],
+                    )?,
+                    "openat /dev/tty",
+                )?,
+            };
+            let r = t.syscall(
+                libc::SYS_ioctl,
+                [fd.cast_unsigned(), libc::TIOCNOTTY, 0, 0, 0, 0],
+            )?;
+            if fds.is_empty() {
+                t.syscall(libc::SYS_close, [fd.cast_unsigned(), 0, 0, 0, 0, 0])?;
+            }
+            done.tty_dropped = errno_of(r).is_none();
+        }
+        if fds.is_empty() {
+            return Ok(done);
+        }
+        let mut path = target.as_os_str().as_bytes().to_vec();
+        path.push(0);
+        if path.len() > 2000 {
+            return Err(InjectError::Failed("the output path is too long".into()));
+        }
+        t.write_mem(page + 64, &path)?;
+        t.write_mem(page + 2048, b"/dev/null\0")?;
+        let nul = check(
+            t.syscall(
+                libc::SYS_openat,
+                [
+                    libc::AT_FDCWD as u64,
+                    page + 2048,
+                    (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+                    0,
+                    0,
+                    0,
+                ],
+            )?,
+            "openat /dev/null",
+        )?;
+        let out = check(
+            t.syscall(
+                libc::SYS_openat,
+                [
+                    libc::AT_FDCWD as u64,
+                    page + 64,
+                    (libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC) as u64,
+                    0o600,
+                    0,
+                    0,
+                ],
+            )?,
+            &format!("opening {}", quote(target.as_os_str())),
+        );
+        let out = match out {
+            Ok(fd) => fd,
+            Err(e) => {
+                t.syscall(libc::SYS_close, [nul.cast_unsigned(), 0, 0, 0, 0, 0])?;
+                return Err(e);
+            }
+        };
+        for f in &fds {
+            let from = if f.reader { nul } else { out };
+            check(
+                t.syscall(
+                    libc::SYS_dup3,
+                    [
+                        from.cast_unsigned(),
+                        u64::from(f.fd.cast_unsigned()),
+                        0,
+                        0,
+                        0,
+                        0,
+                    ],
+                )?,
+                "dup3",
+            )?;
+            done.redirected.push(format!(
+                "{}->{}",
+                f.fd,
+                if f.reader {
+                    "/dev/null".to_string()
+                } else {
+                    target.display().to_string()
+                }
+            ));
+        }
+        t.syscall(libc::SYS_close, [nul.cast_unsigned(), 0, 0, 0, 0, 0])?;
+        t.syscall(libc::SYS_close, [out.cast_unsigned(), 0, 0, 0, 0, 0])?;
+        Ok(done)
+    })();
+    let unmapped = t.syscall(libc::SYS_munmap, [page, 4096, 0, 0, 0, 0]);
+    t.detach()?;
+    let done = result?;
+    unmapped?;
+    Ok(done)
+}
+
+/// The processes the specs name.
+fn targets(cli: &Cli, snap: &Snapshot, diag: &mut Diag) -> (Vec<Stat>, bool) {
+    let session = nix::unistd::getsid(None).unwrap_or_else(|_| nix::unistd::getpid());
+    let jobs = snap.jobs(session, &[nix::unistd::getpgrp()], false);
+    let mut ok = true;
+    let mut pids: Vec<Pid> = Vec::new();
+    for text in &cli.jobs {
+        let spec = match JobSpec::parse(text) {
+            Ok(s) => s,
+            Err(msg) => {
+                diag.error(&msg);
+                ok = false;
+                continue;
+            }
+        };
+        let group_wanted = cli.group || !matches!(spec, JobSpec::Pid(..));
+        match snap.resolve(&spec, &jobs) {
+            Ok(Target::Job(job)) if group_wanted => {
+                pids.extend(job.members.iter().map(|&i| snap.procs[i].pid))
+            }
+            Ok(Target::Job(_)) | Ok(Target::Process(_)) => {
+                let JobSpec::Pid(pid, _) = spec else { continue };
+                let p = snap.get(pid).cloned();
+                match p {
+                    Some(p) if cli.group => pids.extend(
+                        snap.procs
+                            .iter()
+                            .filter(|q| q.pgrp == p.pgrp)
+                            .map(|q| q.pid),
+                    ),
+                    Some(p) => pids.push(p.pid),
+                    None => {}
+                }
+            }
+            Err(msg) => {
+                diag.error(&msg);
+                ok = false;
+            }
+        }
+    }
+    if cli.tree {
+        let mut i = 0;
+        while i < pids.len() {
+            let parent = pids[i];
+            for q in snap.procs.iter().filter(|q| q.ppid == parent) {
+                if !pids.contains(&q.pid) {
+                    pids.push(q.pid);
+                }
+            }
+            i += 1;
+        }
+    }
+    let mut seen = Vec::new();
+    let procs = pids
+        .into_iter()
+        .filter(|p| {
+            let new = !seen.contains(p);
+            seen.push(*p);
+            new
+        })
+        .filter_map(|p| snap.get(p).cloned())
+        .collect();
+    (procs, ok)
+}
+
+/// Cuts loose every process the command line names; returns the exit status.
+#[must_use]
+pub fn run(cli: &Cli) -> i32 {
+    let mut diag = Diag::new(OsStr::new("disown"));
+    let snap = match Snapshot::take() {
+        Ok(s) => s,
+        Err(e) => {
+            diag.error(&format!("cannot read /proc: {e}"));
+            return 1;
+        }
+    };
+    let (procs, mut ok) = targets(cli, &snap, &mut diag);
+    if procs.is_empty() {
+        return 1;
+    }
+    let Some(output) = output_file(cli, &mut diag) else {
+        return 1;
+    };
+    let mut stopped: Vec<Stat> = Vec::new();
+    for p in &procs {
+        let label = format!("PID {} ({})", p.pid, p.comm);
+        if let Some(why) = refusal(&snap, p) {
+            diag.error(&format!("{label} {why}; left alone"));
+            ok = false;
+            continue;
+        }
+        let was_stopped = matches!(p.state, 'T' | 't');
+        match cut_loose(p, &output, cli.all) {
+            Ok(done) => {
+                let mut line = format!("disown: {label}: {}", done.sighup);
+                if !done.redirected.is_empty() {
+                    line.push_str(&format!("; fds {}", done.redirected.join(", ")));
+                }
+                if done.tty_dropped {
+                    line.push_str("; terminal dropped");
+                }
+                if was_stopped {
+                    stopped.push(p.clone());
+                    line.push_str("; continued");
+                }
+                line.push('\n');
+                let _ =
+                    hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, line.as_bytes());
+                record(p, &output);
+            }
+            Err(InjectError::Attach(nix::errno::Errno::EPERM)) => {
+                diag.error(&format!(
+                    "{label}: cannot trace it: {}; left alone",
+                    permission_hint(p)
+                ));
+                ok = false;
+            }
+            Err(e) => {
+                diag.error(&format!("{label}: {e}; left as it was"));
+                ok = false;
+            }
+        }
+    }
+    // A stopped process would be killed with its orphaned group at logout: continue it.
+    for p in &stopped {
+        let _ = nix::sys::signal::kill(p.pid, Signal::SIGCONT);
+    }
+    i32::from(!ok)
+}
+
+/// Writes the job record of a process that was cut loose (silently).
+fn record(p: &Stat, output: &Output) {
+    let Some(dir) = records::dir() else { return };
+    let argv = std::fs::read(format!("/proc/{}/cmdline", p.pid))
+        .map(|raw| {
+            raw.split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| OsStr::from_bytes(a).to_os_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let Ok(mut rec) = records::Record::new(p.pid, records::Level::Disown, argv) else {
+        return;
+    };
+    rec.cwd = std::fs::read_link(format!("/proc/{}/cwd", p.pid))
+        .map(PathBuf::into_os_string)
+        .unwrap_or_default();
+    rec.tty = tty::path(p.tty_nr)
+        .map(PathBuf::into_os_string)
+        .unwrap_or_default();
+    rec.output = match output {
+        Output::File(f) => f.clone().into_os_string(),
+        Output::Null => "/dev/null".into(),
+        Output::Untouched => std::fs::read_link(format!("/proc/{}/fd/1", p.pid))
+            .map(PathBuf::into_os_string)
+            .unwrap_or_default(),
+    };
+    let _ = records::write(&dir, &rec);
+}
