@@ -5,6 +5,7 @@
 // A failed step in a test helper is a failed test: panicking there is the point.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 mod detach;
+mod disown;
 mod generated;
 mod jobcontrol;
 mod rnohup;

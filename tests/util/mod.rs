@@ -33,6 +33,8 @@ pub fn bin(name: &str) -> PathBuf {
         "rjobs" => PathBuf::from(env!("CARGO_BIN_EXE_rjobs")),
         "rbg" => PathBuf::from(env!("CARGO_BIN_EXE_rbg")),
         "rfg" => PathBuf::from(env!("CARGO_BIN_EXE_rfg")),
+        "disown" => PathBuf::from(env!("CARGO_BIN_EXE_disown")),
+        "rdisown" => PathBuf::from(env!("CARGO_BIN_EXE_rdisown")),
         other => panic!("no such binary in the suite: {other}"),
     }
 }

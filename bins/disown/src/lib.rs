@@ -402,10 +402,30 @@ fn targets(cli: &Cli, snap: &Snapshot, diag: &mut Diag) -> (Vec<Stat>, bool) {
                 continue;
             }
         };
+        if let JobSpec::Pid(pid, _) = spec {
+            // Kernel threads are not in the snapshot: name them rather than "no such process".
+            if let Ok(st) = Stat::read(pid) {
+                if st.is_kernel_thread() {
+                    diag.error(&format!(
+                        "PID {pid} ({}) is a kernel thread; left alone",
+                        st.comm
+                    ));
+                    ok = false;
+                    continue;
+                }
+            }
+        }
         let group_wanted = cli.group || !matches!(spec, JobSpec::Pid(..));
         match snap.resolve(&spec, &jobs) {
             Ok(Target::Job(job)) if group_wanted => {
                 pids.extend(job.members.iter().map(|&i| snap.procs[i].pid))
+            }
+            Err(_) if matches!(spec, JobSpec::Pid(pid, None) if Stat::read(pid).is_ok()) => {
+                // Not in the snapshot (e.g. a session-less init): take it as it is,
+                // and let the refusals speak.
+                if let JobSpec::Pid(pid, _) = spec {
+                    pids.push(pid);
+                }
             }
             Ok(Target::Job(_)) | Ok(Target::Process(_)) => {
                 let JobSpec::Pid(pid, _) = spec else { continue };
@@ -447,7 +467,7 @@ fn targets(cli: &Cli, snap: &Snapshot, diag: &mut Diag) -> (Vec<Stat>, bool) {
             seen.push(*p);
             new
         })
-        .filter_map(|p| snap.get(p).cloned())
+        .filter_map(|p| snap.get(p).cloned().or_else(|| Stat::read(p).ok()))
         .collect();
     (procs, ok)
 }

@@ -1,0 +1,313 @@
+//! disown on a real `bash -i`, then the terminal hung up: every kind of job
+//! survives; and each refusal changes nothing.
+
+use std::process::Command;
+use std::time::Duration;
+
+use hupkit_common::identity::{Identity, Liveness};
+use hupkit_common::pidfd::PidFd;
+use hupkit_common::proc::Status;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::util::{self, shell::Shell};
+
+/// A process the test started, killed by identity when dropped.
+struct Victim(Identity);
+
+impl Victim {
+    fn of(pid: &str) -> Victim {
+        Victim(Identity::of(Pid::from_raw(pid.trim().parse().unwrap())).unwrap())
+    }
+    fn alive(&self) -> bool {
+        self.0.liveness() == Liveness::Alive
+    }
+    fn status(&self) -> Status {
+        Status::read(self.0.pid).unwrap()
+    }
+    /// Where fds 0-2 point.
+    fn fds(&self) -> Vec<String> {
+        (0..3)
+            .map(|fd| {
+                std::fs::read_link(format!("/proc/{}/fd/{fd}", self.0.pid))
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| "closed".into())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Victim {
+    fn drop(&mut self) {
+        if let Ok(fd) = PidFd::open(self.0.pid) {
+            if self.alive() {
+                let _ = fd.signal(Signal::SIGKILL);
+                let _ = fd.wait_exit(util::DEADLINE);
+            }
+        }
+    }
+}
+
+const WRITER: &str = "import threading, time
+def w(n):
+    while True:
+        print('tick', n, flush=True)
+        time.sleep(0.05)
+for n in range(3):
+    threading.Thread(target=w, args=(n,), daemon=True).start()
+while True:
+    time.sleep(1)
+";
+
+#[test]
+fn every_kind_of_job_survives_the_hangup() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sh = Shell::start(dir.path());
+    let tty = sh.tty.display().to_string();
+
+    let running = Victim::of(&sh.last_line("sleep 300 & echo $!"));
+    sh.line("sleep 301");
+    std::thread::sleep(Duration::from_millis(200));
+    sh.type_raw(b"\x1a");
+    sh.expect("Stopped");
+    sh.expect("$ ");
+    let stopped = Victim::of(&sh.last_line("jobs -p %%"));
+    let reader = Victim::of(&sh.last_line("sh -c 'while :; do read x; sleep 0.2; done' & echo $!"));
+    let busy = Victim::of(&sh.last_line("sh -c 'while :; do :; done' & echo $!"));
+    std::fs::write(dir.path().join("writer.py"), WRITER).unwrap();
+    let writer = Victim::of(&sh.last_line("python3 writer.py & echo $!"));
+    assert!(util::poll_until(util::DEADLINE, || Status::read(
+        reader.0.pid
+    )
+    .is_ok()
+        && hupkit_common::proc::Stat::read(reader.0.pid)
+            .is_ok_and(|s| s.state == 'T')));
+
+    for v in [&running, &stopped, &reader, &busy, &writer] {
+        let (out, rc) = sh.run(&format!("rdisown {}", v.0.pid));
+        assert_eq!(rc, 0, "{out}");
+        // (The writer's own ticks may be interleaved on the terminal.)
+        let prefix = format!("disown: PID {} (", v.0.pid);
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&prefix) && l.contains("SIGHUP ignored")),
+            "{out}"
+        );
+    }
+    // The pipeline, as the current job.
+    let (lead, _) = sh.run("sleep 302 | cat & jobs -p %%");
+    let pipe_lead = Victim::of(lead.lines().last().unwrap());
+    let (out, rc) = sh.run("rdisown %+");
+    assert_eq!(rc, 0, "{out}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("disown: ")).collect();
+    assert_eq!(lines.len(), 2, "both members of the pipeline:\n{out}");
+    let pipe_cat = Victim::of(lines[1].split_ascii_whitespace().nth(2).unwrap());
+
+    sh.hang_up();
+    assert!(sh.wait().is_some(), "bash ends with its terminal");
+    let log = dir.path().join("nohup.out");
+    let size = || std::fs::metadata(&log).map_or(0, |m| m.len());
+    let before = size();
+    assert!(
+        util::poll_until(util::DEADLINE, || size() > before + 100),
+        "the writer keeps writing after the hangup"
+    );
+    for v in [
+        &running, &stopped, &reader, &busy, &writer, &pipe_lead, &pipe_cat,
+    ] {
+        assert!(v.alive(), "PID {} survived", v.0.pid);
+        let st = v.status();
+        assert!(
+            st.sig_ign.contains(Signal::SIGHUP),
+            "PID {} ignores SIGHUP",
+            v.0.pid
+        );
+        let fds = v.fds();
+        assert!(
+            !fds.iter().any(|f| *f == tty),
+            "PID {} has no fd on {tty}: {fds:?}",
+            v.0.pid
+        );
+        assert_eq!(
+            hupkit_common::proc::Stat::read(v.0.pid).unwrap().tty_nr,
+            0,
+            "no controlling terminal"
+        );
+    }
+    assert!(std::fs::read_to_string(&log).unwrap().contains("tick 2"));
+    let records = dir.path().join(".local/state/hupkit/jobs");
+    assert!(
+        std::fs::read_dir(&records).unwrap().count() >= 7,
+        "one record per process"
+    );
+}
+
+fn disown(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(util::bin("disown"))
+        .args(args)
+        .env("HUPKIT_NO_RECORD", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn refusals_change_nothing() {
+    assert_eq!(
+        disown(&["999999999"]),
+        (
+            1,
+            String::new(),
+            "disown: 999999999: no such process\n".into()
+        )
+    );
+    let (rc, _, err) = disown(&["1"]);
+    assert_eq!(rc, 1);
+    assert!(
+        err.starts_with("disown: PID 1 (") && err.ends_with(") is init (PID 1); left alone\n"),
+        "{err}"
+    );
+    assert_eq!(
+        disown(&["2"]),
+        (
+            1,
+            String::new(),
+            "disown: PID 2 (kthreadd) is a kernel thread; left alone\n".into()
+        )
+    );
+    let me = std::process::id().to_string();
+    let (rc, _, err) = disown(&[&me]);
+    assert_eq!(rc, 1);
+    assert!(
+        err.ends_with("is disown itself or one of its ancestors; left alone\n"),
+        "{err}"
+    );
+    assert_eq!(disown(&["x"]).0, 1);
+    assert_eq!(disown(&[]).0, 2);
+
+    // A zombie.
+    let mut z = util::ChildGuard::new(Command::new("true").spawn().unwrap());
+    let zpid = z.pid();
+    assert!(util::poll_until(util::DEADLINE, || {
+        hupkit_common::proc::Stat::read(zpid).is_ok_and(|s| s.state == 'Z')
+    }));
+    let (rc, _, err) = disown(&[&zpid.to_string()]);
+    assert_eq!(
+        (rc, err),
+        (
+            1,
+            format!("disown: PID {zpid} (true) is a zombie (it has exited); left alone\n")
+        )
+    );
+    z.wait(util::DEADLINE);
+}
+
+#[test]
+fn already_traced_is_refused() {
+    let child = Command::new("sleep").arg("300").spawn().unwrap();
+    let mut guard = util::ChildGuard::new(child);
+    let pid = guard.pid();
+    nix::sys::ptrace::seize(pid, nix::sys::ptrace::Options::empty()).unwrap();
+    let (rc, _, err) = disown(&[&pid.to_string()]);
+    assert_eq!(
+        (rc, err),
+        (
+            1,
+            format!(
+                "disown: PID {pid} (sleep) is already traced by PID {}; left alone\n",
+                nix::unistd::gettid()
+            )
+        )
+    );
+    assert!(
+        !Status::read(pid).unwrap().sig_ign.contains(Signal::SIGHUP),
+        "nothing changed"
+    );
+    // PTRACE_DETACH needs the tracee in a ptrace stop.
+    nix::sys::ptrace::interrupt(pid).unwrap();
+    nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::__WALL)).unwrap();
+    nix::sys::ptrace::detach(pid, None).unwrap();
+    drop(guard.0.take().map(|mut c| {
+        let _ = c.kill();
+        c.wait()
+    }));
+}
+
+#[test]
+fn another_users_process_is_refused() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to drop to nobody");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("disown");
+    if std::fs::hard_link(util::bin("disown"), &bin).is_err() {
+        std::fs::copy(util::bin("disown"), &bin).unwrap();
+    }
+    let mut guard = util::ChildGuard::new(Command::new("sleep").arg("300").spawn().unwrap());
+    let pid = guard.pid();
+    use std::os::unix::process::CommandExt;
+    let out = Command::new(&bin)
+        .args(["--null", &pid.to_string()])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("HUPKIT_NO_RECORD", "1")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("disown: PID {pid} (sleep): cannot trace it: permission denied: it belongs to uid 0; tracing another user's process needs root (CAP_SYS_PTRACE)")),
+        "{err}"
+    );
+    assert!(
+        !Status::read(pid).unwrap().sig_ign.contains(Signal::SIGHUP),
+        "nothing changed"
+    );
+    let _ = guard.wait(Duration::ZERO);
+}
+
+#[test]
+fn keep_tty_null_and_handlers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sh = Shell::start(dir.path());
+    let tty = sh.tty.display().to_string();
+    let a = Victim::of(&sh.last_line("sleep 300 & echo $!"));
+    let (out, rc) = sh.run(&format!("rdisown --keep-tty {}", a.0.pid));
+    assert_eq!(
+        (out.as_str(), rc),
+        (
+            format!("disown: PID {} (sleep): SIGHUP ignored\n", a.0.pid).as_str(),
+            0
+        )
+    );
+    assert!(a.fds().iter().all(|f| *f == tty), "descriptors untouched");
+    let b = Victim::of(&sh.last_line("sleep 301 & echo $!"));
+    sh.run(&format!("rdisown --null {}", b.0.pid));
+    assert_eq!(b.fds(), ["/dev/null", "/dev/null", "/dev/null"]);
+    assert!(!dir.path().join("nohup.out").exists());
+    let py = "import signal,time; signal.signal(signal.SIGHUP, lambda *a: None); time.sleep(300)";
+    let c = Victim::of(&sh.last_line(&format!("python3 -c '{py}' & echo $!")));
+    assert!(util::poll_until(util::DEADLINE, || c
+        .status()
+        .sig_cgt
+        .contains(Signal::SIGHUP)));
+    let (out, rc) = sh.run(&format!("rdisown --null {}", c.0.pid));
+    assert_eq!(rc, 0);
+    assert!(
+        out.contains("has its own SIGHUP handler: left alone (-a forces)"),
+        "{out}"
+    );
+    assert!(c.status().sig_cgt.contains(Signal::SIGHUP));
+    let (out, rc) = sh.run(&format!("rdisown -a --null {}", c.0.pid));
+    assert_eq!(rc, 0, "{out}");
+    assert!(c.status().sig_ign.contains(Signal::SIGHUP));
+}
