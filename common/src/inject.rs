@@ -12,14 +12,14 @@
 //!
 //! A thread that makes no system call (a CPU loop) never reaches a syscall stop.
 //! After [`SYSCALL_WAIT`] the thread is interrupted again and each call runs a
-//! `syscall` instruction found in an executable mapping (the vDSO, else the
+//! `syscall` instruction found in an executable mapping (the `vDSO`, else the
 //! program's text) by single-stepping it, with `orig_rax = -1` so that the
 //! kernel's restart logic leaves the registers alone; at the end the full saved
 //! register set is written back (gdb's method for inferior calls).
 //!
 //! Only general-purpose registers are touched; memory is written only in a
 //! scratch page the target maps for us. Whatever fails, the registers are
-//! restored and the thread detached (also on drop). x86_64 only: on other
+//! restored and the thread detached (also on drop). `x86_64` only: on other
 //! architectures [`Tracee::attach`] refuses with [`InjectError::Unsupported`].
 
 use std::fmt;
@@ -171,7 +171,7 @@ mod imp {
                 continue;
             };
             if let Some(i) = buf[..n].windows(2).position(|w| w == [0x0f, 0x05]) {
-                return Some(a + i as u64);
+                return Some(a + u64::try_from(i).ok()?);
             }
         }
         None
@@ -292,8 +292,8 @@ mod imp {
                         }
                     }
                     let mut regs = ptrace::getregs(tid).map_err(|e| fail("GETREGS", e))?;
-                    regs.orig_rax = nr as u64;
-                    regs.rax = nr as u64;
+                    regs.orig_rax = nr.cast_unsigned();
+                    regs.rax = nr.cast_unsigned();
                     [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
                     ptrace::setregs(tid, regs).map_err(|e| fail("SETREGS", e))?;
                     ptrace::syscall(tid, None).map_err(|e| fail("PTRACE_SYSCALL", e))?;
@@ -310,7 +310,7 @@ mod imp {
                 Mode::Gadget(at) => {
                     let mut regs = self.saved;
                     regs.rip = at;
-                    regs.rax = nr as u64;
+                    regs.rax = nr.cast_unsigned();
                     regs.orig_rax = u64::MAX; // -1: no syscall to restart
                     [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
                     ptrace::setregs(tid, regs).map_err(|e| fail("SETREGS", e))?;
@@ -326,7 +326,7 @@ mod imp {
                 }
             }
             let regs = ptrace::getregs(tid).map_err(|e| fail("GETREGS", e))?;
-            Ok(regs.rax as i64)
+            Ok(regs.rax.cast_signed())
         }
 
         /// Writes `bytes` at `addr` in the target (through /proc/PID/mem).
@@ -408,7 +408,8 @@ pub fn errno_of(ret: i64) -> Option<Errno> {
         .then(|| Errno::from_raw(i32::try_from(-ret).unwrap_or(5)))
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(test)]
+#[cfg(target_arch = "x86_64")]
 mod tests {
     use super::*;
     use crate::proc::Status;
@@ -418,19 +419,17 @@ mod tests {
     /// Makes `pid` ignore SIGHUP through a scratch page, like disown does.
     fn ignore_sighup(pid: Pid) -> Result<(), InjectError> {
         let mut t = Tracee::attach(pid)?;
-        let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
-        let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
+        let prot = u64::from((libc::PROT_READ | libc::PROT_WRITE).cast_unsigned());
+        let flags = u64::from((libc::MAP_PRIVATE | libc::MAP_ANONYMOUS).cast_unsigned());
         let page = t.syscall(libc::SYS_mmap, [0, 4096, prot, flags, u64::MAX, 0])?;
         assert!(errno_of(page).is_none(), "mmap: {page}");
+        let page = page.cast_unsigned();
         let mut act = [0u8; 32];
         act[..8].copy_from_slice(&1u64.to_ne_bytes()); // SIG_IGN
-        t.write_mem(page as u64, &act)?;
-        let r = t.syscall(libc::SYS_rt_sigaction, [1, page as u64, 0, 8, 0, 0])?;
+        t.write_mem(page, &act)?;
+        let r = t.syscall(libc::SYS_rt_sigaction, [1, page, 0, 8, 0, 0])?;
         assert_eq!(r, 0);
-        assert_eq!(
-            t.syscall(libc::SYS_munmap, [page as u64, 4096, 0, 0, 0, 0])?,
-            0
-        );
+        assert_eq!(t.syscall(libc::SYS_munmap, [page, 4096, 0, 0, 0, 0])?, 0);
         t.detach()
     }
 

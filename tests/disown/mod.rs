@@ -30,8 +30,7 @@ impl Victim {
         (0..3)
             .map(|fd| {
                 std::fs::read_link(format!("/proc/{}/fd/{fd}", self.0.pid))
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|_| "closed".into())
+                    .map_or_else(|_| "closed".into(), |p| p.display().to_string())
             })
             .collect()
     }
@@ -124,7 +123,7 @@ fn every_kind_of_job_survives_the_hangup() {
         );
         let fds = v.fds();
         assert!(
-            !fds.iter().any(|f| *f == tty),
+            !fds.contains(&tty),
             "PID {} has no fd on {tty}: {fds:?}",
             v.0.pid
         );
@@ -243,8 +242,9 @@ fn another_users_process_is_refused() {
         eprintln!("skipped: needs root to drop to nobody");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
     use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = dir.path().join("disown");
     if std::fs::hard_link(util::bin("disown"), &bin).is_err() {
@@ -252,7 +252,6 @@ fn another_users_process_is_refused() {
     }
     let mut guard = util::ChildGuard::new(Command::new("sleep").arg("300").spawn().unwrap());
     let pid = guard.pid();
-    use std::os::unix::process::CommandExt;
     let out = Command::new(&bin)
         .args(["--null", &pid.to_string()])
         .current_dir(dir.path())
@@ -310,4 +309,37 @@ fn keep_tty_null_and_handlers() {
     let (out, rc) = sh.run(&format!("rdisown -a --null {}", c.0.pid));
     assert_eq!(rc, 0, "{out}");
     assert!(c.status().sig_ign.contains(Signal::SIGHUP));
+}
+
+#[test]
+fn group_and_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sh = Shell::start(dir.path());
+    let lead = sh.last_line("sleep 300 | sleep 301 & jobs -p %%");
+    let (out, rc) = sh.run(&format!("rdisown --null -g {lead}"));
+    assert_eq!(rc, 0, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("disown: ")).count(),
+        2,
+        "-g: the whole group\n{out}"
+    );
+    let parent = sh.last_line("sh -c 'sleep 302 & sleep 303 & wait' & echo $!");
+    assert!(util::poll_until(util::DEADLINE, || {
+        std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+            .is_ok_and(|c| c.split_ascii_whitespace().count() == 2)
+    }));
+    let (out, rc) = sh.run(&format!("rdisown --null -r -v {parent}"));
+    assert_eq!(rc, 0, "{out}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("disown: ")).collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "-r: the process and its two children\n{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("; held ") && l.ends_with(" µs")),
+        "{out}"
+    );
 }

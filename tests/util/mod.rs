@@ -106,7 +106,7 @@ pub fn spawn(cmd: &mut Command) -> Child {
             Err(e) if e.raw_os_error() == Some(Errno::ETXTBSY as i32) && Instant::now() < end => {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            Err(e) => panic!("spawn {:?}: {e}", cmd.get_program()),
+            Err(e) => panic!("spawn {}: {e}", cmd.get_program().display()),
         }
     }
 }

@@ -255,6 +255,79 @@ pub fn run(pairs: usize) -> Result<(), String> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     bench_rjobs(&release, pairs)?;
+    bench_disown(&release, pairs.min(200))?;
+    Ok(())
+}
+
+/// `disown --null -v PID` on a fresh sleeping process: the whole command, and
+/// how long the target was held stopped (disown's own measure, attach to detach).
+fn bench_disown(release: &Path, runs: usize) -> Result<(), String> {
+    let disown = release.join("disown");
+    let mut total = Vec::with_capacity(runs);
+    let mut held = Vec::with_capacity(runs);
+    // The target's fds 0-2 are its controlling terminal (a pseudo-terminal), so
+    // disown has the full work: SIGHUP, /dev/null and the output opened, three
+    // descriptors re-pointed (it is a session leader here, so no TIOCNOTTY).
+    let pty = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
+    for _ in 0..runs {
+        let tty = || {
+            pty.slave
+                .try_clone()
+                .map(Stdio::from)
+                .map_err(|e| e.to_string())
+        };
+        let mut cmd = Command::new("/bin/sleep");
+        cmd.arg("1000").stdin(tty()?).stdout(tty()?).stderr(tty()?);
+        // SAFETY: setsid and ioctl are async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                if nix::libc::setsid() < 0 || nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut target = cmd.spawn().map_err(|e| e.to_string())?;
+        // Let it reach its sleep.
+        std::thread::sleep(Duration::from_millis(5));
+        let start = Instant::now();
+        let out = Command::new(&disown)
+            .args(["--null", "-v", &target.id().to_string()])
+            .env_clear()
+            .output()
+            .map_err(|e| e.to_string())?;
+        total.push(start.elapsed().as_secs_f64() * 1e3);
+        let _ = target.kill();
+        let _ = target.wait();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let us: f64 = text
+            .rsplit("; held ")
+            .next()
+            .and_then(|t| t.trim().strip_suffix("µs"))
+            .and_then(|t| t.trim().parse().ok())
+            .ok_or_else(|| {
+                format!(
+                    "disown said: {text}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })?;
+        held.push(us / 1e3);
+    }
+    total.sort_by(f64::total_cmp);
+    held.sort_by(f64::total_cmp);
+    println!();
+    println!("| benchmark | runs | median | p90 | goal |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| `disown --null PID` on a sleeping process, whole command | {runs} | {:.2} ms | {:.2} ms | < 10 ms |",
+        quantile(&total, 0.5),
+        quantile(&total, 0.9)
+    );
+    println!(
+        "| time the target is held stopped | {runs} | {:.3} ms | {:.3} ms | < 2 ms |",
+        quantile(&held, 0.5),
+        quantile(&held, 0.9)
+    );
     Ok(())
 }
 

@@ -54,6 +54,18 @@ pub fn tools() -> Vec<Tool> {
             man_sections: hupkit_rbg::MAN_SECTIONS,
         },
         Tool {
+            name: "disown",
+            command: hupkit_disown::cli::command(),
+            exit_status: hupkit_disown::cli::EXIT_STATUS,
+            man_sections: hupkit_disown::cli::MAN_SECTIONS,
+        },
+        Tool {
+            name: "rdisown",
+            command: hupkit_disown::cli::command().name("rdisown"),
+            exit_status: hupkit_disown::cli::EXIT_STATUS,
+            man_sections: hupkit_disown::cli::MAN_SECTIONS,
+        },
+        Tool {
             name: "rfg",
             command: hupkit_rfg::command(),
             exit_status: hupkit_rfg::EXIT_STATUS,

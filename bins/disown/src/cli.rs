@@ -67,6 +67,10 @@ pub struct Cli {
     #[arg(long, conflicts_with_all = ["output", "null"])]
     pub keep_tty: bool,
 
+    /// Also say how long each process was held stopped while it was changed
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
     /// Print help
     #[arg(short = 'h', long, action = ArgAction::Help)]
     pub help: Option<bool>,

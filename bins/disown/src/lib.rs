@@ -10,6 +10,7 @@
 pub mod cli;
 
 use std::ffi::OsStr;
+use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -135,7 +136,7 @@ pub fn refusal(snap: &Snapshot, p: &Stat) -> Option<String> {
 }
 
 fn permission_hint(p: &Stat) -> String {
-    let owner = Status::read(p.pid).map(|s| s.uid[0]).unwrap_or(0);
+    let owner = Status::read(p.pid).map_or(0, |s| s.uid[0]);
     let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
         .ok()
         .map(|s| s.trim().to_string());
@@ -148,9 +149,12 @@ fn permission_hint(p: &Stat) -> String {
     };
     match yama.as_deref() {
         Some("0") | None => {}
-        Some(level) => hint.push_str(&format!(
-            "; Yama's ptrace_scope is {level} (/proc/sys/kernel/yama/ptrace_scope): 1 allows only descendants, 2 only root, 3 nobody"
-        )),
+        Some(level) => {
+            let _ = write!(
+                hint,
+                "; Yama's ptrace_scope is {level} (/proc/sys/kernel/yama/ptrace_scope): 1 allows only descendants, 2 only root, 3 nobody"
+            );
+        }
     }
     hint
 }
@@ -191,7 +195,9 @@ fn tty_fds(p: &Stat) -> Vec<TtyFd> {
             .unwrap_or(2);
         out.push(TtyFd {
             fd,
-            reader: fd == 0 || flags & 3 == 0,
+            // O_ACCMODE == O_RDONLY: only read.
+            reader: fd == 0
+                || flags & libc::O_ACCMODE.cast_unsigned() == libc::O_RDONLY.cast_unsigned(),
         });
     }
     out.sort_by_key(|t| t.fd);
@@ -217,6 +223,9 @@ fn thread_of(pid: Pid) -> Pid {
         .unwrap_or(pid)
 }
 
+/// `AT_FDCWD` as a system-call argument (its bit pattern, sign-extended).
+const AT_FDCWD: u64 = (libc::AT_FDCWD as i64).cast_unsigned();
+
 fn check(ret: i64, what: &str) -> Result<i64, InjectError> {
     match errno_of(ret) {
         Some(e) => Err(InjectError::Failed(format!(
@@ -232,14 +241,17 @@ struct Done {
     sighup: &'static str,
     redirected: Vec<String>,
     tty_dropped: bool,
+    /// From attach to detach: how long the process was held.
+    held: std::time::Duration,
 }
 
 /// Cuts one process loose; the injected calls, in order.
+#[allow(clippy::too_many_lines)] // one sequence of injected calls, read top to bottom
 fn cut_loose(p: &Stat, output: &Output, force: bool) -> Result<Done, InjectError> {
-    let handler = Status::read(p.pid)
-        .map(|s| s.disposition(Signal::SIGHUP))
-        .unwrap_or(Disposition::Default);
+    let handler =
+        Status::read(p.pid).map_or(Disposition::Default, |s| s.disposition(Signal::SIGHUP));
     let fds = tty_fds(p);
+    let started = std::time::Instant::now();
     let mut t = Tracee::attach(thread_of(p.pid))?;
     let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
     let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
@@ -270,6 +282,7 @@ fn cut_loose(p: &Stat, output: &Output, force: bool) -> Result<Done, InjectError
             sighup,
             redirected: Vec::new(),
             tty_dropped: false,
+            held: std::time::Duration::ZERO,
         };
         let target = match output {
             Output::Untouched => return Ok(done),
@@ -285,7 +298,7 @@ fn cut_loose(p: &Stat, output: &Output, force: bool) -> Result<Done, InjectError
                     t.syscall(
                         libc::SYS_openat,
                         [
-                            libc::AT_FDCWD as u64,
+                            AT_FDCWD,
                             page + 2048,
                             (libc::O_RDONLY | libc::O_NOCTTY | libc::O_CLOEXEC) as u64,
                             0,
@@ -319,7 +332,7 @@ fn cut_loose(p: &Stat, output: &Output, force: bool) -> Result<Done, InjectError
             t.syscall(
                 libc::SYS_openat,
                 [
-                    libc::AT_FDCWD as u64,
+                    AT_FDCWD,
                     page + 2048,
                     (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
                     0,
@@ -333,7 +346,7 @@ fn cut_loose(p: &Stat, output: &Output, force: bool) -> Result<Done, InjectError
             t.syscall(
                 libc::SYS_openat,
                 [
-                    libc::AT_FDCWD as u64,
+                    AT_FDCWD,
                     page + 64,
                     (libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC) as u64,
                     0o600,
@@ -382,8 +395,9 @@ fn cut_loose(p: &Stat, output: &Output, force: bool) -> Result<Done, InjectError
     })();
     let unmapped = t.syscall(libc::SYS_munmap, [page, 4096, 0, 0, 0, 0]);
     t.detach()?;
-    let done = result?;
+    let mut done = result?;
     unmapped?;
+    done.held = started.elapsed();
     Ok(done)
 }
 
@@ -418,7 +432,7 @@ fn targets(cli: &Cli, snap: &Snapshot, diag: &mut Diag) -> (Vec<Stat>, bool) {
         let group_wanted = cli.group || !matches!(spec, JobSpec::Pid(..));
         match snap.resolve(&spec, &jobs) {
             Ok(Target::Job(job)) if group_wanted => {
-                pids.extend(job.members.iter().map(|&i| snap.procs[i].pid))
+                pids.extend(job.members.iter().map(|&i| snap.procs[i].pid));
             }
             Err(_) if matches!(spec, JobSpec::Pid(pid, None) if Stat::read(pid).is_ok()) => {
                 // Not in the snapshot (e.g. a session-less init): take it as it is,
@@ -427,7 +441,7 @@ fn targets(cli: &Cli, snap: &Snapshot, diag: &mut Diag) -> (Vec<Stat>, bool) {
                     pids.push(pid);
                 }
             }
-            Ok(Target::Job(_)) | Ok(Target::Process(_)) => {
+            Ok(Target::Job(_) | Target::Process(_)) => {
                 let JobSpec::Pid(pid, _) = spec else { continue };
                 let p = snap.get(pid).cloned();
                 match p {
@@ -503,7 +517,7 @@ pub fn run(cli: &Cli) -> i32 {
             Ok(done) => {
                 let mut line = format!("disown: {label}: {}", done.sighup);
                 if !done.redirected.is_empty() {
-                    line.push_str(&format!("; fds {}", done.redirected.join(", ")));
+                    let _ = write!(line, "; fds {}", done.redirected.join(", "));
                 }
                 if done.tty_dropped {
                     line.push_str("; terminal dropped");
@@ -511,6 +525,9 @@ pub fn run(cli: &Cli) -> i32 {
                 if was_stopped {
                     stopped.push(p.clone());
                     line.push_str("; continued");
+                }
+                if cli.verbose {
+                    let _ = write!(line, "; held {} µs", done.held.as_micros());
                 }
                 line.push('\n');
                 let _ =

@@ -1,0 +1,9 @@
+complete -c rdisown -s o -l output -d 'Append output to FILE [default: nohup.out, else $HOME/nohup.out]' -r -F
+complete -c rdisown -s g -l group -d 'A PID means its whole process group'
+complete -c rdisown -s r -l tree -d 'Add every descendant of the processes named'
+complete -c rdisown -s a -l all -d 'Ignore SIGHUP even in a process that installed its own handler'
+complete -c rdisown -l null -d 'Discard output (/dev/null)'
+complete -c rdisown -l keep-tty -d 'Only make SIGHUP ignored (bash\'s disown -h): descriptors and terminal untouched'
+complete -c rdisown -s v -l verbose -d 'Also say how long each process was held stopped while it was changed'
+complete -c rdisown -s h -l help -d 'Print help'
+complete -c rdisown -s V -l version -d 'Print version'
