@@ -23,7 +23,7 @@ _rjobs() {
 
     case "${cmd}" in
         rjobs)
-            opts="-l -t -A -h -V --long --tty --all-sessions --records --prune --json --help --version"
+            opts="-l -t -A -h -V --long --tty --all-sessions --records --prune --json --explain --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -57,6 +57,10 @@ _rjobs() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o filenames
                     fi
+                    return 0
+                    ;;
+                --explain)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

@@ -7,6 +7,7 @@
 mod detach;
 mod disown;
 mod generated;
+mod huplab;
 mod jobcontrol;
 mod rnohup;
 mod util;

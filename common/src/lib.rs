@@ -12,7 +12,7 @@
 //! - [`stdio`]: fd-level helpers for the standard streams, which may be closed.
 //! - [`proc`]: readers for `/proc/PID/stat` and `/proc/PID/status`.
 //! - [`jobs`]: jobs as process groups of a session, from one `/proc` scan, and job specs.
-//! - [`tty`]: terminal names from device numbers.
+//! - [`tty`]: terminal names from device numbers; [`pty`]: pseudo-terminals.
 //! - [`ptrace`]: why a stopped process is stopped.
 //! - [`inject`]: system calls run inside another process (ptrace), for disown.
 //! - [`records`]: the job-record store (what rnohup, detach and disown started).
@@ -40,6 +40,7 @@ pub mod jobs;
 pub mod pidfd;
 pub mod proc;
 pub mod ptrace;
+pub mod pty;
 pub mod quote;
 pub mod records;
 pub mod safefile;

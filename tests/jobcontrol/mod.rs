@@ -471,3 +471,38 @@ fn rnohup_records_are_silent_and_optional() {
     assert_eq!(out.status.code(), Some(0));
     assert!(!off.exists());
 }
+
+#[test]
+fn rjobs_explain_gives_verdicts() {
+    let dir = tempdir();
+    let mut sh = Shell::start(dir.path());
+    let plain = sh.last_line("sleep 300 & echo $!");
+    let (out, rc) = sh.run(&format!("rjobs --explain {plain}"));
+    assert_eq!(rc, 0, "{out}");
+    assert!(
+        out.contains("a background job") && out.contains("SIGHUP: default"),
+        "{out}"
+    );
+    assert!(
+        out.contains("terminal hangup:      dies, if it is still in bash's job table"),
+        "{out}"
+    );
+    assert!(out.contains("shell exit:           lives"), "{out}");
+    assert!(
+        out.contains(&format!("to change that: rdisown {plain}")),
+        "{out}"
+    );
+    let nohup = sh.last_line("rnohup sleep 301 2>/dev/null & echo $!");
+    assert!(util::poll_until(util::DEADLINE, || {
+        hupkit_common::proc::Status::read(Pid::from_raw(nohup.parse().unwrap()))
+            .is_ok_and(|s| s.sig_ign.contains(nix::sys::signal::Signal::SIGHUP))
+    }));
+    let (out, _) = sh.run(&format!("rjobs --explain {nohup}"));
+    assert!(
+        out.contains("SIGHUP: ignored") && out.contains("terminal hangup:      lives\n"),
+        "{out}"
+    );
+    assert!(out.contains("nothing to change"), "{out}");
+    let (out, rc) = sh.run("rjobs --explain %9");
+    assert_eq!((out.as_str(), rc), ("rjobs: %9: no such job\n", 1));
+}

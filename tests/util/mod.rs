@@ -35,6 +35,7 @@ pub fn bin(name: &str) -> PathBuf {
         "rfg" => PathBuf::from(env!("CARGO_BIN_EXE_rfg")),
         "disown" => PathBuf::from(env!("CARGO_BIN_EXE_disown")),
         "rdisown" => PathBuf::from(env!("CARGO_BIN_EXE_rdisown")),
+        "huplab" => PathBuf::from(env!("CARGO_BIN_EXE_huplab")),
         other => panic!("no such binary in the suite: {other}"),
     }
 }

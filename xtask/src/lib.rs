@@ -66,6 +66,12 @@ pub fn tools() -> Vec<Tool> {
             man_sections: hupkit_disown::cli::MAN_SECTIONS,
         },
         Tool {
+            name: "huplab",
+            command: hupkit_huplab::command(),
+            exit_status: hupkit_huplab::EXIT_STATUS,
+            man_sections: hupkit_huplab::MAN_SECTIONS,
+        },
+        Tool {
             name: "rfg",
             command: hupkit_rfg::command(),
             exit_status: hupkit_rfg::EXIT_STATUS,

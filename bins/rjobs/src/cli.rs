@@ -68,8 +68,12 @@ pub struct Cli {
     pub prune: bool,
 
     /// Print JSON instead of a table
-    #[arg(long)]
+    #[arg(long, conflicts_with = "explain")]
     pub json: bool,
+
+    /// Explain one process (PID, PID@STARTTIME or a job spec): its session, group, terminal, SIGHUP, fds, and what hangup, shell exit and kill -HUP of the shell would do to it
+    #[arg(long, value_name = "TARGET", conflicts_with_all = ["records", "all_sessions", "long", "tty"])]
+    pub explain: Option<String>,
 
     /// Print help
     #[arg(short = 'h', long, action = ArgAction::Help)]

@@ -7,6 +7,7 @@
 //! job-record store instead ([`hupkit_common::records`]).
 
 pub mod cli;
+pub mod explain;
 pub mod json;
 
 use std::ffi::OsStr;
@@ -311,6 +312,9 @@ pub fn run(cli: &Cli) -> i32 {
     if cli.records {
         return run_records(cli, &mut diag);
     }
+    if let Some(target) = &cli.explain {
+        return run_explain(target, &mut diag);
+    }
     let snap = match Snapshot::take() {
         Ok(s) => s,
         Err(e) => {
@@ -372,6 +376,49 @@ pub fn run(cli: &Cli) -> i32 {
         text_jobs(&mut out, &sessions[0].jobs, cli.long);
     }
     print(&out)
+}
+
+/// `--explain TARGET`.
+fn run_explain(target: &str, diag: &mut Diag) -> i32 {
+    let spec = match hupkit_common::jobs::JobSpec::parse(target) {
+        Ok(s) => s,
+        Err(msg) => {
+            diag.error(&msg);
+            return code::USAGE;
+        }
+    };
+    let snap = match Snapshot::take() {
+        Ok(s) => s,
+        Err(e) => {
+            diag.error(&format!("cannot read /proc: {e}"));
+            return code::FAILED;
+        }
+    };
+    let session = nix::unistd::getsid(None).unwrap_or_else(|_| nix::unistd::getpid());
+    let jobs = snap.jobs(session, &[nix::unistd::getpgrp()], false);
+    let p = match snap.resolve(&spec, &jobs) {
+        Ok(hupkit_common::jobs::Target::Job(job)) => match spec {
+            hupkit_common::jobs::JobSpec::Pid(pid, _) => snap.get(pid).cloned(),
+            _ => job.members.first().map(|&i| snap.procs[i].clone()),
+        },
+        Ok(hupkit_common::jobs::Target::Process(p)) => Some(p),
+        Err(msg) => match spec {
+            // Not in the snapshot (a session-less init, a kernel thread): read it directly.
+            hupkit_common::jobs::JobSpec::Pid(pid, None) if Stat::read(pid).is_ok() => {
+                Stat::read(pid).ok()
+            }
+            _ => {
+                diag.error(&msg);
+                return code::FAILED;
+            }
+        },
+    };
+    if let Some(p) = p {
+        print(&explain::explain(&snap, &p))
+    } else {
+        diag.error(&format!("{target}: no such process"));
+        code::FAILED
+    }
 }
 
 /// `[[dd-]hh:]mm:ss`, like `ps -o etime`.

@@ -1,0 +1,338 @@
+//! `huplab`: the separation lab.
+//!
+//! It opens a private pseudo-terminal, starts a real interactive bash in it, starts
+//! one probe job per level of separation (`cmd &`, a stopped job, `nohup`,
+//! `rnohup`, bash's `disown` and `disown -h`, hupkit's `disown`, `setsid`,
+//! `detach`), applies one event (the terminal hangs up, the user types `exit`,
+//! the shell gets SIGHUP, a login shell with `huponexit` exits), and prints what
+//! happened to each level, and why. Everything it started is killed before it
+//! returns, also when it is interrupted.
+
+pub mod lab;
+pub mod probe;
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
+use hupkit_common::diag::Diag;
+
+use crate::lab::{Event, LabError, Row};
+
+/// The exit statuses.
+pub const EXIT_STATUS: &[(&str, &str)] = &[
+    ("0", "the experiment ran and its table was printed"),
+    (
+        "1",
+        "the experiment could not run (no bash, no pseudo-terminal, a timeout)",
+    ),
+    ("2", "bad usage"),
+    (
+        "130",
+        "interrupted (everything it started was stopped and removed)",
+    ),
+];
+
+/// Which event to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventArg {
+    /// The terminal hangs up (a dropped ssh link)
+    Hangup,
+    /// The user types exit
+    Exit,
+    /// kill -HUP to the shell
+    Sighup,
+    /// A login shell with huponexit exits
+    LoginExit,
+    /// Each of them, in turn
+    All,
+}
+
+/// Hang up a private terminal and show which level of separation survived.
+#[derive(Debug, Parser)]
+#[command(
+    name = "huplab",
+    version,
+    about = "Hang up a private terminal and show which level of separation survived.",
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// What happens to the terminal session
+    #[arg(long, value_enum, default_value = "hangup")]
+    pub event: EventArg,
+
+    /// The shell to run (only bash is supported for now)
+    #[arg(long, default_value = "bash")]
+    pub shell: String,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Run as a probe (internal)
+    #[arg(long, num_args = 2, value_names = ["NAME", "DIR"], hide = true)]
+    pub probe: Option<Vec<String>>,
+
+    /// Print help
+    #[arg(short = 'h', long, action = ArgAction::Help)]
+    pub help: Option<bool>,
+
+    /// Print version
+    #[arg(short = 'V', long, action = ArgAction::Version)]
+    pub version: Option<bool>,
+}
+
+/// Man page sections.
+pub const MAN_SECTIONS: &[(&str, &str)] = &[
+    (
+        "THE LEVELS",
+        "cmd & (a background job); a stopped job; nohup cmd &; rnohup cmd &; cmd & disown \
+         (bash forgets the job); cmd & disown -h (bash keeps it but will not SIGHUP it); \
+         cmd & rdisown PID (hupkit's disown); setsid cmd & (a new session); detach cmd (a \
+         daemon). Each probe writes a line every 100 ms and reports its write errors and \
+         the SIGCONTs it receives; it leaves SIGHUP as it inherited it.",
+    ),
+    (
+        "COLUMNS",
+        "SESSION: the shell's or its own. GROUP: its own process group, or the shell's. \
+         TTY: whether the lab's terminal is its controlling terminal. SIGHUP: its \
+         disposition before the event. SIGNALS: the signal it died of, and CONT when it \
+         was continued. SURVIVED: alive after the event. OUTPUT AFTER: where its lines \
+         go after the event; lost when writes fail (the terminal is gone).",
+    ),
+    (
+        "SEE ALSO",
+        "rjobs(1) (--explain), rnohup(1), disown(1), detach(1), bash(1) (SIGNALS), credentials(7)",
+    ),
+];
+
+/// The command-line definition, with the exit statuses after the help.
+#[must_use]
+pub fn command() -> clap::Command {
+    let statuses: Vec<String> = EXIT_STATUS
+        .iter()
+        .map(|(code, what)| format!("  {code:<4} {what}"))
+        .collect();
+    Cli::command().after_help(format!("Exit status:\n{}", statuses.join("\n")))
+}
+
+/// Parses, runs, maps to an exit status.
+#[must_use]
+pub fn main() -> ExitCode {
+    let code = match hupkit_common::cli::parse::<Cli>(command(), 2) {
+        Ok(cli) => run(&cli),
+        Err(code) => code,
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+}
+
+/// The rules behind what the table shows, for one event.
+fn explain(event: Event, rows: &[Row]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let died_of = |sig: &str| rows.iter().any(|r| !r.survived && r.signals.contains(sig));
+    if event == Event::Hangup {
+        out.push(
+            "hangup: the kernel sends SIGHUP and SIGCONT to the session leader (the shell) and to \
+             the terminal's foreground group; it does not signal the rest of the session.",
+        );
+    }
+    if died_of("HUP") {
+        out.push(match event {
+            Event::LoginExit => {
+                "a login bash with huponexit sends SIGHUP (and SIGCONT to stopped ones) to every job \
+                 still in its table when it exits; a job that leaves SIGHUP at its default action dies of it."
+            }
+            _ => {
+                "bash, when it gets SIGHUP, sends SIGHUP (and SIGCONT to stopped ones) to every job \
+                 still in its table, except those marked with disown -h; a job that leaves SIGHUP at \
+                 its default action dies of it."
+            }
+        });
+    }
+    if died_of("TERM") {
+        out.push(
+            "bash sends SIGTERM and SIGCONT to its stopped jobs when it exits (after the SIGHUP, if \
+             any: a stopped job then dies of whichever signal the kernel applies first).",
+        );
+    }
+    if matches!(event, Event::Exit) && rows.iter().any(|r| r.name == "plain" && r.survived) {
+        out.push(
+            "a bash that is not a login shell with huponexit sends nothing to its running jobs \
+             when it exits: they live on.",
+        );
+    }
+    if rows.iter().any(|r| r.output.starts_with("lost")) {
+        out.push(
+            "lost output: the job still writes to the terminal, which is gone: every write fails \
+             with EIO (reads return end-of-file). rnohup, disown and detach point output at a file.",
+        );
+    }
+    if rows.iter().any(|r| r.session == "own" && r.survived) {
+        out.push(
+            "setsid and detach start the command in a session of its own, without the terminal: \
+             neither the terminal nor the shell can signal it.",
+        );
+    }
+    out
+}
+
+fn table(event: Event, rows: &[Row]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "event: {}", event.name());
+    let _ = writeln!(
+        out,
+        "{:<18} {:<8} {:<9} {:<7} {:<8} {:<16} {:<8} OUTPUT AFTER",
+        "LEVEL", "SESSION", "GROUP", "TTY", "SIGHUP", "SIGNALS", "SURVIVED"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<18} {:<8} {:<9} {:<7} {:<8} {:<16} {:<8} {}",
+            r.label,
+            r.session,
+            r.group,
+            r.tty,
+            r.sighup,
+            r.signals,
+            if r.survived { "yes" } else { "no" },
+            r.output
+        );
+    }
+    for line in explain(event, rows) {
+        let _ = writeln!(out, "  * {line}");
+    }
+    out
+}
+
+fn json_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json(event: Event, rows: &[Row]) -> String {
+    let items: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{{\"level\":{},\"name\":{},\"session\":{},\"group\":{},\"tty\":{},\"sighup\":{},\"signals\":{},\"survived\":{},\"output\":{}}}",
+                json_escape(r.label),
+                json_escape(r.name),
+                json_escape(r.session),
+                json_escape(r.group),
+                json_escape(r.tty),
+                json_escape(r.sighup),
+                json_escape(&r.signals),
+                r.survived,
+                json_escape(&r.output)
+            )
+        })
+        .collect();
+    let why: Vec<String> = explain(event, rows)
+        .iter()
+        .map(|l| json_escape(l))
+        .collect();
+    format!(
+        "{{\"event\":{},\"rows\":[{}],\"why\":[{}]}}",
+        json_escape(event.name()),
+        items.join(","),
+        why.join(",")
+    )
+}
+
+/// Runs the lab (or a probe); returns the exit status.
+#[must_use]
+pub fn run(cli: &Cli) -> i32 {
+    let mut diag = Diag::new(OsStr::new("huplab"));
+    if let Some(args) = &cli.probe {
+        return probe::run(&args[0], &PathBuf::from(&args[1]));
+    }
+    if cli.shell != "bash" {
+        diag.error(&format!(
+            "--shell {}: only bash is supported for now",
+            cli.shell
+        ));
+        return 2;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            diag.error(&format!("cannot find my own program: {e}"));
+            return 1;
+        }
+    };
+    let interrupted = Arc::new(AtomicUsize::new(0));
+    for sig in [nix::libc::SIGINT, nix::libc::SIGTERM, nix::libc::SIGHUP] {
+        let _ = signal_hook::flag::register_usize(sig, Arc::clone(&interrupted), 1);
+    }
+    let events = match cli.event {
+        EventArg::Hangup => vec![Event::Hangup],
+        EventArg::Exit => vec![Event::Exit],
+        EventArg::Sighup => vec![Event::Sighup],
+        EventArg::LoginExit => vec![Event::LoginExit],
+        EventArg::All => vec![Event::Hangup, Event::Exit, Event::Sighup, Event::LoginExit],
+    };
+    let mut out = String::new();
+    let mut json_items = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        match lab::run(*event, &exe, &interrupted) {
+            Ok(rows) => {
+                if cli.json {
+                    json_items.push(json(*event, &rows));
+                } else {
+                    if i > 0 {
+                        out.push('\n');
+                    }
+                    out.push_str(&table(*event, &rows));
+                }
+            }
+            Err(LabError::Interrupted) => {
+                diag.error("interrupted; everything the lab started was stopped");
+                return 130;
+            }
+            Err(LabError::Failed(why)) => {
+                diag.error(&format!("{}: {why}", event.name()));
+                return 1;
+            }
+        }
+    }
+    if cli.json {
+        out = if json_items.len() == 1 {
+            json_items.remove(0)
+        } else {
+            format!("[{}]", json_items.join(","))
+        };
+        out.push('\n');
+    }
+    match hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, out.as_bytes()) {
+        Ok(()) | Err(nix::errno::Errno::EPIPE) => 0,
+        Err(e) => {
+            diag.error_errno("write error", e);
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn definition_is_consistent() {
+        super::command().debug_assert();
+    }
+}

@@ -1,0 +1,168 @@
+//! `rjobs --explain TARGET`: one process's place in its session, and a verdict in
+//! plain words on what hangup, shell exit and `kill -HUP` of the shell would do
+//! to it, with the hupkit command that would change that.
+//!
+//! The verdicts follow the rules huplab demonstrates (docs/levels.md): the kernel
+//! signals the session leader and the foreground group at hangup, and stopped
+//! orphaned groups when they become orphaned; bash forwards SIGHUP to the jobs in
+//! its table on SIGHUP (and at exit only as a login shell with `huponexit`), and
+//! sends SIGTERM+SIGCONT to stopped jobs when it exits. Whether a job is still
+//! in the shell's table cannot be seen from outside: the verdict says so.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use hupkit_common::jobs::Snapshot;
+use hupkit_common::proc::{Stat, Status};
+use hupkit_common::signal::Disposition;
+use hupkit_common::tty;
+use nix::sys::signal::Signal;
+
+/// The explanation of `p`, several lines.
+#[must_use]
+#[allow(clippy::too_many_lines)] // the facts, then the three verdicts, in reading order
+pub fn explain(snap: &Snapshot, p: &Stat) -> String {
+    let mut out = String::new();
+    let leader = snap.get(p.session);
+    let status = Status::read(p.pid).ok();
+    let hup = status
+        .as_ref()
+        .map_or(Disposition::Default, |s| s.disposition(Signal::SIGHUP));
+    let cmd = Snapshot::cmdline(p);
+    let _ = writeln!(out, "PID {} ({cmd})", p.pid);
+    let leader_name = leader.map_or_else(|| "gone".to_string(), |l| l.comm.clone());
+    let ctty = tty::name(p.tty_nr);
+    let _ = writeln!(
+        out,
+        "  session {} (leader {leader_name}), controlling terminal {}",
+        p.session,
+        if p.tty_nr == 0 {
+            "none".to_string()
+        } else {
+            ctty.clone()
+        }
+    );
+    let is_leader = p.pid == p.session;
+    let foreground = p.tpgid == p.pgrp.as_raw() && p.tty_nr != 0;
+    let stopped = matches!(p.state, 'T' | 't');
+    let _ = writeln!(
+        out,
+        "  process group {}: {}{}",
+        p.pgrp,
+        if is_leader {
+            "the session leader's"
+        } else if foreground {
+            "the terminal's foreground job"
+        } else if p.tty_nr != 0 {
+            "a background job"
+        } else {
+            "no terminal"
+        },
+        if stopped { ", stopped" } else { "" }
+    );
+    let hup_text = match hup {
+        Disposition::Default => "default (the process dies of it)",
+        Disposition::Ignore => "ignored",
+        Disposition::Caught => "caught by its own handler (the program decides)",
+    };
+    let _ = writeln!(out, "  SIGHUP: {hup_text}");
+    let mut on_tty = Vec::new();
+    for fd in 0..3 {
+        let path = format!("/proc/{}/fd/{fd}", p.pid);
+        let target = std::fs::read_link(&path)
+            .map_or_else(|_| "closed".to_string(), |t| t.display().to_string());
+        let is_tty = p.tty_nr != 0 && tty::number(Path::new(&path)).ok() == Some(p.tty_nr);
+        if is_tty {
+            on_tty.push(fd);
+        }
+        let _ = writeln!(
+            out,
+            "  fd {fd}: {target}{}",
+            if is_tty { " (the terminal)" } else { "" }
+        );
+    }
+    let orphaned = snap.orphaned(p.session, p.pgrp);
+    let _ = writeln!(
+        out,
+        "  group orphaned: {}",
+        if orphaned { "yes" } else { "no" }
+    );
+
+    // The verdicts.
+    let lost = if on_tty.iter().any(|fd| *fd > 0) {
+        ", but its output to the terminal will be lost (writes fail with EIO)"
+    } else {
+        ""
+    };
+    let (hangup, exit, hupsh) = if p.tty_nr == 0 || leader.is_some_and(|l| l.tty_nr == 0) {
+        let v = "lives: it has no terminal, and no shell's job table reaches it".to_string();
+        (v.clone(), v.clone(), v)
+    } else {
+        match hup {
+            Disposition::Ignore => (
+                format!("lives{lost}"),
+                "lives".to_string(),
+                "lives".to_string(),
+            ),
+            Disposition::Caught => (
+                format!("gets SIGHUP; its own handler decides{lost}"),
+                if stopped {
+                    "gets SIGTERM and SIGCONT from bash: dies, unless it handles SIGTERM".into()
+                } else {
+                    "lives".to_string()
+                },
+                "gets SIGHUP; its own handler decides".to_string(),
+            ),
+            Disposition::Default if is_leader => (
+                "dies: the kernel sends SIGHUP to the session leader".to_string(),
+                "(it is the shell)".to_string(),
+                "dies".to_string(),
+            ),
+            Disposition::Default => {
+                let hang = if foreground {
+                    "dies: the kernel sends SIGHUP to the terminal's foreground group".to_string()
+                } else {
+                    format!(
+                        "dies, if it is still in bash's job table (bash forwards SIGHUP); lives if the shell disowned it{lost}"
+                    )
+                };
+                let ex = if stopped {
+                    "dies: bash sends SIGTERM and SIGCONT to its stopped jobs when it exits"
+                        .to_string()
+                } else {
+                    "lives: bash sends nothing to running jobs at exit (a login shell with huponexit would send SIGHUP)"
+                        .to_string()
+                };
+                let hs =
+                    "dies, if it is still in bash's job table (bash forwards SIGHUP)".to_string();
+                (hang, ex, hs)
+            }
+        }
+    };
+    let _ = writeln!(out, "verdict:");
+    let _ = writeln!(out, "  terminal hangup:      {hangup}");
+    let _ = writeln!(out, "  shell exit:           {exit}");
+    let _ = writeln!(out, "  kill -HUP the shell:  {hupsh}");
+    if orphaned && stopped {
+        let _ = writeln!(
+            out,
+            "  now: it is a stopped job in an orphaned group; the kernel sends such groups SIGHUP and SIGCONT"
+        );
+    }
+    let fix = if hangup.starts_with("dies") || hupsh.starts_with("dies") || exit.starts_with("dies")
+    {
+        format!(
+            "to change that: rdisown {} (ignores SIGHUP, output to nohup.out, continues it); start such commands with rnohup or detach",
+            p.pid
+        )
+    } else if !lost.is_empty() && hup == Disposition::Ignore {
+        format!(
+            "to keep its output: rdisown {} (points its terminal descriptors at nohup.out)",
+            p.pid
+        )
+    } else {
+        "nothing to change".to_string()
+    };
+    let _ = writeln!(out, "  {fix}");
+    out
+}

@@ -1,0 +1,10 @@
+complete -c huplab -l event -d 'What happens to the terminal session' -r -f -a "hangup\t'The terminal hangs up (a dropped ssh link)'
+exit\t'The user types exit'
+sighup\t'kill -HUP to the shell'
+login-exit\t'A login shell with huponexit exits'
+all\t'Each of them, in turn'"
+complete -c huplab -l shell -d 'The shell to run (only bash is supported for now)' -r
+complete -c huplab -l probe -d 'Run as a probe (internal)' -r
+complete -c huplab -l json -d 'Print JSON instead of a table'
+complete -c huplab -s h -l help -d 'Print help'
+complete -c huplab -s V -l version -d 'Print version'

@@ -1,0 +1,153 @@
+//! huplab: the same table for the same event, every run; nothing left behind,
+//! even when interrupted.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::util;
+
+/// Expected (level name, survived, died of) per event.
+fn expected(event: &str) -> Vec<(&'static str, bool, &'static str)> {
+    let hup = |alive_plain: bool, stopped_dies_of: &'static str| {
+        vec![
+            ("plain", alive_plain, if alive_plain { "" } else { "HUP" }),
+            ("stopped", false, stopped_dies_of),
+            ("nohup", true, ""),
+            ("rnohup", true, ""),
+            ("bash-disown", true, ""),
+            ("bash-disown-h", true, ""),
+            ("disown", true, ""),
+            ("setsid", true, ""),
+            ("detach", true, ""),
+        ]
+    };
+    match event {
+        "exit" => hup(true, "TERM"),
+        _ => hup(false, "HUP, TERM"),
+    }
+}
+
+/// Runs huplab --json for `event` with its lab under `tmp`; checks every row.
+fn check(event: &str, tmp: &std::path::Path) {
+    let out = Command::new(util::bin("huplab"))
+        .args(["--event", event, "--json"])
+        .env("TMPDIR", tmp)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = String::from_utf8_lossy(&out.stdout);
+    for (name, survived, died_of) in expected(event) {
+        let row_start = json
+            .find(&format!("\"name\":\"{name}\""))
+            .unwrap_or_else(|| panic!("{name} in {json}"));
+        let row = &json[row_start
+            ..json[row_start..]
+                .find('}')
+                .map_or(json.len(), |e| row_start + e)];
+        assert!(
+            row.contains(&format!("\"survived\":{survived}")),
+            "{event}: {name}: {row}"
+        );
+        if !died_of.is_empty() {
+            assert!(
+                row.contains(&format!("\"signals\":\"{died_of} (died)")),
+                "{event}: {name}: {row}"
+            );
+        }
+    }
+    // Where output goes after a hangup.
+    if event == "hangup" {
+        assert!(json.contains("\"name\":\"rnohup\",\"session\":\"shell's\",\"group\":\"own\",\"tty\":\"lab tty\",\"sighup\":\"ignored\",\"signals\":\"-\",\"survived\":true,\"output\":\"nohup.out\""), "{json}");
+        assert!(json.contains("\"name\":\"bash-disown\",\"session\":\"shell's\",\"group\":\"own\",\"tty\":\"lab tty\",\"sighup\":\"default\",\"signals\":\"-\",\"survived\":true,\"output\":\"lost (EIO: terminal gone)\""), "{json}");
+    }
+}
+
+/// No process still names the test's private directory.
+fn leftovers(tmp: &std::path::Path) -> Vec<String> {
+    let needle = tmp.display().to_string();
+    hupkit_common::jobs::Snapshot::take()
+        .unwrap()
+        .procs
+        .iter()
+        .map(hupkit_common::jobs::Snapshot::cmdline)
+        .filter(|c| c.contains(&needle))
+        .collect()
+}
+
+#[test]
+fn hangup_table_is_the_same_twenty_times() {
+    let tmp = tempfile::tempdir().unwrap();
+    for _ in 0..20 {
+        check("hangup", tmp.path());
+    }
+    assert!(
+        leftovers(tmp.path()).is_empty(),
+        "{:?}",
+        leftovers(tmp.path())
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "lab directories removed"
+    );
+}
+
+#[test]
+fn other_events_are_stable() {
+    let tmp = tempfile::tempdir().unwrap();
+    for event in ["exit", "sighup", "login-exit"] {
+        for _ in 0..5 {
+            check(event, tmp.path());
+        }
+    }
+    assert!(
+        leftovers(tmp.path()).is_empty(),
+        "{:?}",
+        leftovers(tmp.path())
+    );
+}
+
+#[test]
+fn interrupted_run_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = util::ChildGuard::new(
+        Command::new(util::bin("huplab"))
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.pid();
+    // Interrupt once a few probes run.
+    assert!(util::poll_until(util::DEADLINE, || {
+        std::fs::read_dir(tmp.path())
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(Result::ok)
+            .is_some_and(|lab| {
+                std::fs::read_dir(lab.path()).is_ok_and(|d| {
+                    d.flatten()
+                        .filter(|e| e.file_name().to_string_lossy().ends_with(".pid"))
+                        .count()
+                        >= 3
+                })
+            })
+    }));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait(util::DEADLINE).expect("huplab ends");
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        util::poll_until(Duration::from_secs(5), || leftovers(tmp.path()).is_empty()),
+        "{:?}",
+        leftovers(tmp.path())
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
