@@ -34,7 +34,7 @@ _huplab() {
                     return 0
                     ;;
                 --shell)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "bash zsh dash" -- "${cur}"))
                     return 0
                     ;;
                 --probe)

@@ -3,7 +3,9 @@ exit\t'The user types exit'
 sighup\t'kill -HUP to the shell'
 login-exit\t'A login shell with huponexit exits'
 all\t'Each of them, in turn'"
-complete -c huplab -l shell -d 'The shell to run (only bash is supported for now)' -r
+complete -c huplab -l shell -d 'The interactive shell to run in the lab (where installed)' -r -f -a "bash\t'GNU bash'
+zsh\t'zsh'
+dash\t'dash'"
 complete -c huplab -l probe -d 'Run as a probe (internal)' -r
 complete -c huplab -l json -d 'Print JSON instead of a table'
 complete -c huplab -s h -l help -d 'Print help'

@@ -151,3 +151,93 @@ fn interrupted_run_leaves_nothing() {
     );
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+/// Runs huplab for another shell (skipped where it is not installed) and
+/// checks the rows against the shell's own rules.
+fn check_shell(shell: &str, event: &str, expect: &[(&str, Option<bool>, &str)]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(util::bin("huplab"))
+        .args(["--shell", shell, "--event", event, "--json"])
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = String::from_utf8_lossy(&out.stdout);
+    for (name, survived, died_of) in expect {
+        let at = json
+            .find(&format!("\"name\":\"{name}\""))
+            .unwrap_or_else(|| panic!("{name} in {json}"));
+        let row = &json[at..at + json[at..].find('}').unwrap()];
+        let want = survived.map_or("null".to_string(), |b| b.to_string());
+        assert!(
+            row.contains(&format!("\"survived\":{want}")),
+            "{shell} {event}: {row}"
+        );
+        if !died_of.is_empty() {
+            assert!(
+                row.contains(&format!("\"signals\":\"{died_of} (died)")),
+                "{shell} {event}: {row}"
+            );
+        }
+    }
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+fn installed(shell: &str) -> bool {
+    ["/usr/bin", "/bin"]
+        .iter()
+        .any(|d| std::path::Path::new(d).join(shell).exists())
+}
+
+#[test]
+fn zsh_hangs_up_its_jobs_even_at_exit() {
+    if !installed("zsh") {
+        eprintln!("skipped: zsh is not installed");
+        return;
+    }
+    for event in ["hangup", "exit"] {
+        for _ in 0..3 {
+            check_shell(
+                "zsh",
+                event,
+                &[
+                    ("plain", Some(false), "HUP"),
+                    ("stopped", Some(false), "HUP"),
+                    ("rnohup", Some(true), ""),
+                    ("bash-disown", Some(true), ""),
+                    ("bash-disown-h", None, ""),
+                    ("disown", Some(true), ""),
+                    ("detach", Some(true), ""),
+                ],
+            );
+        }
+    }
+}
+
+#[test]
+fn dash_leaves_jobs_to_the_kernel() {
+    if !installed("dash") {
+        eprintln!("skipped: dash is not installed");
+        return;
+    }
+    for _ in 0..3 {
+        check_shell(
+            "dash",
+            "hangup",
+            &[
+                ("plain", Some(true), ""),
+                ("stopped", Some(false), "HUP"),
+                ("rnohup", Some(true), ""),
+                ("bash-disown", None, ""),
+                ("disown", Some(true), ""),
+                ("detach", Some(true), ""),
+            ],
+        );
+    }
+}

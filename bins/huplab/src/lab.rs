@@ -44,6 +44,46 @@ impl Event {
     }
 }
 
+/// The interactive shell the lab runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShellKind {
+    /// bash: `disown`, `disown -h`, `huponexit`.
+    Bash,
+    /// zsh: `disown %job` (no `-h`); sends SIGHUP to its jobs at exit (the HUP option).
+    Zsh,
+    /// dash: no `disown`; does not forward SIGHUP.
+    Dash,
+}
+
+impl ShellKind {
+    /// The program's name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            ShellKind::Bash => "bash",
+            ShellKind::Zsh => "zsh",
+            ShellKind::Dash => "dash",
+        }
+    }
+
+    fn args(self, login: bool) -> Vec<&'static str> {
+        let mut a = match self {
+            ShellKind::Bash => vec!["--noprofile", "--norc"],
+            ShellKind::Zsh => vec!["-f"],
+            ShellKind::Dash => vec![],
+        };
+        if login {
+            a.push(if self == ShellKind::Bash {
+                "--login"
+            } else {
+                "-l"
+            });
+        }
+        a.push("-i");
+        a
+    }
+}
+
 /// A level of separation and how its probe is started from the shell.
 pub struct Level {
     /// Short name (also the probe's name).
@@ -111,6 +151,8 @@ pub struct Row {
     pub signals: String,
     /// Whether it was alive after the event.
     pub survived: bool,
+    /// Whether this shell has this level at all (dash has no `disown`).
+    pub applies: bool,
     /// Where its output went after the event.
     pub output: String,
 }
@@ -182,12 +224,46 @@ impl Lab {
         }
     }
 
+    fn wait_prompt(&mut self) -> Result<(), LabError> {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.check()?;
+            {
+                let out = self.output.lock().map_err(|_| failed("reader poisoned"))?;
+                let text = String::from_utf8_lossy(&out[self.seen..]).into_owned();
+                if let Some(at) = text.find("$ ").or_else(|| text.find("# ")) {
+                    self.seen += at + 2;
+                    return Ok(());
+                }
+            }
+            if Instant::now() > end {
+                return Err(failed("the shell printed no prompt"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn wait_for(&self, what: &str, mut cond: impl FnMut() -> bool) -> Result<(), LabError> {
         let end = Instant::now() + Duration::from_secs(10);
         while !cond() {
             self.check()?;
             if Instant::now() > end {
-                return Err(failed(format!("timed out waiting for {what}")));
+                let out = self
+                    .output
+                    .lock()
+                    .map(|o| String::from_utf8_lossy(&o).into_owned())
+                    .unwrap_or_default();
+                let tail: String = out
+                    .chars()
+                    .filter(|c| *c != '\r')
+                    .collect::<String>()
+                    .lines()
+                    .filter(|l| !l.contains(" tick "))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                return Err(failed(format!(
+                    "timed out waiting for {what}; the terminal showed: {tail:?}"
+                )));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -235,6 +311,7 @@ impl Drop for Lab {
 }
 
 fn start_shell(
+    shell: ShellKind,
     dir: &Path,
     exe: &Path,
     login: bool,
@@ -243,18 +320,14 @@ fn start_shell(
     let pty = hupkit_common::pty::open()
         .map_err(|e| failed(format!("cannot open a pseudo-terminal: {e}")))?;
     let bins = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut cmd = Command::new("bash");
-    cmd.arg("--noprofile").arg("--norc");
-    if login {
-        cmd.arg("--login");
-    }
-    cmd.arg("-i")
+    let path = format!("{}:/usr/bin:/bin:/usr/sbin:/sbin", bins.display());
+    let mut cmd = Command::new(shell.name());
+    cmd.args(shell.args(login))
         .current_dir(dir)
         .env_clear()
-        .env(
-            "PATH",
-            format!("{}:/usr/bin:/bin:/usr/sbin:/sbin", bins.display()),
-        )
+        .env("PATH", &path)
+        // A login shell's /etc/profile may reset PATH: the lab sets it back from this.
+        .env("HUPLAB_PATH", &path)
         .env("HOME", dir)
         .env("XDG_STATE_HOME", dir.join("state"))
         .env("TERM", "dumb")
@@ -325,6 +398,11 @@ fn start_shell(
         probes: Vec::new(),
         interrupted,
     };
+    // A login shell may have read /etc/profile, which gives root "# ": wait for
+    // either, then set the lab's own prompt (typed so that its echo never
+    // contains the prompt itself).
+    lab.wait_prompt()?;
+    lab.type_line("PATH=$HUPLAB_PATH; PS1='$'' '")?;
     lab.wait_output("$ ")?;
     Ok(lab)
 }
@@ -338,30 +416,45 @@ fn name_of(sig: i32) -> String {
 
 /// Runs the experiment for `event`; `exe` is huplab itself (the probe program).
 #[allow(clippy::too_many_lines)]
-pub fn run(event: Event, exe: &Path, interrupted: &Arc<AtomicUsize>) -> Result<Vec<Row>, LabError> {
+pub fn run(
+    shell: ShellKind,
+    event: Event,
+    exe: &Path,
+    interrupted: &Arc<AtomicUsize>,
+) -> Result<Vec<Row>, LabError> {
     let dir = std::env::temp_dir().join(format!("huplab.{}.{}", std::process::id(), event.name()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir(&dir)
         .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
     let mut lab = start_shell(
+        shell,
         &dir,
         exe,
         event == Event::LoginExit,
         Arc::clone(interrupted),
     )?;
-    if event == Event::LoginExit {
+    if event == Event::LoginExit && shell == ShellKind::Bash {
         lab.type_line("shopt -s huponexit")?;
         lab.wait_output("$ ")?;
     }
     let probe = |name: &str| format!("\"$HUPLAB\" --probe {name} \"$LAB\"");
+    let mut missing = Vec::new();
     for level in LEVELS {
-        let line = match level.name {
-            "nohup" => format!("nohup {} &", probe(level.name)),
-            "rnohup" => format!("rnohup {} &", probe(level.name)),
-            "bash-disown" => format!("{} & disown $!", probe(level.name)),
-            "bash-disown-h" => format!("{} & disown -h $!", probe(level.name)),
-            "setsid" => format!("setsid {} &", probe(level.name)),
-            "detach" => format!("detach -o \"$LAB/detach.out\" {}", probe(level.name)),
+        let line = match (level.name, shell) {
+            ("bash-disown" | "bash-disown-h", ShellKind::Dash)
+            | ("bash-disown-h", ShellKind::Zsh) => {
+                missing.push(level.name);
+                continue;
+            }
+            ("nohup", _) => format!("nohup {} &", probe(level.name)),
+            ("rnohup", _) => format!("rnohup {} &", probe(level.name)),
+            ("bash-disown", ShellKind::Zsh) => {
+                format!("{} & disown %?{}", probe(level.name), level.name)
+            }
+            ("bash-disown", _) => format!("{} & disown $!", probe(level.name)),
+            ("bash-disown-h", _) => format!("{} & disown -h $!", probe(level.name)),
+            ("setsid", _) => format!("setsid {} &", probe(level.name)),
+            ("detach", _) => format!("detach -o \"$LAB/detach.out\" {}", probe(level.name)),
             _ => format!("{} &", probe(level.name)),
         };
         lab.type_line(&line)?;
@@ -409,9 +502,23 @@ pub fn run(event: Event, exe: &Path, interrupted: &Arc<AtomicUsize>) -> Result<V
             let _ = nix::sys::signal::kill(shell_pid, Signal::SIGHUP);
         }
         Event::Exit | Event::LoginExit => {
+            // Shells warn about stopped jobs at the first exit (bash, dash; zsh
+            // not when the last command was `jobs`): a second exit, if needed.
             lab.type_line("exit")?;
-            lab.wait_output("stopped jobs")?;
-            lab.type_line("exit")?;
+            let end = Instant::now() + Duration::from_millis(1500);
+            let mut exited = false;
+            while Instant::now() < end {
+                if let Some(sh) = lab.shell.as_mut() {
+                    if sh.try_wait().map_err(|e| failed(e.to_string()))?.is_some() {
+                        exited = true;
+                        break;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if !exited {
+                lab.type_line("exit")?;
+            }
         }
     }
     // The shell ends in every case; then each probe either dies or keeps ticking.
@@ -486,7 +593,12 @@ pub fn run(event: Event, exe: &Path, interrupted: &Arc<AtomicUsize>) -> Result<V
                 // bash sends a stopped job SIGHUP+SIGCONT, then SIGTERM+SIGCONT
                 // (terminate_stopped_jobs): it dies of whichever the kernel applies
                 // first, which depends on scheduling. Both were sent to it.
-                Some(_) if *name == "stopped" && event != Event::Exit && hup_or_term => {
+                Some(_)
+                    if shell == ShellKind::Bash
+                        && *name == "stopped"
+                        && event != Event::Exit
+                        && hup_or_term =>
+                {
                     signals.push("HUP, TERM (died)".into());
                 }
                 Some(raw) if raw & 0x7f != 0 => {
@@ -514,6 +626,7 @@ pub fn run(event: Event, exe: &Path, interrupted: &Arc<AtomicUsize>) -> Result<V
             }
         };
         rows.push(Row {
+            applies: true,
             label: level,
             name,
             session: if st.session == shell_pid {
@@ -538,6 +651,33 @@ pub fn run(event: Event, exe: &Path, interrupted: &Arc<AtomicUsize>) -> Result<V
             survived,
             output,
         });
+    }
+    // Levels this shell does not have, in their place.
+    for name in missing {
+        let label = LEVELS
+            .iter()
+            .find(|l| l.name == name)
+            .map_or("?", |l| l.label);
+        let at = LEVELS
+            .iter()
+            .position(|l| l.name == name)
+            .unwrap_or(rows.len())
+            .min(rows.len());
+        rows.insert(
+            at,
+            Row {
+                applies: false,
+                label,
+                name,
+                session: "-",
+                group: "-",
+                tty: "-",
+                sighup: "-",
+                signals: "-".into(),
+                survived: false,
+                output: format!("n/a: {} has no such builtin", shell.name()),
+            },
+        );
     }
     Ok(rows)
 }

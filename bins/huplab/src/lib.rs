@@ -21,7 +21,7 @@ use std::sync::atomic::AtomicUsize;
 use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
 use hupkit_common::diag::Diag;
 
-use crate::lab::{Event, LabError, Row};
+use crate::lab::{Event, LabError, Row, ShellKind};
 
 /// The exit statuses.
 pub const EXIT_STATUS: &[(&str, &str)] = &[
@@ -52,6 +52,17 @@ pub enum EventArg {
     All,
 }
 
+/// Which shell to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShellArg {
+    /// GNU bash
+    Bash,
+    /// zsh
+    Zsh,
+    /// dash
+    Dash,
+}
+
 /// Hang up a private terminal and show which level of separation survived.
 #[derive(Debug, Parser)]
 #[command(
@@ -66,9 +77,9 @@ pub struct Cli {
     #[arg(long, value_enum, default_value = "hangup")]
     pub event: EventArg,
 
-    /// The shell to run (only bash is supported for now)
-    #[arg(long, default_value = "bash")]
-    pub shell: String,
+    /// The interactive shell to run in the lab (where installed)
+    #[arg(long, value_enum, default_value = "bash")]
+    pub shell: ShellArg,
 
     /// Print JSON instead of a table
     #[arg(long)]
@@ -132,16 +143,40 @@ pub fn main() -> ExitCode {
 }
 
 /// The rules behind what the table shows, for one event.
-fn explain(event: Event, rows: &[Row]) -> Vec<&'static str> {
+fn explain(shell: ShellKind, event: Event, rows: &[Row]) -> Vec<&'static str> {
     let mut out = Vec::new();
-    let died_of = |sig: &str| rows.iter().any(|r| !r.survived && r.signals.contains(sig));
+    let died_of = |sig: &str| {
+        rows.iter()
+            .any(|r| r.applies && !r.survived && r.signals.contains(sig))
+    };
     if event == Event::Hangup {
         out.push(
             "hangup: the kernel sends SIGHUP and SIGCONT to the session leader (the shell) and to \
              the terminal's foreground group; it does not signal the rest of the session.",
         );
     }
-    if died_of("HUP") {
+    let plain_died = rows
+        .iter()
+        .any(|r| r.name == "plain" && r.applies && !r.survived);
+    if shell == ShellKind::Dash && died_of("HUP") {
+        out.push(
+            "dash does not forward SIGHUP to its jobs; when it dies, a stopped job's group is \
+             left orphaned, and the kernel sends a stopped orphaned group SIGHUP and SIGCONT.",
+        );
+    } else if shell == ShellKind::Zsh
+        && plain_died
+        && matches!(event, Event::Exit | Event::LoginExit)
+    {
+        out.push(
+            "zsh sends SIGHUP to its jobs when it exits (its HUP option, on by default), and on \
+             SIGHUP; jobs it has disowned are spared.",
+        );
+    } else if shell == ShellKind::Zsh && died_of("HUP") {
+        out.push(
+            "zsh sends SIGHUP (and SIGCONT to stopped ones) to its jobs when it gets SIGHUP and when \
+             it exits (its HUP option, on by default); jobs it has disowned are spared.",
+        );
+    } else if died_of("HUP") {
         out.push(match event {
             Event::LoginExit => {
                 "a login bash with huponexit sends SIGHUP (and SIGCONT to stopped ones) to every job \
@@ -154,16 +189,27 @@ fn explain(event: Event, rows: &[Row]) -> Vec<&'static str> {
             }
         });
     }
-    if died_of("TERM") {
+    if shell == ShellKind::Bash && died_of("TERM") {
         out.push(
             "bash sends SIGTERM and SIGCONT to its stopped jobs when it exits (after the SIGHUP, if \
              any: a stopped job then dies of whichever signal the kernel applies first).",
         );
     }
-    if matches!(event, Event::Exit) && rows.iter().any(|r| r.name == "plain" && r.survived) {
+    if shell == ShellKind::Dash && !plain_died {
+        out.push("dash forwards no SIGHUP to its jobs: its running jobs are not signalled at all.");
+    }
+    if shell == ShellKind::Bash
+        && matches!(event, Event::Exit)
+        && rows.iter().any(|r| r.name == "plain" && r.survived)
+    {
         out.push(
             "a bash that is not a login shell with huponexit sends nothing to its running jobs \
              when it exits: they live on.",
+        );
+    }
+    if rows.iter().any(|r| r.output.starts_with("n/a")) {
+        out.push(
+            "n/a: this shell has no such builtin (dash has no disown; zsh's disown has no -h).",
         );
     }
     if rows.iter().any(|r| r.output.starts_with("lost")) {
@@ -181,9 +227,9 @@ fn explain(event: Event, rows: &[Row]) -> Vec<&'static str> {
     out
 }
 
-fn table(event: Event, rows: &[Row]) -> String {
+fn table(shell: ShellKind, event: Event, rows: &[Row]) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "event: {}", event.name());
+    let _ = writeln!(out, "event: {} ({})", event.name(), shell.name());
     let _ = writeln!(
         out,
         "{:<18} {:<8} {:<9} {:<7} {:<8} {:<16} {:<8} OUTPUT AFTER",
@@ -199,11 +245,17 @@ fn table(event: Event, rows: &[Row]) -> String {
             r.tty,
             r.sighup,
             r.signals,
-            if r.survived { "yes" } else { "no" },
+            if !r.applies {
+                "-"
+            } else if r.survived {
+                "yes"
+            } else {
+                "no"
+            },
             r.output
         );
     }
-    for line in explain(event, rows) {
+    for line in explain(shell, event, rows) {
         let _ = writeln!(out, "  * {line}");
     }
     out
@@ -226,7 +278,7 @@ fn json_escape(s: &str) -> String {
     out
 }
 
-fn json(event: Event, rows: &[Row]) -> String {
+fn json(shell: ShellKind, event: Event, rows: &[Row]) -> String {
     let items: Vec<String> = rows
         .iter()
         .map(|r| {
@@ -239,18 +291,19 @@ fn json(event: Event, rows: &[Row]) -> String {
                 json_escape(r.tty),
                 json_escape(r.sighup),
                 json_escape(&r.signals),
-                r.survived,
+                if r.applies { r.survived.to_string() } else { "null".to_string() },
                 json_escape(&r.output)
             )
         })
         .collect();
-    let why: Vec<String> = explain(event, rows)
+    let why: Vec<String> = explain(shell, event, rows)
         .iter()
         .map(|l| json_escape(l))
         .collect();
     format!(
-        "{{\"event\":{},\"rows\":[{}],\"why\":[{}]}}",
+        "{{\"event\":{},\"shell\":{},\"rows\":[{}],\"why\":[{}]}}",
         json_escape(event.name()),
+        json_escape(shell.name()),
         items.join(","),
         why.join(",")
     )
@@ -263,13 +316,11 @@ pub fn run(cli: &Cli) -> i32 {
     if let Some(args) = &cli.probe {
         return probe::run(&args[0], &PathBuf::from(&args[1]));
     }
-    if cli.shell != "bash" {
-        diag.error(&format!(
-            "--shell {}: only bash is supported for now",
-            cli.shell
-        ));
-        return 2;
-    }
+    let shell = match cli.shell {
+        ShellArg::Bash => ShellKind::Bash,
+        ShellArg::Zsh => ShellKind::Zsh,
+        ShellArg::Dash => ShellKind::Dash,
+    };
     let exe = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
@@ -291,15 +342,15 @@ pub fn run(cli: &Cli) -> i32 {
     let mut out = String::new();
     let mut json_items = Vec::new();
     for (i, event) in events.iter().enumerate() {
-        match lab::run(*event, &exe, &interrupted) {
+        match lab::run(shell, *event, &exe, &interrupted) {
             Ok(rows) => {
                 if cli.json {
-                    json_items.push(json(*event, &rows));
+                    json_items.push(json(shell, *event, &rows));
                 } else {
                     if i > 0 {
                         out.push('\n');
                     }
-                    out.push_str(&table(*event, &rows));
+                    out.push_str(&table(shell, *event, &rows));
                 }
             }
             Err(LabError::Interrupted) => {
