@@ -9,5 +9,6 @@ mod disown;
 mod generated;
 mod huplab;
 mod jobcontrol;
+mod reliability;
 mod rnohup;
 mod util;

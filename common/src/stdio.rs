@@ -64,6 +64,34 @@ pub fn open(path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> Result<RawFd
     }
 }
 
+/// Clears `O_NONBLOCK` on `fd` (after an open that used it).
+pub fn set_blocking(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: F_GETFL/F_SETFL read and change descriptor flags; no memory involved.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0 {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}
+
+/// Opens an output file without ever blocking: a FIFO with no reader fails at
+/// once with `ENXIO` instead of hanging in `open(2)`; the descriptor is then made
+/// blocking again, as any output file.
+pub fn open_output_nonblocking(
+    path: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> Result<RawFd, Errno> {
+    let fd = open(path, flags | libc::O_NONBLOCK, mode)?;
+    if let Err(e) = set_blocking(fd) {
+        close(fd);
+        return Err(e);
+    }
+    Ok(fd)
+}
+
 /// Opens `path` onto descriptor `fd` (gnulib's `fd_reopen`): if `open` does not
 /// return `fd` itself, the result is moved there with `dup2` and closed.
 pub fn reopen(

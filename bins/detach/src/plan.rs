@@ -216,7 +216,7 @@ pub fn search(
         return Ok(absolute(cwd, Path::new(name)));
     }
     let path = path.map_or(&b"/bin:/usr/bin"[..], OsStrExt::as_bytes);
-    let mut seen_eacces = false;
+    let mut seen = None;
     for dir in path.split(|&b| b == b':') {
         let dir = if dir.is_empty() {
             cwd.to_path_buf()
@@ -226,15 +226,15 @@ pub fn search(
         let candidate = dir.join(name);
         match std::fs::metadata(&candidate) {
             Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => return Ok(candidate),
-            Ok(_) => seen_eacces = true,
-            Err(_) => {}
+            Ok(_) => seen = Some(Errno::EACCES),
+            // execvp reports the last error other than "not found" (too long, not a directory...).
+            Err(e) => match e.raw_os_error().map(Errno::from_raw) {
+                Some(Errno::ENOENT) | None => {}
+                Some(other) => seen = seen.or(Some(other)),
+            },
         }
     }
-    Err(if seen_eacces {
-        Errno::EACCES
-    } else {
-        Errno::ENOENT
-    })
+    Err(seen.unwrap_or(Errno::ENOENT))
 }
 
 fn open_output(path: &Path, append: bool) -> Result<OwnedFd> {
@@ -247,7 +247,7 @@ fn open_output(path: &Path, append: bool) -> Result<OwnedFd> {
         .create(true)
         .truncate(!append)
         .mode(0o666)
-        .custom_flags(libc::O_APPEND | libc::O_CLOEXEC | libc::O_NOCTTY);
+        .custom_flags(libc::O_APPEND | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK);
     let file = opts.open(path).context(exit::CANCELED, || {
         format!("cannot open {}", quote(path.as_os_str()))
     })?;

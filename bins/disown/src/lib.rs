@@ -62,7 +62,8 @@ fn output_file(cli: &Cli, diag: &mut Diag) -> Option<Output> {
             .create(true)
             .append(true)
             .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
+            // A FIFO without a reader fails at once (ENXIO) instead of hanging.
+            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
             .open(p)
             .map(|_| ())
     };
@@ -348,7 +349,13 @@ fn cut_loose(p: &Stat, output: &Output, force: bool) -> Result<Done, InjectError
                 [
                     AT_FDCWD,
                     page + 64,
-                    (libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC) as u64,
+                    // O_NONBLOCK so that the process never hangs on a FIFO without a
+                    // reader; cleared just below.
+                    (libc::O_WRONLY
+                        | libc::O_APPEND
+                        | libc::O_CREAT
+                        | libc::O_CLOEXEC
+                        | libc::O_NONBLOCK) as u64,
                     0o600,
                     0,
                     0,
@@ -363,6 +370,11 @@ fn cut_loose(p: &Stat, output: &Output, force: bool) -> Result<Done, InjectError
                 return Err(e);
             }
         };
+        let blocking = (libc::O_WRONLY | libc::O_APPEND) as u64;
+        t.syscall(
+            libc::SYS_fcntl,
+            [out.cast_unsigned(), libc::F_SETFL as u64, blocking, 0, 0, 0],
+        )?;
         for f in &fds {
             let from = if f.reader { nul } else { out };
             check(
@@ -498,6 +510,18 @@ pub fn run(cli: &Cli) -> i32 {
         }
     };
     let (procs, mut ok) = targets(cli, &snap, &mut diag);
+    // Refusals first: nothing is created (not even nohup.out) for a refused target.
+    let procs: Vec<Stat> = procs
+        .into_iter()
+        .filter(|p| match refusal(&snap, p) {
+            Some(why) => {
+                diag.error(&format!("PID {} ({}) {why}; left alone", p.pid, p.comm));
+                ok = false;
+                false
+            }
+            None => true,
+        })
+        .collect();
     if procs.is_empty() {
         return 1;
     }
@@ -507,11 +531,6 @@ pub fn run(cli: &Cli) -> i32 {
     let mut stopped: Vec<Stat> = Vec::new();
     for p in &procs {
         let label = format!("PID {} ({})", p.pid, p.comm);
-        if let Some(why) = refusal(&snap, p) {
-            diag.error(&format!("{label} {why}; left alone"));
-            ok = false;
-            continue;
-        }
         let was_stopped = matches!(p.state, 'T' | 't');
         match cut_loose(p, &output, cli.all) {
             Ok(done) => {

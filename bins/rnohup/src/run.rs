@@ -67,10 +67,20 @@ fn cstring(s: &OsStr) -> CString {
 }
 
 /// Opens an output file for appending, mode 0600, onto fd 1 when stdout is being
-/// redirected, else at the lowest free descriptor.
-fn open_output(path: &OsStr, onto_stdout: bool) -> Result<RawFd, Errno> {
+/// redirected, else at the lowest free descriptor. `explicit` (`--output`) never
+/// blocks on a FIFO without a reader; `nohup.out` opens as GNU's does.
+fn open_output(path: &OsStr, onto_stdout: bool, explicit: bool) -> Result<RawFd, Errno> {
     let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_APPEND;
     let path = cstring(path);
+    if explicit {
+        let fd = stdio::open_output_nonblocking(&path, flags, 0o600)?;
+        if !onto_stdout || fd == stdio::STDOUT {
+            return Ok(fd);
+        }
+        let moved = stdio::dup2(fd, stdio::STDOUT);
+        stdio::close(fd);
+        return moved;
+    }
     if onto_stdout {
         stdio::reopen(stdio::STDOUT, &path, flags, 0o600)
     } else {
@@ -101,7 +111,7 @@ pub fn run(diag: &mut Diag, output: Option<&OsStr>, command: &[OsString], fail: 
         // 0600 whatever the caller's umask; restored before exec.
         let saved_umask = stdio::umask(0o177);
         let first = output.unwrap_or(OsStr::new(NOHUP_OUT));
-        let shown: OsString = match open_output(first, redirecting_stdout) {
+        let shown: OsString = match open_output(first, redirecting_stdout, output.is_some()) {
             Ok(fd) => {
                 out_fd = fd;
                 first.to_os_string()
@@ -116,7 +126,7 @@ pub fn run(diag: &mut Diag, output: Option<&OsStr>, command: &[OsString], fail: 
                 });
                 let second = in_home
                     .as_ref()
-                    .map(|p| (p, open_output(p, redirecting_stdout)));
+                    .map(|p| (p, open_output(p, redirecting_stdout, false)));
                 match second {
                     Some((path, Ok(fd))) => {
                         out_fd = fd;
