@@ -506,3 +506,43 @@ fn rjobs_explain_gives_verdicts() {
     let (out, rc) = sh.run("rjobs --explain %9");
     assert_eq!((out.as_str(), rc), ("rjobs: %9: no such job\n", 1));
 }
+
+/// rfg killed by any catchable signal, at the worst moment (the job has the
+/// terminal), gives the terminal back to the shell.
+#[test]
+fn rfg_gives_the_terminal_back_on_every_catchable_signal() {
+    let dir = tempdir();
+    let mut sh = Shell::start(dir.path());
+    for (n, sig) in hupkit_rfg::GUARDED.iter().enumerate() {
+        let pidfile = dir.path().join(format!("rfg{n}.pid"));
+        sh.run("sleep 300 &");
+        sh.line(&format!(
+            "sh -c 'echo $$ > {}; exec rfg %%'; echo st=$?",
+            pidfile.display()
+        ));
+        assert!(util::poll_until(util::DEADLINE, || {
+            std::fs::read_to_string(&pidfile).is_ok_and(|t| t.ends_with('\n'))
+        }));
+        let rfg = Pid::from_raw(
+            std::fs::read_to_string(&pidfile)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap(),
+        );
+        assert!(
+            util::poll_until(util::DEADLINE, || sh_fg_is_not_shell(sh.pid)),
+            "{sig}: the job got the terminal"
+        );
+        let fd = hupkit_common::pidfd::PidFd::open(rfg).unwrap();
+        fd.signal(*sig).unwrap();
+        assert!(fd.wait_exit(util::DEADLINE).unwrap(), "{sig}: rfg ends");
+        // (After SIGINT bash drops the rest of the line, as after a ^C: no "st=".)
+        assert!(
+            util::poll_until(util::DEADLINE, || sh.foreground() == sh.pid.as_raw()),
+            "{sig}: the shell has the terminal back"
+        );
+        let (out, _) = sh.run("echo alive; kill %% 2>/dev/null; wait 2>/dev/null");
+        assert!(out.lines().any(|l| l == "alive"), "{sig}: {out}");
+    }
+}

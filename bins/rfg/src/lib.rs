@@ -90,8 +90,9 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
          jobs the shell has disowned. It hands the terminal to the job (with SIGTTOU and \
          SIGTTIN blocked), continues it, waits until it ends or stops, and gives the \
          terminal back to the group that had it, on every path: when the job exits, \
-         stops or is killed, when rfg gets SIGINT, SIGTERM, SIGHUP or SIGQUIT, and on \
-         errors. The terminal's modes are saved first and restored when the job stops \
+         stops or is killed, when rfg gets any signal that would end it and can be \
+         caught (HUP, INT, QUIT, TERM, USR1, USR2, ALRM, VTALRM, PROF, XCPU, \
+         XFSZ, IO, PWR, SYS, TRAP, ABRT), and on errors. The terminal's modes are saved first and restored when the job stops \
          or is killed by a signal, as bash does.",
     ),
     (
@@ -128,6 +129,30 @@ pub fn main() -> ExitCode {
     };
     ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
 }
+
+/// Every signal whose default action would end rfg while the job has the
+/// terminal, and that can be caught (signal-hook refuses only SIGKILL, SIGSTOP
+/// and the synchronous faults SIGILL, SIGFPE, SIGSEGV): caught into a flag, so
+/// that the terminal is given back, then re-raised. (SIGPIPE is not here: Rust's
+/// runtime ignores it, so it never ends rfg.)
+pub const GUARDED: [Signal; 16] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGALRM,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGXCPU,
+    Signal::SIGXFSZ,
+    Signal::SIGIO,
+    Signal::SIGPWR,
+    Signal::SIGSYS,
+    Signal::SIGTRAP,
+    Signal::SIGABRT,
+];
 
 /// Gives the terminal back to `group` when dropped.
 struct Handback<'t> {
