@@ -83,7 +83,12 @@ fn leftovers(tmp: &std::path::Path) -> Vec<String> {
 #[test]
 fn hangup_table_is_the_same_twenty_times() {
     let tmp = tempfile::tempdir().unwrap();
-    for _ in 0..20 {
+    // `cargo xtask soak` sets 200 rounds.
+    let rounds = std::env::var("HUPKIT_HUPLAB_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    for _ in 0..rounds {
         check("hangup", tmp.path());
     }
     assert!(

@@ -430,3 +430,356 @@ fn every_tool_handles_hostile_input() {
         failures.join("\n")
     );
 }
+
+/// 100 concurrent rnohup writers to one output file: no line is lost.
+#[test]
+fn concurrent_rnohup_writers_lose_no_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let children: Vec<_> = (0..100)
+        .map(|i| {
+            Command::new(util::bin("rnohup"))
+                .args([
+                    "--output",
+                    "shared.log",
+                    "sh",
+                    "-c",
+                    &format!("for n in 1 2 3 4 5 6 7 8 9 10; do echo w{i}-$n; done"),
+                ])
+                .current_dir(dir.path())
+                .env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .env("XDG_STATE_HOME", &state)
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let text = std::fs::read_to_string(dir.path().join("shared.log")).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1000, "every line, whole");
+    lines.sort_unstable();
+    lines.dedup();
+    assert_eq!(lines.len(), 1000, "no line torn or doubled");
+    // ...and 100 concurrent record writers: 100 records.
+    let records = std::fs::read_dir(state.join("hupkit/jobs"))
+        .unwrap()
+        .count();
+    assert_eq!(records, 100, "one record per rnohup, none lost");
+}
+
+/// 100 concurrent detach starts on one lock: exactly one daemon.
+#[test]
+fn hundred_concurrent_detach_starts_leave_one_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let children: Vec<_> = (0..100)
+        .map(|i| {
+            Command::new(util::bin("detach"))
+                .args(["-l", "one.lock", "-p", &format!("p{i}.pid"), "sleep", "60"])
+                .current_dir(dir.path())
+                .env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .env("HUPKIT_NO_RECORD", "1")
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let codes: Vec<i32> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code().unwrap_or(-1))
+        .collect();
+    assert_eq!(codes.iter().filter(|c| **c == 0).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 1).count(), 99, "{codes:?}");
+    let winner = (0..100)
+        .find(|i| dir.path().join(format!("p{i}.pid")).exists())
+        .unwrap();
+    let pid: i32 = std::fs::read_to_string(dir.path().join(format!("p{winner}.pid")))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let fd = hupkit_common::pidfd::PidFd::open(nix::unistd::Pid::from_raw(pid)).unwrap();
+    fd.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(fd.wait_exit(util::DEADLINE).unwrap());
+}
+
+/// A PID whose process is no longer the one named (simulated PID reuse:
+/// PID@STARTTIME with a wrong start time): no tool acts on the live process.
+#[test]
+fn reused_pids_are_never_acted_on() {
+    let mut victim = util::ChildGuard::new(Command::new("sleep").arg("60").spawn().unwrap());
+    let pid = victim.pid();
+    let id = hupkit_common::identity::Identity::of(pid).unwrap();
+    let stale = format!("{pid}@{}", id.starttime + 1);
+    for (tool, args) in [
+        ("rbg", vec![stale.clone()]),
+        ("disown", vec!["--null".into(), stale.clone()]),
+        ("rjobs", vec!["--explain".into(), stale.clone()]),
+    ] {
+        let out = Command::new(util::bin(tool))
+            .args(&args)
+            .env("HUPKIT_NO_RECORD", "1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{tool}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("reused"),
+            "{tool}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let st = hupkit_common::proc::Status::read(pid).unwrap();
+    assert!(
+        !st.sig_ign.contains(nix::sys::signal::Signal::SIGHUP) && st.tracer_pid == 0,
+        "untouched"
+    );
+    assert!(
+        victim.0.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "alive"
+    );
+}
+
+/// A tiny xorshift generator: deterministic argument fuzzing without a new crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<'a>(&mut self, items: &'a [&'a str]) -> &'a str {
+        items[usize::try_from(self.next() % items.len() as u64).unwrap()]
+    }
+}
+
+/// Thousands of random argument vectors through every tool's parser, in
+/// process: no panic, ever.
+#[test]
+#[allow(clippy::too_many_lines)] // the token alphabet is most of it
+fn fuzzed_arguments_never_panic_a_parser() {
+    const TOKENS: &[&str] = &[
+        "",
+        "-",
+        "--",
+        "-p",
+        "-l",
+        "-o",
+        "-e",
+        "-u",
+        "-m",
+        "-c",
+        "-E",
+        "-a",
+        "-v",
+        "-g",
+        "-r",
+        "-t",
+        "-A",
+        "-l",
+        "-h",
+        "-V",
+        "--help",
+        "--version",
+        "--output",
+        "--output=",
+        "--notify",
+        "--notify=",
+        "--notify=5",
+        "--status",
+        "--stop",
+        "--retry",
+        "--records",
+        "--prune",
+        "--json",
+        "--explain",
+        "--event",
+        "--shell",
+        "--null",
+        "--keep-tty",
+        "--probe",
+        "--=x",
+        "--he",
+        "%",
+        "%%",
+        "%+",
+        "%-",
+        "%1",
+        "%?",
+        "%?x",
+        "%0",
+        "0",
+        "1",
+        "-1",
+        "99999999999999999999",
+        "1@2",
+        "@",
+        "x@1",
+        "TERM/1",
+        "forever",
+        "nobody:nogroup",
+        ":",
+        "777",
+        "8",
+        "NAME=VALUE",
+        "=",
+        "a\tb",
+        "'",
+        "\"",
+        "/",
+        "/dev/null",
+        "pts/0",
+        "é",
+        "hangup",
+        "all",
+        "bash",
+        "zsh",
+        "sleep",
+        "true",
+    ];
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let commands: Vec<(&str, clap::Command)> = vec![
+        ("detach", hupkit_detach::cli::command()),
+        ("rjobs", hupkit_rjobs::cli::command()),
+        ("rbg", hupkit_rbg::command()),
+        ("rfg", hupkit_rfg::command()),
+        ("disown", hupkit_disown::cli::command()),
+        ("huplab", hupkit_huplab::command()),
+    ];
+    let mut tried = 0;
+    for _ in 0..3000 {
+        let n = usize::try_from(rng.next() % 7).unwrap();
+        let args: Vec<String> = (0..n).map(|_| rng.pick(TOKENS).to_string()).collect();
+        let os: Vec<std::ffi::OsString> = args.iter().map(OsString::from).collect();
+        // rnohup's GNU-style parser, then every clap definition.
+        let _ = hupkit_rnohup::parse::parse(&os);
+        for (name, cmd) in &commands {
+            let mut argv = vec![name.to_string()];
+            argv.extend(args.iter().cloned());
+            let _ = cmd.clone().try_get_matches_from(argv);
+            tried += 1;
+        }
+        // The job-spec, schedule, umask and user parsers on the same tokens.
+        for a in &args {
+            let _ = hupkit_common::jobs::JobSpec::parse(a);
+            let _ = hupkit_detach::control::parse_schedule(a);
+            let _ = hupkit_detach::plan::parse_umask(a);
+            let _ = hupkit_common::identity::Identity::parse(a);
+            let _ = hupkit_common::records::Record::parse(a);
+            let _ = hupkit_common::quote::quote_bytes(a.as_bytes(), true);
+        }
+    }
+    assert!(tried >= 18_000);
+}
+
+/// Rounds for the soak tests: `HUPKIT_SOAK_ROUNDS` (cargo xtask soak sets the
+/// full counts), else a CI-sized default.
+fn rounds(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// disown injected again and again into live processes of every kind: none is
+/// ever harmed (alive, not stopped, still doing its work).
+#[test]
+fn soak_disown_injections_harm_nothing() {
+    use std::io::Write as _;
+    let per_kind = rounds("HUPKIT_SOAK_ROUNDS", 10);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("writer.log");
+    let writer = "import threading,time,sys\nf=open(sys.argv[1],'a')\ndef w(n):\n    while True:\n        f.write(f'{n}\\n'); f.flush(); time.sleep(0.01)\nfor n in range(4): threading.Thread(target=w,args=(n,),daemon=True).start()\nwhile True: time.sleep(1)\n";
+    std::fs::write(dir.path().join("w.py"), writer).unwrap();
+    let spawn = |args: &[&str], stdin: Stdio| {
+        util::ChildGuard::new(
+            Command::new(args[0])
+                .args(&args[1..])
+                .stdin(stdin)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let mut targets = vec![
+        ("sleeping", spawn(&["sleep", "600"], Stdio::null())),
+        (
+            "busy",
+            spawn(&["sh", "-c", "while :; do :; done"], Stdio::null()),
+        ),
+        (
+            "multithreaded",
+            spawn(
+                &[
+                    "python3",
+                    &dir.path().join("w.py").to_string_lossy(),
+                    &log.to_string_lossy(),
+                ],
+                Stdio::null(),
+            ),
+        ),
+        (
+            "blocked in read",
+            spawn(&["sh", "-c", "read x; echo got"], Stdio::piped()),
+        ),
+    ];
+    std::thread::sleep(Duration::from_millis(300));
+    let mut injected = 0;
+    for round in 0..per_kind {
+        for (kind, guard) in &mut targets {
+            let pid = guard.pid().to_string();
+            let out = Command::new(util::bin("disown"))
+                .args(["--null", &pid])
+                .env("HUPKIT_NO_RECORD", "1")
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{kind}, round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            injected += 1;
+            let child = guard.0.as_mut().unwrap();
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{kind} died at round {round}"
+            );
+            let st = hupkit_common::proc::Stat::read(guard.pid()).unwrap();
+            assert!(
+                !matches!(st.state, 'T' | 't' | 'Z'),
+                "{kind} left in state {} at round {round}",
+                st.state
+            );
+        }
+    }
+    // Still doing their work: the writer writes, the reader still reads its pipe.
+    let size = std::fs::metadata(&log).unwrap().len();
+    assert!(
+        util::poll_until(util::DEADLINE, || std::fs::metadata(&log).unwrap().len()
+            > size),
+        "the writer still writes"
+    );
+    let reader = targets
+        .iter_mut()
+        .find(|(k, _)| *k == "blocked in read")
+        .unwrap();
+    let child = reader.1.0.as_mut().unwrap();
+    child.stdin.take().unwrap().write_all(b"line\n").unwrap();
+    assert!(
+        util::poll_until(util::DEADLINE, || child
+            .try_wait()
+            .unwrap()
+            .is_some_and(|s| s.success())),
+        "the reader got its line"
+    );
+    eprintln!("soak: {injected} injections, no target harmed");
+}

@@ -3,11 +3,15 @@
 //! - `cargo xtask gen`: write completions and man pages from the clap definitions.
 //! - `cargo xtask gen --check`: fail if a committed file is stale.
 //! - `cargo xtask bench [--pairs N]`: the benchmarks against the anchors.
+//! - `cargo xtask soak`: the soak tests at full counts (huplab's hangup matrix
+//!   200 times, disown injected 1000 times).
 
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask gen [--check] | cargo xtask bench [--pairs N]");
+    eprintln!(
+        "usage: cargo xtask gen [--check] | cargo xtask bench [--pairs N] | cargo xtask soak"
+    );
     ExitCode::from(2)
 }
 
@@ -56,6 +60,29 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        ["soak"] => {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args([
+                    "test",
+                    "--locked",
+                    "--test",
+                    "suite",
+                    "--",
+                    "--test-threads",
+                    "1",
+                    "soak_",
+                    "hangup_table_is_the_same",
+                ])
+                .current_dir(xtask::workspace_root())
+                .env("HUPKIT_SOAK_ROUNDS", "250")
+                .env("HUPKIT_HUPLAB_ROUNDS", "200")
+                .status();
+            match status {
+                Ok(s) if s.success() => ExitCode::SUCCESS,
+                _ => ExitCode::FAILURE,
+            }
+        }
         ["bench", rest @ ..] => {
             let pairs = match rest {
                 [] => 2000,
