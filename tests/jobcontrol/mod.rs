@@ -241,6 +241,16 @@ fn rfg_refusals() {
     );
     let (out, rc) = sh.run("rfg %7");
     assert_eq!((out.as_str(), rc), ("rfg: %7: no such job\n", 125));
+    // A PID whose start time does not match (a reused PID): refused, untouched.
+    let live = sh.last_line("sleep 303 & echo $!");
+    let (out, rc) = sh.run(&format!("rfg {live}@1"));
+    assert_eq!(
+        (out.as_str(), rc),
+        (
+            format!("rfg: {live}@1: no such process (or its PID was reused)\n").as_str(),
+            125
+        )
+    );
 }
 
 #[test]

@@ -19,8 +19,8 @@
 //! (`PIDFD_GET_INFO`, Linux 6.15+), which the kernel fills in once the real
 //! parent (usually the shell) has reaped it; rfg waits up to 2 seconds for that.
 //! Without it the status is unknown and rfg exits 255. SIGKILL of rfg is the one
-//! case no guard can cover: the shell is then left in the background; `rfg` (or
-//! `fg`) again, from the job's terminal, gives the terminal back.
+//! case no guard can cover; an interactive bash reclaims the terminal itself when
+//! rfg dies, other parents may not (rfg(1), BUGS).
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -103,9 +103,10 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
     ),
     (
         "BUGS",
-        "If rfg is killed with SIGKILL while the job has the terminal, nothing can give \
-         the terminal back: the shell stays in the background until the job ends or \
-         stops. Recover with rfg or fg from that terminal, or by stopping the job (^Z).",
+        "SIGKILL cannot be caught. An interactive bash takes the terminal back itself \
+         when its foreground job (rfg) dies, SIGKILL included; a parent that does not \
+         (a script, a program) leaves the terminal with the job. Recover by stopping \
+         the job (^Z), or with rfg or fg from that terminal.",
     ),
     ("SEE ALSO", "rjobs(1), rbg(1), bash(1) (fg), tcsetpgrp(3)"),
 ];
