@@ -48,3 +48,37 @@ pub fn parse<T: FromArgMatches>(command: clap::Command, usage_status: i32) -> Re
     diag.report(&Error::usage(msg, usage_status));
     Err(usage_status)
 }
+
+/// The after-help text: `text` (if any), then the exit statuses as a table.
+#[must_use]
+pub fn after_help(text: Option<&str>, statuses: &[(&str, &str)]) -> String {
+    let width = statuses
+        .iter()
+        .map(|(c, _)| c.len())
+        .max()
+        .unwrap_or(0)
+        .max(3)
+        + 1;
+    let rows: Vec<String> = statuses
+        .iter()
+        .map(|(code, what)| format!("  {code:<width$} {what}"))
+        .collect();
+    match text {
+        Some(t) => format!("{t}\n\nExit status:\n{}", rows.join("\n")),
+        None => format!("Exit status:\n{}", rows.join("\n")),
+    }
+}
+
+/// A tool's whole `main`: parse with `command` (usage errors exit
+/// `usage_status`), run, and turn the status into an `ExitCode`.
+pub fn main<T: FromArgMatches>(
+    command: clap::Command,
+    usage_status: i32,
+    run: impl FnOnce(&T) -> i32,
+) -> std::process::ExitCode {
+    let code = match parse::<T>(command, usage_status) {
+        Ok(cli) => run(&cli),
+        Err(code) => code,
+    };
+    std::process::ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+}

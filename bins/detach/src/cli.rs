@@ -182,14 +182,14 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
 /// The command-line definition, with the exit statuses after the help text.
 #[must_use]
 pub fn command() -> clap::Command {
-    let statuses: Vec<String> = EXIT_STATUS
-        .iter()
-        .map(|(code, what)| format!("  {code:<4} {what}"))
-        .collect();
-    Cli::command().after_help(format!(
-        "{THE_DAEMON}\n\n{THE_CALLER}\n\n{THE_PIDFILE}\n\nExit status:\n{}",
-        statuses.join("\n")
-    ))
+    let text = format!(
+        "{THE_DAEMON}
+
+{THE_CALLER}
+
+{THE_PIDFILE}"
+    );
+    Cli::command().after_help(hupkit_common::cli::after_help(Some(&text), EXIT_STATUS))
 }
 
 #[cfg(test)]

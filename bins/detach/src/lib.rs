@@ -37,12 +37,9 @@ use crate::spawn::{Failure, Step};
 /// Parses the command line, runs, and maps the result to an exit status.
 #[must_use]
 pub fn main() -> ExitCode {
-    let mut diag = Diag::new(OsStr::new("detach"));
-    let code = match hupkit_common::cli::parse::<Cli>(cli::command(), exit::CANCELED) {
-        Ok(cli) => run(&cli, &mut diag),
-        Err(code) => code,
-    };
-    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+    hupkit_common::cli::main::<Cli>(cli::command(), exit::CANCELED, |cli| {
+        run(cli, &mut Diag::new(OsStr::new("detach")))
+    })
 }
 
 /// Runs the mode `cli` asks for; returns the exit status.

@@ -103,13 +103,9 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
 /// The command-line definition, with the explanation and exit statuses after the help.
 #[must_use]
 pub fn command() -> clap::Command {
-    let statuses: Vec<String> = EXIT_STATUS
-        .iter()
-        .map(|(code, what)| format!("  {code:<4} {what}"))
-        .collect();
-    Cli::command().after_help(format!(
-        "{AFTER_HELP}\n\nExit status:\n{}",
-        statuses.join("\n")
+    Cli::command().after_help(hupkit_common::cli::after_help(
+        Some(AFTER_HELP),
+        EXIT_STATUS,
     ))
 }
 

@@ -33,11 +33,7 @@ use crate::cli::Cli;
 /// Parses, runs, maps to an exit status.
 #[must_use]
 pub fn main() -> ExitCode {
-    let code = match hupkit_common::cli::parse::<Cli>(cli::command(), 2) {
-        Ok(cli) => run(&cli),
-        Err(code) => code,
-    };
-    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+    hupkit_common::cli::main::<Cli>(cli::command(), 2, run)
 }
 
 /// Where the output of the processes goes.

@@ -125,21 +125,13 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
 /// The command-line definition, with the exit statuses after the help.
 #[must_use]
 pub fn command() -> clap::Command {
-    let statuses: Vec<String> = EXIT_STATUS
-        .iter()
-        .map(|(code, what)| format!("  {code:<4} {what}"))
-        .collect();
-    Cli::command().after_help(format!("Exit status:\n{}", statuses.join("\n")))
+    Cli::command().after_help(hupkit_common::cli::after_help(None, EXIT_STATUS))
 }
 
 /// Parses, runs, maps to an exit status.
 #[must_use]
 pub fn main() -> ExitCode {
-    let code = match hupkit_common::cli::parse::<Cli>(command(), 2) {
-        Ok(cli) => run(&cli),
-        Err(code) => code,
-    };
-    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+    hupkit_common::cli::main::<Cli>(command(), 2, run)
 }
 
 /// The rules behind what the table shows, for one event.

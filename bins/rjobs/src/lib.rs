@@ -42,11 +42,7 @@ pub mod code {
 /// Parses, runs, maps to an exit status.
 #[must_use]
 pub fn main() -> ExitCode {
-    let code = match hupkit_common::cli::parse::<Cli>(cli::command(), code::USAGE) {
-        Ok(cli) => run(&cli),
-        Err(code) => code,
-    };
-    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+    hupkit_common::cli::main::<Cli>(cli::command(), code::USAGE, run)
 }
 
 /// One member process, with its separation.
