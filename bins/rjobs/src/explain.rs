@@ -69,8 +69,12 @@ pub fn explain(snap: &Snapshot, p: &Stat) -> String {
     let mut on_tty = Vec::new();
     for fd in 0..3 {
         let path = format!("/proc/{}/fd/{fd}", p.pid);
-        let target = std::fs::read_link(&path)
-            .map_or_else(|_| "closed".to_string(), |t| t.display().to_string());
+        let target = match std::fs::read_link(&path) {
+            Ok(t) => t.display().to_string(),
+            // Another user's process: /proc does not show its descriptors.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => "?".to_string(),
+            Err(_) => "closed".to_string(),
+        };
         let is_tty = p.tty_nr != 0 && tty::number(Path::new(&path)).ok() == Some(p.tty_nr);
         if is_tty {
             on_tty.push(fd);
