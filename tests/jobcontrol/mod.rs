@@ -153,6 +153,17 @@ fn rbg_continues_stopped_jobs() {
     assert_eq!((out.as_str(), rc), ("rbg: %9: no such job\n", 1));
     let (out, rc) = sh.run("rbg x");
     assert_eq!(rc, 2, "{out}");
+    // A spec that matches several jobs is refused, not guessed.
+    let (out, rc) = sh.run("rbg %?sleep");
+    assert_eq!(
+        (out.as_str(), rc),
+        ("rbg: %?sleep: ambiguous job spec\n", 1)
+    );
+    let (out, rc) = sh.run("rjobs --explain %sleep");
+    assert_eq!(
+        (out.as_str(), rc),
+        ("rjobs: %sleep: ambiguous job spec\n", 1)
+    );
 }
 
 #[test]
