@@ -301,3 +301,22 @@ fn daemon_survives_the_hangup_of_the_callers_terminal() {
     );
     assert_eq!(d.stat().tty_nr, 0);
 }
+
+/// -v says what was done, on standard error.
+#[test]
+fn verbose_says_what_was_done() {
+    let dir = open_tempdir();
+    let out = detach(dir.path(), &["-v", "-p", "v.pid", "sleep", "60"]);
+    let d = Daemon::from_pidfile(&dir.path().join("v.pid"));
+    assert_eq!(
+        result(&out),
+        (
+            0,
+            format!(
+                "detach: started PID {}: 'sleep' '60'\ndetach: pidfile '{}'\n",
+                d.pid(),
+                dir.path().join("v.pid").display()
+            )
+        )
+    );
+}
