@@ -974,3 +974,54 @@ fn other_users_processes() {
     let _ = victim.0.as_mut().map(std::process::Child::kill);
     let _ = victim.wait(util::DEADLINE);
 }
+
+/// The run path, fuzzed out of process for the one tool that only reads (the
+/// others start, signal or trace processes: random arguments could act on other
+/// tests' processes). 300 random vectors: never a panic or a hang, always a
+/// documented status.
+#[test]
+fn fuzzed_arguments_through_rjobs_run_path() {
+    const TOKENS: &[&str] = &[
+        "-l",
+        "-A",
+        "-t",
+        "pts/0",
+        "/dev/null",
+        "--records",
+        "--prune",
+        "--json",
+        "--explain",
+        "1",
+        "0",
+        "%",
+        "%+",
+        "%1",
+        "%?s",
+        "1@1",
+        "",
+        "x",
+        "--",
+        "-",
+        "é",
+        "--bogus",
+    ];
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..300 {
+        let n = usize::try_from(rng.next() % 5).unwrap();
+        let args: Vec<&str> = (0..n).map(|_| rng.pick(TOKENS)).collect();
+        let mut cmd = Command::new(util::bin("rjobs"));
+        cmd.args(&args)
+            .env("XDG_STATE_HOME", dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = util::ChildGuard::new(cmd.spawn().unwrap());
+        let status = child
+            .wait(Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("rjobs {args:?} hung"));
+        assert!(
+            matches!(status.code(), Some(0..=2)),
+            "rjobs {args:?}: {status:?}"
+        );
+    }
+}
