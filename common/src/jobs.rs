@@ -79,7 +79,9 @@ pub struct Job {
 
 impl Snapshot {
     /// Reads `/proc/*/stat` for every process; processes that vanish meanwhile
-    /// and kernel threads are skipped.
+    /// and kernel threads are skipped. Session 0 is kept: it is what a process
+    /// shows when its session's leader is outside our PID namespace (a
+    /// container, a CI runner), and those processes are as real as any.
     pub fn take() -> std::io::Result<Snapshot> {
         let mut procs = Vec::new();
         for entry in std::fs::read_dir("/proc")? {
@@ -89,7 +91,7 @@ impl Snapshot {
                 continue;
             };
             if let Ok(st) = Stat::read(Pid::from_raw(pid)) {
-                if !st.is_kernel_thread() && st.session.as_raw() != 0 {
+                if !st.is_kernel_thread() {
                     procs.push(st);
                 }
             }
@@ -129,7 +131,10 @@ impl Snapshot {
         let mut jobs: Vec<Job> = Vec::new();
         let mut by_pgid: std::collections::HashMap<i32, usize> = std::collections::HashMap::new();
         for (i, p) in self.procs.iter().enumerate() {
+            // Group 0: its leader is outside our PID namespace, so the group
+            // cannot be named (or signalled) from here; it is no job of ours.
             if p.session != session
+                || p.pgrp.as_raw() == 0
                 || (p.pgrp == session && !with_leader)
                 || exclude.contains(&p.pgrp)
             {

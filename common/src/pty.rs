@@ -35,3 +35,19 @@ pub fn open() -> Result<Pty, Errno> {
         path: PathBuf::from(name),
     })
 }
+
+/// Makes the child `cmd` starts a session leader whose controlling terminal is
+/// its standard input (which must be a terminal): `setsid` then `TIOCSCTTY`, in
+/// the child, just before exec. This is how a terminal emulator starts a shell.
+pub fn session_leader_on_exec(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid and ioctl are async-signal-safe and touch no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if nix::libc::setsid() < 0 || nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

@@ -280,15 +280,7 @@ fn daemon_survives_the_hangup_of_the_callers_terminal() {
     cmd.stdin(Stdio::from(pty.slave.try_clone().unwrap()))
         .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
         .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
-    // SAFETY: setsid and ioctl are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            if nix::libc::setsid() < 0 || nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    hupkit_common::pty::session_leader_on_exec(&mut cmd);
     let status = util::spawn(&mut cmd).wait().unwrap();
     assert!(status.success());
     let d = Daemon::from_pidfile(&dir.path().join("d.pid"));

@@ -194,7 +194,8 @@ fn run(c: &Case) -> Option<String> {
 fn battery() -> Vec<Case> {
     let h = huge();
     let u = |s: &str| OsString::from(s);
-    vec![
+    let mut cases = kernel_thread_cases();
+    cases.extend(vec![
         // rnohup (GNU's statuses: 125 its own failure, 126 not runnable, 127 not found).
         case("rnohup", &[], &[125], "missing operand"),
         case("rnohup", &["--output"], &[125], "requires an argument"),
@@ -326,8 +327,7 @@ fn battery() -> Vec<Case> {
         case("rbg", &["0"], &[2], "not a process ID"),
         case("rbg", &["%0"], &[2], "not a job spec"),
         case("rbg", &["99999999"], &[1], "no such process"),
-        case("rbg", &["1"], &[1], ""),
-        case("rbg", &["2"], &[1], ""),
+        case("rbg", &["1"], &[1], "is init"),
         case("rbg", &["%?nothing-matches"], &[1], "no such job"),
         case("rbg", &["%9"], &[1], "no such job"),
         case("rbg", &["1@1"], &[1], "reused"),
@@ -365,7 +365,6 @@ fn battery() -> Vec<Case> {
         case("disown", &["0"], &[1], "not a process ID"),
         case("disown", &["99999999"], &[1], "no such process"),
         case("disown", &["1"], &[1], "is init"),
-        case("disown", &["2"], &[1], "kernel thread"),
         case("disown", &["%9"], &[1], "no such job"),
         case("disown", &["1@1"], &[1], ""),
         case("disown", &[&h], &[1], "not a job spec"),
@@ -420,6 +419,19 @@ fn battery() -> Vec<Case> {
         with_io(case("rbg", &["x"], &[2], ""), Io::FullErr),
         with_io(case("disown", &["x"], &[1], ""), Io::FullErr),
         with_io(case("huplab", &["--bogus"], &[2], ""), Io::FullErr),
+    ]);
+    cases
+}
+
+/// A kernel thread named by PID: no such process to rbg (kernel threads are no
+/// jobs), refused by name by disown. None where no kernel thread is visible.
+fn kernel_thread_cases() -> Vec<Case> {
+    let Some((pid, _)) = util::kernel_thread() else {
+        return Vec::new();
+    };
+    vec![
+        case("rbg", &[&pid], &[1], "no such process"),
+        case("disown", &[&pid], &[1], "kernel thread"),
     ]
 }
 

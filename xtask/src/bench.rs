@@ -278,15 +278,7 @@ fn bench_disown(release: &Path, runs: usize) -> Result<(), String> {
         };
         let mut cmd = Command::new("/bin/sleep");
         cmd.arg("1000").stdin(tty()?).stdout(tty()?).stderr(tty()?);
-        // SAFETY: setsid and ioctl are async-signal-safe.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                if nix::libc::setsid() < 0 || nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        hupkit_common::pty::session_leader_on_exec(&mut cmd);
         let mut target = cmd.spawn().map_err(|e| e.to_string())?;
         // Let it reach its sleep.
         std::thread::sleep(Duration::from_millis(5));

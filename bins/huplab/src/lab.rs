@@ -1,7 +1,6 @@
 //! One experiment: a shell on a private terminal, one probe per level, one event.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -343,15 +342,7 @@ fn start_shell(
             .map_err(|e| failed(e.to_string()))
     };
     cmd.stdin(tty()?).stdout(tty()?).stderr(tty()?);
-    // SAFETY: setsid and ioctl are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            if nix::libc::setsid() < 0 || nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    hupkit_common::pty::session_leader_on_exec(&mut cmd);
     let shell = cmd
         .spawn()
         .map_err(|e| failed(format!("cannot start bash: {e}")))?;

@@ -181,6 +181,16 @@ pub fn run(cli: &Cli) -> i32 {
                 let command = snap.command(job);
                 ok &= continue_job(&snap, job, &mut diag, &label, &command);
             }
+            Ok(Target::Process(p)) if p.pid.as_raw() == 1 || p.pgrp.as_raw() == 1 => {
+                diag.error(&format!("{label}: is init (or in its group); refusing"));
+                ok = false;
+            }
+            Ok(Target::Process(p)) if p.pgrp.as_raw() == 0 => {
+                diag.error(&format!(
+                    "{label}: its process group is outside this PID namespace; it cannot be signalled from here"
+                ));
+                ok = false;
+            }
             Ok(Target::Process(p)) => {
                 // A process outside the session's jobs: its own group, in its own session.
                 let other = snap.jobs(p.session, &[], true);
