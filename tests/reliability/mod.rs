@@ -1042,3 +1042,77 @@ fn fuzzed_arguments_through_rjobs_run_path() {
         );
     }
 }
+
+/// What CI sees: the test runner's session leader, and init's group, outside
+/// the PID namespace, so /proc shows session 0 and group 0. A live process in
+/// session 0 is a process like any (rbg continues it, rjobs explains it); a
+/// process in group 0 cannot be named from inside and is refused, never taken
+/// for "group 0" (which the kernel reads as the caller's own group).
+#[test]
+fn processes_in_session_zero() {
+    if !nix::unistd::geteuid().is_root() || !std::path::Path::new("/usr/bin/unshare").exists() {
+        eprintln!("skipped: needs root and util-linux unshare");
+        return;
+    }
+    let script = r#"
+        state() { cut -d' ' -f3 "/proc/$1/stat"; }
+        set -m
+        sleep 60 & p=$!
+        kill -STOP "$p"
+        for i in $(seq 2000); do [ "$(state "$p")" = T ] && break; sleep 0.005; done
+        echo "stopped=$(state "$p")"
+        "$RBG" "$p"; echo "rbg=$?"
+        for i in $(seq 2000); do [ "$(state "$p")" != T ] && break; sleep 0.005; done
+        echo "after=$(state "$p")"
+        "$RJOBS" --explain "$p" | head -2
+        set +m
+        sleep 60 & q=$!
+        "$RBG" "$q" 2>&1; echo "rbg0=$?"
+        "$RBG" 1 2>&1; echo "rbg1=$?"
+        kill -KILL "$p" "$q"
+    "#;
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = Command::new("/usr/bin/unshare");
+    cmd.args([
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "--kill-child",
+        "bash",
+        "-c",
+        script,
+    ])
+    .env("RBG", util::bin("rbg"))
+    .env("RJOBS", util::bin("rjobs"))
+    .env("HUPKIT_NO_RECORD", "1")
+    .stdin(Stdio::null())
+    .stdout(Stdio::from(log.reopen().unwrap()))
+    .stderr(Stdio::from(log.reopen().unwrap()))
+    .process_group(0);
+    let mut child = util::ChildGuard::new(util::spawn(&mut cmd));
+    let status = child.wait(util::DEADLINE).expect("unshare hung");
+    let out = std::fs::read_to_string(log.path()).unwrap();
+    assert!(status.success(), "{status:?}\n{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.contains(&"stopped=T"), "{out}");
+    assert!(lines.contains(&"rbg=0"), "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("after=") && *l != "after=T"),
+        "{out}"
+    );
+    assert!(
+        out.contains("session 0 (leader outside this PID namespace)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("its process group is outside this PID namespace")
+            && lines.contains(&"rbg0=1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rbg: 1: is init") && lines.contains(&"rbg1=1"),
+        "{out}"
+    );
+}

@@ -30,7 +30,11 @@ pub fn explain(snap: &Snapshot, p: &Stat) -> String {
         .map_or(Disposition::Default, |s| s.disposition(Signal::SIGHUP));
     let cmd = Snapshot::cmdline(p);
     let _ = writeln!(out, "PID {} ({cmd})", p.pid);
-    let leader_name = leader.map_or_else(|| "gone".to_string(), |l| l.comm.clone());
+    let leader_name = match leader {
+        Some(l) => l.comm.clone(),
+        None if p.session.as_raw() == 0 => "outside this PID namespace".to_string(),
+        None => "gone".to_string(),
+    };
     let ctty = tty::name(p.tty_nr);
     let _ = writeln!(
         out,

@@ -157,7 +157,12 @@ fn session_of(
     Session {
         sid,
         tty: leader.map_or_else(|| "?".into(), |l| tty::name(l.tty_nr)),
-        leader: leader.map_or_else(|| "(gone)".into(), |l| l.comm.clone()),
+        leader: match leader {
+            Some(l) => l.comm.clone(),
+            // /proc shows session 0 when the leader is outside our PID namespace.
+            None if sid.as_raw() == 0 => "(outside this PID namespace)".into(),
+            None => "(gone)".into(),
+        },
         jobs: rows(snap, sid, exclude, with_leader, long),
     }
 }
