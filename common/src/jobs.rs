@@ -293,6 +293,11 @@ impl Snapshot {
     }
 }
 
+/// Why a process in group 0 is refused where its group is wanted: `/proc` shows
+/// group 0 when the group's leader is outside our PID namespace, so the group
+/// cannot be named (and "group 0" means the caller's own group to the kernel).
+pub const GROUP_OUTSIDE_NAMESPACE: &str = "its process group is outside this PID namespace";
+
 /// What a job spec names.
 #[derive(Debug)]
 pub enum Target<'j> {

@@ -1069,6 +1069,7 @@ fn processes_in_session_zero() {
         sleep 60 & q=$!
         "$RBG" "$q" 2>&1; echo "rbg0=$?"
         "$RBG" 1 2>&1; echo "rbg1=$?"
+        "$DISOWN" --null -g "$q" 2>&1; echo "disown-g=$?"
         kill -KILL "$p" "$q"
     "#;
     let log = tempfile::NamedTempFile::new().unwrap();
@@ -1084,6 +1085,7 @@ fn processes_in_session_zero() {
     ])
     .env("RBG", util::bin("rbg"))
     .env("RJOBS", util::bin("rjobs"))
+    .env("DISOWN", util::bin("disown"))
     .env("HUPKIT_NO_RECORD", "1")
     .stdin(Stdio::null())
     .stdout(Stdio::from(log.reopen().unwrap()))
@@ -1113,6 +1115,12 @@ fn processes_in_session_zero() {
     );
     assert!(
         out.contains("rbg: 1: is init") && lines.contains(&"rbg1=1"),
+        "{out}"
+    );
+    // disown -g would otherwise take every process of "group 0": refused, nothing done.
+    assert!(
+        out.contains("is outside this PID namespace; name its processes by PID")
+            && lines.contains(&"disown-g=1"),
         "{out}"
     );
 }

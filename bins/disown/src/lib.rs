@@ -443,7 +443,7 @@ fn targets(cli: &Cli, snap: &Snapshot, diag: &mut Diag) -> (Vec<Stat>, bool) {
                 pids.extend(job.members.iter().map(|&i| snap.procs[i].pid));
             }
             Err(_) if matches!(spec, JobSpec::Pid(pid, None) if Stat::read(pid).is_ok()) => {
-                // Not in the snapshot (e.g. a session-less init): take it as it is,
+                // Not in the snapshot (a kernel thread): take it as it is,
                 // and let the refusals speak.
                 if let JobSpec::Pid(pid, _) = spec {
                     pids.push(pid);
@@ -453,6 +453,13 @@ fn targets(cli: &Cli, snap: &Snapshot, diag: &mut Diag) -> (Vec<Stat>, bool) {
                 let JobSpec::Pid(pid, _) = spec else { continue };
                 let p = snap.get(pid).cloned();
                 match p {
+                    Some(p) if cli.group && p.pgrp.as_raw() == 0 => {
+                        diag.error(&format!(
+                            "{spec}: {}; name its processes by PID",
+                            hupkit_common::jobs::GROUP_OUTSIDE_NAMESPACE
+                        ));
+                        ok = false;
+                    }
                     Some(p) if cli.group => pids.extend(
                         snap.procs
                             .iter()

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{ArgAction, CommandFactory, Parser};
 use hupkit_common::diag::Diag;
 use hupkit_common::identity::{Identity, Liveness};
-use hupkit_common::jobs::{Job, JobSpec, JobState, Snapshot, Target};
+use hupkit_common::jobs::{GROUP_OUTSIDE_NAMESPACE, Job, JobSpec, JobState, Snapshot, Target};
 use hupkit_common::pidfd::PidFd;
 use hupkit_common::proc::{Stat, Status};
 use nix::sys::signal::Signal;
@@ -187,7 +187,7 @@ pub fn run(cli: &Cli) -> i32 {
             }
             Ok(Target::Process(p)) if p.pgrp.as_raw() == 0 => {
                 diag.error(&format!(
-                    "{label}: its process group is outside this PID namespace; it cannot be signalled from here"
+                    "{label}: {GROUP_OUTSIDE_NAMESPACE}; it cannot be signalled from here"
                 ));
                 ok = false;
             }
