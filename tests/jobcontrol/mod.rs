@@ -19,6 +19,60 @@ fn line_with<'a>(out: &'a str, needle: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{out}"))
 }
 
+/// Why each job is stopped, which bash's `jobs` does not say: ^Z, SIGSTOP,
+/// reading the terminal in the background, writing to it with `tostop` set.
+#[test]
+fn rjobs_says_why_a_job_is_stopped() {
+    let dir = tempdir();
+    let mut sh = Shell::start(dir.path());
+    sh.line("sleep 310");
+    let shell_group = sh.pid.as_raw();
+    assert!(util::poll_until(util::DEADLINE, || sh.foreground() != shell_group));
+    sh.type_raw(b"\x1a");
+    sh.expect("Stopped");
+    sh.expect("$ ");
+    // SIGSTOP only once the child is sleep (before its exec it is still bash).
+    sh.run(
+        "sleep 311 & p=$!; until [ \"$(cat /proc/$p/comm)\" = sleep ]; do :; done; kill -STOP $p",
+    );
+    sh.run("cat &");
+    sh.run("stty tostop; /bin/echo out-of-turn &");
+    let mut out = String::new();
+    let all_stopped = util::poll_until(util::DEADLINE, || {
+        out = sh.run("rjobs").0;
+        ["sleep 310", "sleep 311", "cat", "echo out-of-turn"]
+            .iter()
+            .all(|cmd| {
+                out.lines()
+                    .any(|l| l.contains(cmd) && l.contains("Stopped"))
+            })
+    });
+    assert!(all_stopped, "{out}");
+    let state = |cmd: &str| {
+        let line = line_with(&out, cmd);
+        assert!(line.contains("Stopped"), "{line}");
+        line.split("Stopped")
+            .nth(1)
+            .unwrap()
+            .trim_start()
+            .to_string()
+    };
+    assert!(
+        state("sleep 310").starts_with("sleep 310"),
+        "^Z: plain Stopped\n{out}"
+    );
+    assert!(state("sleep 311").starts_with("(signal)"), "{out}");
+    assert!(state("cat").starts_with("(tty input)"), "{out}");
+    assert!(
+        state("echo out-of-turn").starts_with("(tty output)"),
+        "{out}"
+    );
+    // bash's jobs agrees that all four are stopped (it does not say why).
+    let (jobs, _) = sh.run("jobs");
+    assert_eq!(jobs.matches("Stopped").count(), 4, "{jobs}");
+    sh.run("stty -tostop; kill -KILL %1 %2 %3 %4");
+}
+
 #[test]
 fn rjobs_lists_running_stopped_pipeline_and_disowned_jobs() {
     let dir = tempdir();
@@ -26,7 +80,8 @@ fn rjobs_lists_running_stopped_pipeline_and_disowned_jobs() {
     sh.run("sleep 300 &");
     sh.run("sleep 301 | cat &");
     sh.line("sleep 302");
-    std::thread::sleep(Duration::from_millis(200));
+    let shell_group = sh.pid.as_raw();
+    assert!(util::poll_until(util::DEADLINE, || sh.foreground() != shell_group));
     sh.type_raw(b"\x1a");
     sh.expect("Stopped");
     sh.expect("$ ");

@@ -970,7 +970,12 @@ fn other_users_processes() {
         cmd.output().unwrap()
     };
     let out = as_nobody("rbg", &[&pid]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
         "{}",
@@ -1002,7 +1007,8 @@ fn fuzzed_arguments_through_rjobs_run_path() {
         "-l",
         "-A",
         "-t",
-        "pts/0",
+        "TTY",
+        "pts/4194303",
         "/dev/null",
         "--records",
         "--prune",
@@ -1024,14 +1030,32 @@ fn fuzzed_arguments_through_rjobs_run_path() {
     ];
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let dir = tempfile::tempdir().unwrap();
+    // A terminal of the test's own, with no session on it: `-t TTY` is a real
+    // terminal that names no other test's jobs.
+    let pty = hupkit_common::pty::open().unwrap();
+    let tty = pty.path.to_string_lossy().into_owned();
     for _ in 0..300 {
         let n = usize::try_from(rng.next() % 5).unwrap();
-        let args: Vec<&str> = (0..n).map(|_| rng.pick(TOKENS)).collect();
+        let args: Vec<&str> = (0..n)
+            .map(|_| match rng.pick(TOKENS) {
+                "TTY" => tty.as_str(),
+                t => t,
+            })
+            .collect();
         let mut cmd = Command::new(util::bin("rjobs"));
         cmd.args(&args)
             .env("XDG_STATE_HOME", dir.path())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::null());
+        // A session of its own: its default view holds no job of a parallel
+        // test (rjobs attaches briefly to stopped jobs to learn why they stopped).
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::libc::setsid();
+                Ok(())
+            });
+        }
         let mut child = util::ChildGuard::new(cmd.spawn().unwrap());
         let status = child
             .wait(Duration::from_secs(15))

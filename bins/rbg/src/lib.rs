@@ -56,8 +56,10 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
         "Jobs are the process groups of the caller's session, numbered as rjobs(1) \
          shows them. A PID names the process group it belongs to. A job that is the \
          terminal's foreground group is refused: continuing it would leave a foreground \
-         job nobody waits for (use rfg). A traced member is reported: it runs only when \
-         its tracer lets it.",
+         job nobody waits for (use rfg). So are init (PID 1) and its group, and a \
+         process whose group lies outside this PID namespace (/proc shows it as group \
+         0: it cannot be named from here). A traced member is reported: it runs only \
+         when its tracer lets it.",
     ),
     ("SEE ALSO", "rjobs(1), rfg(1), bash(1) (bg), kill(1)"),
 ];

@@ -27,7 +27,8 @@ record when a job stopped), %- the one before. Job specs for rbg, rfg and disown
 STATE is Running, Stopped, Stopped (signal), Stopped (tty input), Stopped (tty
 output) or Done (every member has exited, not yet reaped). The stop signal is
 learned by attaching briefly with ptrace (the job stays stopped); without
-permission it shows as plain Stopped.
+permission, and in the -A view (which does not attach to every stopped process
+of the machine), it shows as plain Stopped.
 
 -l columns: SIGHUP is each process's disposition (default: dies at hangup;
 ignored: survives it; caught: its handler decides); TTY-FDS lists which of fds

@@ -111,7 +111,16 @@ fn member(p: &Stat, session_tty: u64) -> Member {
     }
 }
 
-fn rows(snap: &Snapshot, session: Pid, exclude: &[Pid], with_leader: bool, long: bool) -> Vec<Row> {
+/// The rows of one session's jobs; `probe`: learn why each stopped job is
+/// stopped (a brief ptrace attach to one member of each).
+fn rows(
+    snap: &Snapshot,
+    session: Pid,
+    exclude: &[Pid],
+    with_leader: bool,
+    long: bool,
+    probe: bool,
+) -> Vec<Row> {
     let session_tty = snap.get(session).map_or_else(
         || {
             snap.procs
@@ -122,8 +131,10 @@ fn rows(snap: &Snapshot, session: Pid, exclude: &[Pid], with_leader: bool, long:
         |l| l.tty_nr,
     );
     let mut jobs: Vec<Job> = snap.jobs(session, exclude, with_leader);
-    for job in &mut jobs {
-        snap.probe_stop(job);
+    if probe {
+        for job in &mut jobs {
+            snap.probe_stop(job);
+        }
     }
     jobs.iter()
         .map(|job| Row {
@@ -152,6 +163,7 @@ fn session_of(
     exclude: &[Pid],
     with_leader: bool,
     long: bool,
+    probe: bool,
 ) -> Session {
     let leader = snap.get(sid);
     Session {
@@ -163,7 +175,7 @@ fn session_of(
             None if sid.as_raw() == 0 => "(outside this PID namespace)".into(),
             None => "(gone)".into(),
         },
-        jobs: rows(snap, sid, exclude, with_leader, long),
+        jobs: rows(snap, sid, exclude, with_leader, long, probe),
     }
 }
 
@@ -323,10 +335,12 @@ pub fn run(cli: &Cli) -> i32 {
             return code::FAILED;
         }
     };
+    // -A does not attach to every stopped process of the machine to learn why it
+    // is stopped: its stopped jobs show as plain Stopped.
     let sessions: Vec<Session> = if cli.all_sessions {
         snap.sessions()
             .into_iter()
-            .map(|sid| session_of(&snap, sid, &[], true, cli.long))
+            .map(|sid| session_of(&snap, sid, &[], true, cli.long, false))
             .collect()
     } else {
         let sid = match &cli.tty {
@@ -345,6 +359,7 @@ pub fn run(cli: &Cli) -> i32 {
             &[nix::unistd::getpgrp()],
             false,
             cli.long,
+            true,
         )]
     };
     let mut out = String::new();
