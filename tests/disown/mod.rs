@@ -65,11 +65,7 @@ fn every_kind_of_job_survives_the_hangup() {
     let tty = sh.tty.display().to_string();
 
     let running = Victim::of(&sh.last_line("sleep 300 & echo $!"));
-    sh.line("sleep 301");
-    std::thread::sleep(Duration::from_millis(200));
-    sh.type_raw(b"\x1a");
-    sh.expect("Stopped");
-    sh.expect("$ ");
+    sh.suspend("sleep 301", "sleep");
     let stopped = Victim::of(&sh.last_line("jobs -p %%"));
     let reader = Victim::of(&sh.last_line("sh -c 'while :; do read x; sleep 0.2; done' & echo $!"));
     let busy = Victim::of(&sh.last_line("sh -c 'while :; do :; done' & echo $!"));

@@ -1,8 +1,6 @@
 //! rjobs, rbg and rfg on a real `bash -i` in a pseudo-terminal; job records
 //! after a hangup.
 
-use std::time::Duration;
-
 use hupkit_common::identity::Identity;
 use nix::unistd::Pid;
 
@@ -25,12 +23,7 @@ fn line_with<'a>(out: &'a str, needle: &str) -> &'a str {
 fn rjobs_says_why_a_job_is_stopped() {
     let dir = tempdir();
     let mut sh = Shell::start(dir.path());
-    sh.line("sleep 310");
-    let shell_group = sh.pid.as_raw();
-    assert!(util::poll_until(util::DEADLINE, || sh.foreground() != shell_group));
-    sh.type_raw(b"\x1a");
-    sh.expect("Stopped");
-    sh.expect("$ ");
+    sh.suspend("sleep 310", "sleep");
     // SIGSTOP only once the child is sleep (before its exec it is still bash).
     sh.run(
         "sleep 311 & p=$!; until [ \"$(cat /proc/$p/comm)\" = sleep ]; do :; done; kill -STOP $p",
@@ -79,12 +72,7 @@ fn rjobs_lists_running_stopped_pipeline_and_disowned_jobs() {
     let mut sh = Shell::start(dir.path());
     sh.run("sleep 300 &");
     sh.run("sleep 301 | cat &");
-    sh.line("sleep 302");
-    let shell_group = sh.pid.as_raw();
-    assert!(util::poll_until(util::DEADLINE, || sh.foreground() != shell_group));
-    sh.type_raw(b"\x1a");
-    sh.expect("Stopped");
-    sh.expect("$ ");
+    sh.suspend("sleep 302", "sleep");
     sh.run("sleep 303 & disown $!");
     sh.run("rnohup sleep 304 >/dev/null 2>&1 &");
     let (out, rc) = sh.run("rjobs");
@@ -183,11 +171,7 @@ fn rbg_continues_stopped_jobs() {
     let dir = tempdir();
     let mut sh = Shell::start(dir.path());
     for n in ["300", "301"] {
-        sh.line(&format!("sleep {n}"));
-        std::thread::sleep(Duration::from_millis(150));
-        sh.type_raw(b"\x1a");
-        sh.expect("Stopped");
-        sh.expect("$ ");
+        sh.suspend(&format!("sleep {n}"), "sleep");
     }
     let (out, rc) = sh.run("rbg");
     assert_eq!((out.as_str(), rc), ("[2]+ sleep 301 &\n", 0));
@@ -228,8 +212,7 @@ fn rfg_interrupt_stop_and_status() {
     // ^C: 130, and the shell has the terminal back.
     sh.run("sleep 300 &");
     sh.line("rfg %1");
-    std::thread::sleep(Duration::from_millis(300));
-    assert_ne!(sh.foreground(), sh.pid.as_raw(), "the job has the terminal");
+    sh.wait_foreground("sleep");
     sh.type_raw(b"\x03");
     let (_, rc) = sh.run("true");
     assert_eq!(rc, 0);
@@ -240,7 +223,7 @@ fn rfg_interrupt_stop_and_status() {
     // ^Z: 148, and bash lists the job as Stopped.
     sh.run("sleep 301 &");
     sh.line("rfg; echo st=$?");
-    std::thread::sleep(Duration::from_millis(300));
+    sh.wait_foreground("sleep");
     sh.type_raw(b"\x1a");
     sh.expect("st=148");
     sh.expect("$ ");
@@ -260,12 +243,14 @@ fn rfg_job_reads_the_terminal() {
     let dir = tempdir();
     let mut sh = Shell::start(dir.path());
     sh.run("cat > got.txt &");
-    std::thread::sleep(Duration::from_millis(200));
     sh.line("rfg; echo st=$?");
-    std::thread::sleep(Duration::from_millis(300));
+    sh.wait_foreground("cat");
     sh.line("typed line one");
     sh.line("typed line two");
-    std::thread::sleep(Duration::from_millis(200));
+    let got = dir.path().join("got.txt");
+    assert!(util::poll_until(util::DEADLINE, || {
+        std::fs::read_to_string(&got).is_ok_and(|t| t.ends_with("two\n"))
+    }));
     sh.type_raw(b"\x04");
     sh.expect("st=0");
     sh.expect("$ ");
@@ -325,7 +310,7 @@ fn rfg_brings_back_a_disowned_job() {
     let mut sh = Shell::start(dir.path());
     let pid = sh.last_line("sleep 300 & disown; echo $!");
     sh.line(&format!("rfg {pid}; echo st=$?"));
-    std::thread::sleep(Duration::from_millis(300));
+    sh.wait_foreground("sleep");
     sh.type_raw(b"\x03");
     sh.expect("st=130");
     sh.expect("$ ");
@@ -462,7 +447,7 @@ fn rfg_restores_terminal_modes_after_a_killed_job() {
         .path()
         .join("changed")
         .exists()));
-    std::thread::sleep(Duration::from_millis(200));
+    sh.wait_foreground("sh");
     sh.type_raw(b"\x03");
     sh.expect("st=130");
     sh.expect("$ ");

@@ -759,7 +759,13 @@ fn soak_disown_injections_harm_nothing() {
             spawn(&["sh", "-c", "read x; echo got"], Stdio::piped()),
         ),
     ];
-    std::thread::sleep(Duration::from_millis(300));
+    // Each target in its state: the writer writing, the sleeper and the reader asleep.
+    assert!(util::poll_until(util::DEADLINE, || {
+        std::fs::metadata(&log).is_ok_and(|m| m.len() > 0)
+            && [0, 3].iter().all(|&i| {
+                hupkit_common::proc::Stat::read(targets[i].1.pid()).is_ok_and(|s| s.state == 'S')
+            })
+    }));
     let mut injected = 0;
     for round in 0..per_kind {
         for (kind, guard) in &mut targets {

@@ -170,6 +170,29 @@ impl Shell {
         hupkit_common::proc::Stat::read(self.pid).map_or(-1, |s| s.tpgid)
     }
 
+    /// Waits until the terminal's foreground group is led by a process named
+    /// `comm`: a job typed in the foreground has exec'd its program (until then
+    /// it is a copy of bash, and a ^Z would stop bash, not the program).
+    pub fn wait_foreground(&self, comm: &str) {
+        let found = crate::util::poll_until(DEADLINE, || {
+            let fg = self.foreground();
+            fg > 0
+                && fg != self.pid.as_raw()
+                && hupkit_common::proc::Stat::read(Pid::from_raw(fg)).is_ok_and(|s| s.comm == comm)
+        });
+        assert!(found, "no foreground job named {comm}");
+    }
+
+    /// Types `cmd`, waits until `comm` has the terminal, stops it with ^Z and
+    /// waits for bash's notice and prompt.
+    pub fn suspend(&mut self, cmd: &str, comm: &str) {
+        self.line(cmd);
+        self.wait_foreground(comm);
+        self.type_raw(b"\x1a");
+        self.expect("Stopped");
+        self.expect("$ ");
+    }
+
     /// Hangs up the terminal: closes every copy of the master side.
     pub fn hang_up(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
