@@ -95,14 +95,66 @@ fn roff_escape(text: &str) -> String {
     out
 }
 
-/// Renders a man page: `clap_mangen`'s title, NAME, SYNOPSIS, DESCRIPTION and
+/// The SYNOPSIS line of a tool without a usage of its own: every option with
+/// its value name (`[-o|--output FILE]`), and `...` after a repeatable operand.
+/// (`clap_mangen`'s own leaves value names and repetition out.)
+fn synopsis(cmd: &Command) -> String {
+    let mut options = Vec::new();
+    let mut operands = Vec::new();
+    for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+        let values: Vec<String> = arg.get_value_names().map_or_else(
+            || vec![format!("\\fI{}\\fR", arg.get_id().as_str().to_uppercase())],
+            |v| v.iter().map(|n| format!("\\fI{n}\\fR")).collect(),
+        );
+        let values = values.join(" ");
+        let required = arg.is_required_set();
+        if arg.is_positional() {
+            let repeated = if matches!(arg.get_action(), clap::ArgAction::Append) {
+                "..."
+            } else {
+                ""
+            };
+            operands.push(if required {
+                format!("{values}{repeated}")
+            } else {
+                format!("[{values}]{repeated}")
+            });
+            continue;
+        }
+        let mut names = Vec::new();
+        if let Some(c) = arg.get_short() {
+            names.push(format!("\\fB\\-{c}\\fR"));
+        }
+        if let Some(l) = arg.get_long() {
+            names.push(format!("\\fB\\-\\-{}\\fR", roff_escape(l)));
+        }
+        let mut text = names.join("|");
+        if arg.get_action().takes_values() {
+            text = format!("{text} {values}");
+        }
+        options.push(if required { text } else { format!("[{text}]") });
+    }
+    let mut line = format!("\\fB{}\\fR", roff_escape(cmd.get_name()));
+    for part in options.iter().chain(&operands) {
+        line.push(' ');
+        line.push_str(part);
+    }
+    line
+}
+
+/// Renders a man page: `clap_mangen`'s title, NAME, SYNOPSIS (ours, see
+/// [`synopsis`], unless the tool writes its own usage), DESCRIPTION and
 /// OPTIONS, then EXIT STATUS and the tool's own sections, then VERSION.
 pub fn man_page(tool: &Tool) -> std::io::Result<Vec<u8>> {
     let man = clap_mangen::Man::new(tool.command.clone());
     let mut out = Vec::new();
     man.render_title(&mut out)?;
     man.render_name_section(&mut out)?;
-    man.render_synopsis_section(&mut out)?;
+    if tool.command.get_overridden_usage().is_some() {
+        man.render_synopsis_section(&mut out)?;
+    } else {
+        out.extend_from_slice(format!(".SH SYNOPSIS\n{}\n", synopsis(&tool.command)).as_bytes());
+    }
     man.render_description_section(&mut out)?;
     man.render_options_section(&mut out)?;
     out.extend_from_slice(b".SH \"EXIT STATUS\"\n");
