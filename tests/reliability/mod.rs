@@ -1080,8 +1080,16 @@ fn fuzzed_arguments_through_rjobs_run_path() {
 /// for "group 0" (which the kernel reads as the caller's own group).
 #[test]
 fn processes_in_session_zero() {
-    if !nix::unistd::geteuid().is_root() || !std::path::Path::new("/usr/bin/unshare").exists() {
-        eprintln!("skipped: needs root and util-linux unshare");
+    let can_unshare = nix::unistd::geteuid().is_root()
+        && Command::new("/usr/bin/unshare")
+            .args(["--pid", "--fork", "--mount-proc", "true"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !can_unshare {
+        eprintln!("skipped: needs root and util-linux unshare with PID and mount namespaces");
         return;
     }
     let script = r#"
