@@ -76,9 +76,18 @@ pub fn main<T: FromArgMatches>(
     usage_status: i32,
     run: impl FnOnce(&T) -> i32,
 ) -> std::process::ExitCode {
-    let code = match parse::<T>(command, usage_status) {
+    let code = status::<T>(command, usage_status, run);
+    std::process::ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+}
+
+/// [`main`] for a C `main` (`#![no_main]`): the same, returning the status.
+pub fn status<T: FromArgMatches>(
+    command: clap::Command,
+    usage_status: i32,
+    run: impl FnOnce(&T) -> i32,
+) -> i32 {
+    match parse::<T>(command, usage_status) {
         Ok(cli) => run(&cli),
         Err(code) => code,
-    };
-    std::process::ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+    }
 }

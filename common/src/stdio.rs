@@ -50,6 +50,18 @@ pub fn is_open(fd: RawFd) -> bool {
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
 }
 
+/// What Rust's start-up does before a Rust `main`, for a C `main` that wants it:
+/// each of fds 0-2 that is closed is opened on `/dev/null`, so that no file the
+/// program opens later takes a standard stream's number.
+pub fn open_closed_std_fds() {
+    for fd in 0..=2 {
+        if !is_open(fd) {
+            // The lowest free descriptor: `fd` itself. Failure leaves it closed.
+            let _ = open(c"/dev/null", libc::O_RDWR, 0);
+        }
+    }
+}
+
 /// Opens `path` and returns the new descriptor (the lowest free one, as `open(2)`).
 pub fn open(path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> Result<RawFd, Errno> {
     loop {

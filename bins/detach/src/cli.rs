@@ -46,8 +46,9 @@ caller's environment plus --env.";
 const THE_CALLER: &str = "\
 detach returns only once COMMAND has been executed (with --notify: once it has
 said READY=1) and the pidfile is written; a failure at any step is reported,
-with the step and its exit status. Relative paths are relative to the
-caller's directory.";
+with the step and its exit status. Without --notify the pidfile is written
+while the daemon sets itself up, and removed again if that fails, before detach
+returns. Relative paths are relative to the caller's directory.";
 
 const THE_PIDFILE: &str = "\
 Pidfile: one line, the daemon's PID. Beside it, FILE.id holds the daemon's

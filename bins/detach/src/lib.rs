@@ -37,7 +37,17 @@ use crate::spawn::{Failure, Step};
 /// Parses the command line, runs, and maps the result to an exit status.
 #[must_use]
 pub fn main() -> ExitCode {
-    hupkit_common::cli::main::<Cli>(cli::command(), exit::CANCELED, |cli| {
+    ExitCode::from(u8::try_from(status()).unwrap_or(u8::MAX))
+}
+
+/// [`main`] for the binary's C `main`: does what Rust's start-up would have done
+/// (closed fds 0-2 opened on `/dev/null`, SIGPIPE ignored), then parses, runs,
+/// and returns the exit status.
+#[must_use]
+pub fn status() -> i32 {
+    hupkit_common::stdio::open_closed_std_fds();
+    let _ = hupkit_common::signal::ignore(nix::sys::signal::Signal::SIGPIPE);
+    hupkit_common::cli::status::<Cli>(cli::command(), exit::CANCELED, |cli| {
         run(cli, &mut Diag::new(OsStr::new("detach")))
     })
 }
@@ -263,6 +273,30 @@ fn record(plan: &plan::Plan, id: &Identity, cli: &Cli, diag: &mut Diag) {
     }
 }
 
+/// Reads the identity of the daemon at `pid` and writes the pidfile, if asked.
+fn identify(plan: &plan::Plan, pid: Pid) -> Result<Identity> {
+    let id = Identity::of(pid).map_err(|e| {
+        Error::sys(
+            format!("cannot read the identity of PID {pid}"),
+            errno_of(&e),
+            exit::CANCELED,
+        )
+    })?;
+    if let Some(pidfile) = &plan.pidfile {
+        records::write_pidfile(pidfile, &id).map_err(|e| {
+            Error::failed(
+                format!(
+                    "cannot write pidfile {} (daemon PID {} is running): {e}",
+                    quote(pidfile.as_os_str()),
+                    id.pid
+                ),
+                exit::CANCELED,
+            )
+        })?;
+    }
+    Ok(id)
+}
+
 /// Starts the daemon: claim, plan, spawn, readiness, records.
 pub fn start(cli: &Cli, diag: &mut Diag) -> Result<()> {
     let cwd = std::env::current_dir().map_err(|e| {
@@ -291,34 +325,32 @@ pub fn start(cli: &Cli, diag: &mut Diag) -> Result<()> {
     };
     let plan = plan::Plan::new(cli, &cwd, listener.as_ref().map(notify::Listener::path))?;
 
-    let pid = spawn::spawn(&plan).map_err(|(f, _)| failure_error(f, &plan))?;
-    let daemon_pid = match (&listener, cli.notify) {
-        (Some(listener), Some(secs)) => {
-            let uid = owner.map_or_else(nix::unistd::geteuid, |(u, _)| u);
-            await_ready(listener, pid, uid, secs, cli.verbose)?
+    // Without --notify the daemon is the process the intermediate reports: its
+    // identity is read and its pidfile written while it sets itself up and
+    // execs (on the other core), not after. If it then fails, the pidfile goes.
+    let mut early: Option<Result<Identity>> = None;
+    let spawned = spawn::spawn(&plan, |pid| {
+        if cli.notify.is_none() {
+            early = Some(identify(&plan, pid));
         }
-        _ => pid,
+    });
+    let pid = match spawned {
+        Ok(pid) => pid,
+        Err((f, _)) => {
+            if let (Some(pidfile), Some(Ok(id))) = (&plan.pidfile, &early) {
+                records::remove_pidfile(pidfile, id);
+            }
+            return Err(failure_error(f, &plan));
+        }
     };
-
-    let id = Identity::of(daemon_pid).map_err(|e| {
-        Error::sys(
-            format!("cannot read the identity of PID {daemon_pid}"),
-            errno_of(&e),
-            exit::CANCELED,
-        )
-    })?;
-    if let Some(pidfile) = &plan.pidfile {
-        records::write_pidfile(pidfile, &id).map_err(|e| {
-            Error::failed(
-                format!(
-                    "cannot write pidfile {} (daemon PID {} is running): {e}",
-                    quote(pidfile.as_os_str()),
-                    id.pid
-                ),
-                exit::CANCELED,
-            )
-        })?;
-    }
+    let id = match (early, &listener, cli.notify) {
+        (Some(done), _, _) => done?,
+        (None, Some(listener), Some(secs)) => {
+            let uid = owner.map_or_else(nix::unistd::geteuid, |(u, _)| u);
+            identify(&plan, await_ready(listener, pid, uid, secs, cli.verbose)?)?
+        }
+        (None, _, _) => identify(&plan, pid)?,
+    };
     if let Some((lock, path)) = &mut lock {
         lock.record(&id).map_err(|e| {
             Error::failed(

@@ -196,9 +196,39 @@ fn intermediate(plan: &Plan, wr: RawFd) -> ! {
     }
 }
 
+/// The records read so far from the report pipe: the daemon's PID, the failure.
+fn parse_report(buf: &[u8]) -> (Option<Pid>, Option<Failure>) {
+    let mut pid = None;
+    let mut failure = None;
+    let mut rest = buf;
+    while let Some((&tag, tail)) = rest.split_first() {
+        match (tag, tail) {
+            (b'P', [a, b, c, d, more @ ..]) => {
+                pid = Some(Pid::from_raw(i32::from_ne_bytes([*a, *b, *c, *d])));
+                rest = more;
+            }
+            (b'E', [step, a, b, c, d, more @ ..]) => {
+                failure = Some(Failure {
+                    step: Step::from_u8(*step),
+                    errno: Errno::from_raw(i32::from_ne_bytes([*a, *b, *c, *d])),
+                });
+                rest = more;
+            }
+            _ => break,
+        }
+    }
+    (pid, failure)
+}
+
 /// Starts the daemon described by `plan`. `Ok(pid)`: it has exec'd (it may have
 /// exited since); `Err`: the step that failed, with `pid` if it got that far.
-pub fn spawn(plan: &Plan) -> Result<Pid, (Failure, Option<Pid>)> {
+///
+/// `on_pid` is called once, as soon as the daemon's PID is known and no failure
+/// has been reported yet, while the daemon is still setting itself up: work
+/// that needs only the PID (the pidfile) overlaps the daemon's `execve` instead
+/// of following it. A later failure is still returned as `Err`, and the caller
+/// undoes that work.
+pub fn spawn(plan: &Plan, mut on_pid: impl FnMut(Pid)) -> Result<Pid, (Failure, Option<Pid>)> {
     let early = |errno| {
         (
             Failure {
@@ -221,31 +251,32 @@ pub fn spawn(plan: &Plan) -> Result<Pid, (Failure, Option<Pid>)> {
         ForkResult::Parent { child } => child,
     };
     drop(wr);
+    let mut pipe = std::fs::File::from(rd);
     let mut buf = Vec::new();
-    let read = std::fs::File::from(rd).read_to_end(&mut buf);
-    let _ = nix::sys::wait::waitpid(p1, None);
-    let mut pid = None;
-    let mut failure = None;
-    let mut rest = buf.as_slice();
-    while let Some((&tag, tail)) = rest.split_first() {
-        match (tag, tail) {
-            (b'P', [a, b, c, d, more @ ..]) => {
-                pid = Some(Pid::from_raw(i32::from_ne_bytes([*a, *b, *c, *d])));
-                rest = more;
+    let mut chunk = [0u8; 64];
+    let mut told = false;
+    // Read to end-of-file: P1's end closes when it exits, the daemon's at execve.
+    let read = loop {
+        match pipe.read(&mut chunk) {
+            Ok(0) => break Ok(()),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if let (Some(pid), None) = parse_report(&buf) {
+                    if !told {
+                        told = true;
+                        on_pid(pid);
+                    }
+                }
             }
-            (b'E', [step, a, b, c, d, more @ ..]) => {
-                failure = Some(Failure {
-                    step: Step::from_u8(*step),
-                    errno: Errno::from_raw(i32::from_ne_bytes([*a, *b, *c, *d])),
-                });
-                rest = more;
-            }
-            _ => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
         }
-    }
+    };
+    let _ = nix::sys::wait::waitpid(p1, None);
+    let (pid, failure) = parse_report(&buf);
     match (failure, pid, read) {
         (Some(f), pid, _) => Err((f, pid)),
-        (None, Some(pid), Ok(_)) => Ok(pid),
+        (None, Some(pid), Ok(())) => Ok(pid),
         (None, _, Err(e)) => Err((
             Failure {
                 step: Step::Fork,
@@ -253,6 +284,6 @@ pub fn spawn(plan: &Plan) -> Result<Pid, (Failure, Option<Pid>)> {
             },
             pid,
         )),
-        (None, None, Ok(_)) => Err(early(Errno::ECHILD)),
+        (None, None, Ok(())) => Err(early(Errno::ECHILD)),
     }
 }
