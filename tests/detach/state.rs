@@ -214,6 +214,22 @@ fn caller_with_closed_stdio() {
     ));
 }
 
+/// A caller whose stderr is a pipe nobody reads: detach ignores SIGPIPE (as
+/// Rust's runtime would have, before its C main), so `-v` cannot kill it
+/// halfway; the daemon runs, the pidfile is written, the status is 0.
+#[test]
+fn stderr_pipe_without_reader() {
+    let dir = open_tempdir();
+    let (rd, wr) = nix::unistd::pipe().unwrap();
+    drop(rd);
+    let mut cmd = detach_cmd(dir.path(), &["-v", "-p", "d.pid", "sleep", "60"]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::from(wr));
+    let status = cmd.status().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let d = Daemon::from_pidfile(&dir.path().join("d.pid"));
+    assert!(d.alive());
+}
+
 /// --user: the user's uid, gid and groups only, and its HOME/USER/LOGNAME.
 #[test]
 fn user_switch() {

@@ -60,6 +60,13 @@ fn rjobs_says_why_a_job_is_stopped() {
         state("echo out-of-turn").starts_with("(tty output)"),
         "{out}"
     );
+    // -A does not attach to every stopped process of the machine: plain Stopped.
+    let (all, _) = sh.run("rjobs -A");
+    let sigstopped = line_with(&all, "sleep 311");
+    assert!(
+        sigstopped.contains("Stopped") && !sigstopped.contains("(signal)"),
+        "{all}"
+    );
     // bash's jobs agrees that all four are stopped (it does not say why).
     let (jobs, _) = sh.run("jobs");
     assert_eq!(jobs.matches("Stopped").count(), 4, "{jobs}");

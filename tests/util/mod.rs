@@ -205,7 +205,6 @@ pub fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut bytes: &[u8]) {
 /// A kernel thread's PID and name (kthreadd, PID 2, on a plain machine); `None`
 /// where none is visible (a PID namespace with its own /proc shows none).
 pub fn kernel_thread() -> Option<(String, String)> {
-    const PF_KTHREAD: u64 = 0x0020_0000;
     let mut pids: Vec<i32> = std::fs::read_dir("/proc")
         .ok()?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
@@ -213,6 +212,7 @@ pub fn kernel_thread() -> Option<(String, String)> {
     pids.sort_unstable();
     pids.into_iter().find_map(|pid| {
         let st = hupkit_common::proc::Stat::read(Pid::from_raw(pid)).ok()?;
-        (st.flags & PF_KTHREAD != 0).then(|| (pid.to_string(), st.comm.clone()))
+        st.is_kernel_thread()
+            .then(|| (pid.to_string(), st.comm.clone()))
     })
 }
