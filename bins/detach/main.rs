@@ -1,8 +1,8 @@
 //! `detach`: run a command as a daemon. All logic is in `hupkit_detach`.
 //!
 //! A C `main` (`#![no_main]`): Rust's start-up before a Rust `main` reads
-//! `/proc/self/maps` to place the main thread's stack guard, about 100 µs of a
-//! start that is measured against start-stop-daemon (docs/benchmarks.md).
+//! `/proc/self/maps` to place the main thread's stack guard, about 150 µs of CPU
+//! in a start that is measured against start-stop-daemon (docs/benchmarks.md).
 //! `hupkit_detach::status` does the two things of that start-up detach relies on.
 #![no_main]
 

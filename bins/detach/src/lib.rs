@@ -7,7 +7,7 @@
 //! to the caller, returns only once the pidfile is written, and never writes
 //! through a planted symbolic link.
 //!
-//! The flow: [`main`] → [`cli::Cli`] → [`start`] ([`plan::Plan`] prepared before
+//! The flow: [`status`] → [`cli::Cli`] → [`start`] ([`plan::Plan`] prepared before
 //! any fork → [`spawn::spawn`] → [`notify`] → [`records`]) or
 //! [`control::status`] / [`control::stop`].
 
@@ -19,7 +19,6 @@ pub mod records;
 pub mod spawn;
 
 use std::ffi::OsStr;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use hupkit_common::diag::Diag;
@@ -34,15 +33,9 @@ use nix::unistd::Pid;
 use crate::cli::Cli;
 use crate::spawn::{Failure, Step};
 
-/// Parses the command line, runs, and maps the result to an exit status.
-#[must_use]
-pub fn main() -> ExitCode {
-    ExitCode::from(u8::try_from(status()).unwrap_or(u8::MAX))
-}
-
-/// [`main`] for the binary's C `main`: does what Rust's start-up would have done
-/// (closed fds 0-2 opened on `/dev/null`, SIGPIPE ignored), then parses, runs,
-/// and returns the exit status.
+/// The whole program, for the binary's C `main`: does what Rust's start-up
+/// would have done (closed fds 0-2 opened on `/dev/null`, SIGPIPE ignored), then
+/// parses the command line, runs, and returns the exit status.
 #[must_use]
 pub fn status() -> i32 {
     hupkit_common::stdio::open_closed_std_fds();
