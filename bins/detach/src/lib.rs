@@ -139,6 +139,16 @@ fn refused(path: &std::path::Path, what: &str, e: &hupkit_common::safefile::File
     )
 }
 
+/// The refusal of a pidfile, or of the identity record (`FILE.id`) beside it.
+fn refusal_text(file: &std::path::Path, why: &str) -> String {
+    let what = if file.as_os_str().as_encoded_bytes().ends_with(b".id") {
+        "identity record"
+    } else {
+        "pidfile"
+    };
+    format!("refusing {what} {}: {why}", quote(file.as_os_str()))
+}
+
 /// Takes the start lock (if asked) and refuses when the lock or the pidfile names
 /// a live daemon; the lock stays held until the new daemon is recorded.
 fn claim(
@@ -169,15 +179,17 @@ fn claim(
         None => None,
     };
     if let Some(pidfile) = pidfile {
-        hupkit_common::safefile::check_target(&pidfile)
-            .map_err(|e| refused(&pidfile, "pidfile", &e))?;
-        if let records::PidfileState::Pid(_, Some(id)) = records::read_pidfile(&pidfile) {
-            if id.liveness() == Liveness::Alive {
+        match records::read_pidfile(&pidfile) {
+            records::PidfileState::Refused(file, why) => {
+                return Err(Error::failed(refusal_text(&file, &why), exit::CANCELED));
+            }
+            records::PidfileState::Pid(_, Some(id)) if id.liveness() == Liveness::Alive => {
                 return Err(already_running(
                     &id,
                     &format!("pidfile {}", quote(pidfile.as_os_str())),
                 ));
             }
+            _ => {}
         }
     }
     Ok(lock)
