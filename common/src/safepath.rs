@@ -106,18 +106,19 @@ pub struct Located {
 }
 
 /// Walks `path` under the rules of the module documentation. A relative path
-/// starts at the current directory. The final file need not exist.
+/// is taken from the current directory, whose own path is walked too. The final file need not exist.
 pub fn locate(path: &Path, purpose: Purpose) -> Result<Located, FileError> {
     let me = Caller::now();
     // The directories walked so far, each with its path (for messages) and
     // whether it is shared; `..` goes back one.
-    let mut stack: Vec<(OwnedFd, PathBuf, bool)> = vec![if path.is_absolute() {
-        (open_dir("/")?, PathBuf::from("/"), false)
-    } else {
-        (open_dir(".")?, PathBuf::new(), false)
-    }];
+    let mut stack: Vec<(OwnedFd, PathBuf, bool)> = vec![(open_dir()?, PathBuf::from("/"), false)];
     let mut rest: Vec<OsString> = Vec::new();
-    push_components(&mut rest, path);
+    if path.is_relative() {
+        let cwd = std::env::current_dir().map_err(|e| crate::safefile::sys(&e))?;
+        push_components(&mut rest, &cwd.join(path));
+    } else {
+        push_components(&mut rest, path);
+    }
     let mut links = 0;
     while let Some(name) = rest.pop() {
         if name == ".." {
@@ -150,6 +151,12 @@ pub fn locate(path: &Path, purpose: Purpose) -> Result<Located, FileError> {
             // The final file: checked by the operation, on what it opens.
             return Located::new(dir, name, *shared, purpose);
         }
+        if link && !me.trusts(st.st_uid) {
+            return Err(refused(format!(
+                "{} is a symbolic link of another user",
+                quote(shown.as_os_str())
+            )));
+        }
         if *shared && !me.trusts(st.st_uid) {
             return Err(refused(format!(
                 "{} belongs to another user, in a directory others can write to",
@@ -157,12 +164,6 @@ pub fn locate(path: &Path, purpose: Purpose) -> Result<Located, FileError> {
             )));
         }
         if link {
-            if !me.trusts(st.st_uid) {
-                return Err(refused(format!(
-                    "{} is a symbolic link of another user",
-                    quote(shown.as_os_str())
-                )));
-            }
             links += 1;
             if links > MAX_LINKS {
                 return Err(FileError::Sys(Errno::ELOOP));
@@ -171,7 +172,7 @@ pub fn locate(path: &Path, purpose: Purpose) -> Result<Located, FileError> {
             let target = Path::new(&target);
             if target.is_absolute() {
                 stack.clear();
-                stack.push((open_dir("/")?, PathBuf::from("/"), false));
+                stack.push((open_dir()?, PathBuf::from("/"), false));
             }
             push_components(&mut rest, target);
             continue;
@@ -206,10 +207,11 @@ pub fn locate(path: &Path, purpose: Purpose) -> Result<Located, FileError> {
     })
 }
 
-fn open_dir(path: &str) -> Result<OwnedFd, FileError> {
+/// The root directory.
+fn open_dir() -> Result<OwnedFd, FileError> {
     openat(
         nix::fcntl::AT_FDCWD,
-        path,
+        "/",
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
