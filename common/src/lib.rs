@@ -20,7 +20,9 @@
 //!   the process that was recorded.
 //! - [`pidfd`]: signal and wait on a process through a pidfd.
 //! - [`safefile`]: pidfiles, records and locks written without following
-//!   symlinks, atomically.
+//!   symlinks, atomically; [`safepath`]: paths walked component by component
+//!   (`openat`, `O_NOFOLLOW`), trusting only root's and the caller's links,
+//!   directories and files, for what a privileged tool reads as well as writes.
 //! - [`cli`]: clap parsing with GNU-style usage errors and exit statuses.
 //! - [`cargs`]: argv from a C `main`, for tools that must run before the Rust
 //!   runtime touches the standard streams.
@@ -44,6 +46,7 @@ pub mod pty;
 pub mod quote;
 pub mod records;
 pub mod safefile;
+pub mod safepath;
 pub mod signal;
 pub mod stdio;
 pub mod tty;

@@ -31,6 +31,8 @@ use nix::sys::stat::{Mode, fchmod};
 pub enum FileError {
     /// The path is unsafe to write; the text says why.
     Refused(&'static str),
+    /// The path is unsafe, for a reason that names a component of it.
+    Unsafe(String),
     /// A system call failed.
     Sys(Errno),
 }
@@ -39,12 +41,13 @@ impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FileError::Refused(why) => f.write_str(why),
+            FileError::Unsafe(why) => f.write_str(why),
             FileError::Sys(errno) => f.write_str(&crate::diag::strerror(*errno)),
         }
     }
 }
 
-fn sys(e: &std::io::Error) -> FileError {
+pub(crate) fn sys(e: &std::io::Error) -> FileError {
     FileError::Sys(e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))
 }
 

@@ -6,6 +6,7 @@
 //! judged by identity (start time) and state, never by the PID alone.
 
 mod errors;
+mod hostile;
 mod notify;
 mod records;
 mod state;

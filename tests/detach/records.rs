@@ -183,7 +183,7 @@ fn planted_symlink_and_foreign_file_are_refused() {
         (
             125,
             format!(
-                "detach: refusing pidfile '{}': it belongs to another user in a world-writable directory\n",
+                "detach: refusing pidfile '{}': it belongs to another user, in a directory others can write to\n",
                 theirs.display()
             )
         )
@@ -195,7 +195,7 @@ fn planted_symlink_and_foreign_file_are_refused() {
         (
             125,
             format!(
-                "detach: refusing lock file '{}': it belongs to another user in a world-writable directory\n",
+                "detach: refusing lock file '{}': it belongs to another user, in a directory others can write to\n",
                 lock.display()
             )
         )

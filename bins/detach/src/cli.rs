@@ -56,7 +56,18 @@ identity, 'PID STARTTIME BOOT_ID' (start time in clock ticks after boot, from
 /proc/PID/stat): --status and --stop act only on that very process, never on a
 process that reused the PID, and count a zombie as dead. Both files are mode
 0644, written atomically, never through a symbolic link. The lock file holds the
-same identity line; the lock is free as soon as that process is gone.";
+same identity line; the lock is free as soon as that process is gone.
+
+What is trusted: every path (pidfile, FILE.id, lock, --stdout, --stderr) is
+walked one component at a time (openat, O_NOFOLLOW) and used relative to the
+directory reached. A symbolic link, at any component, is followed only if it
+belongs to root or to the caller (/var/run -> /run works); a directory must
+belong to root or the caller, and one that other users can write to must be
+sticky, the entry taken in it being root's or the caller's. The pidfile,
+FILE.id and the lock file must be regular files of root or the caller that no
+other user can write (never a symbolic link). A file that breaks a rule is
+refused, read or written: --status and --stop name it and say why, signal
+nothing and exit 4; a start exits 125.";
 
 /// Run COMMAND as a daemon, detached from the terminal and the caller.
 #[derive(Debug, Parser)]
@@ -165,12 +176,17 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
     (
         "NOTES",
         "--user: supplementary groups are set (the user's, from the group database), then \
-         the group, then the user, and the result is verified; the output files and the \
-         pidfile are opened by detach as the caller, before the switch.\n\
+         the group, then the user, and the result is verified. The output files are opened \
+         by detach before the fork, as that user (so the daemon never gets a file its user \
+         could not have opened, and new ones are the user's); the pidfile and the lock are \
+         written as the caller.\n\
          --notify: messages are accepted only from processes of the daemon's user (or \
          root), through a socket in a private directory; EXTEND_TIMEOUT_USEC=, STATUS= \
-         and MAINPID= are understood. If the daemon fails to become ready, detach stops it \
-         (TERM, then KILL after 5 seconds).\n\
+         and MAINPID= are understood. MAINPID=P is believed only if P runs as the daemon's \
+         user and is the daemon or one of its descendants (parent links, each parent \
+         started before its child; detach is a child subreaper while it waits); otherwise \
+         detach warns, ignores it, and records the daemon it started. If the daemon fails \
+         to become ready, detach stops it (TERM, then KILL after 5 seconds).\n\
          --retry: slash-separated items, start-stop-daemon's syntax: a signal (TERM, \
          SIGTERM, -15), a number of seconds to wait, or 'forever' (repeat what follows).",
     ),

@@ -1,5 +1,11 @@
 //! `--status` and `--stop`: acting on the daemon a pidfile names, and only on it.
 //!
+//! Both files are read only if they pass the rules of
+//! `hupkit_common::safepath` (reached without another user's symbolic link or
+//! writable directory, regular, owned by the caller or root, writable by no
+//! one else): another user could otherwise plant them naming any process with
+//! its public identity. A refused file is status 4, and nothing is signalled.
+//!
 //! The PID in the pidfile is trusted only together with the identity record
 //! beside it (`FILE.id`): the process at that PID must have the recorded start
 //! time and boot, and must not be a zombie. `--stop` then opens a pidfd, checks
@@ -129,6 +135,8 @@ pub fn default_schedule() -> Vec<Item> {
 enum Found {
     NoPidfile,
     Invalid(String),
+    /// The pidfile or its record is unsafe to trust: the file, why.
+    Refused(std::path::PathBuf, String),
     /// Verified alive.
     Running(Identity),
     /// Identity record missing: the PID is alive but cannot be verified.
@@ -141,6 +149,7 @@ fn find(pidfile: &Path) -> Found {
     match records::read_pidfile(pidfile) {
         PidfileState::Missing => Found::NoPidfile,
         PidfileState::Invalid(why) => Found::Invalid(why),
+        PidfileState::Refused(file, why) => Found::Refused(file, why),
         PidfileState::Pid(pid, Some(id)) => match id.liveness() {
             Liveness::Alive => Found::Running(id),
             Liveness::Gone => Found::Dead(pid, Some(id)),
@@ -152,6 +161,11 @@ fn find(pidfile: &Path) -> Found {
     }
 }
 
+/// The line for a pidfile (or record) refused under `safepath`'s rules.
+fn refusal(file: &Path, why: &str) -> String {
+    crate::refusal_text(file, why)
+}
+
 /// `--status -p FILE`: the LSB code and the line to print.
 #[must_use]
 pub fn status(pidfile: &Path) -> (i32, String) {
@@ -159,6 +173,7 @@ pub fn status(pidfile: &Path) -> (i32, String) {
     match find(pidfile) {
         Found::NoPidfile => (code::NOT_RUNNING, format!("not running (no pidfile {q})")),
         Found::Invalid(why) => (code::UNKNOWN, format!("cannot use pidfile {q}: {why}")),
+        Found::Refused(file, why) => (code::UNKNOWN, refusal(&file, &why)),
         Found::Running(id) => (code::OK, format!("running (PID {})", id.pid)),
         Found::Unverified(pid) => (
             code::OK,
@@ -181,6 +196,7 @@ pub fn stop(pidfile: &Path, schedule: &[Item]) -> (i32, String) {
     let id = match find(pidfile) {
         Found::NoPidfile => return (code::DEAD, format!("not running (no pidfile {q})")),
         Found::Invalid(why) => return (code::UNKNOWN, format!("cannot use pidfile {q}: {why}")),
+        Found::Refused(file, why) => return (code::UNKNOWN, refusal(&file, &why)),
         Found::Unverified(pid) => {
             return (
                 code::UNKNOWN,

@@ -139,6 +139,16 @@ fn refused(path: &std::path::Path, what: &str, e: &hupkit_common::safefile::File
     )
 }
 
+/// The refusal of a pidfile, or of the identity record (`FILE.id`) beside it.
+fn refusal_text(file: &std::path::Path, why: &str) -> String {
+    let what = if file.as_os_str().as_encoded_bytes().ends_with(b".id") {
+        "identity record"
+    } else {
+        "pidfile"
+    };
+    format!("refusing {what} {}: {why}", quote(file.as_os_str()))
+}
+
 /// Takes the start lock (if asked) and refuses when the lock or the pidfile names
 /// a live daemon; the lock stays held until the new daemon is recorded.
 fn claim(
@@ -169,28 +179,31 @@ fn claim(
         None => None,
     };
     if let Some(pidfile) = pidfile {
-        hupkit_common::safefile::check_target(&pidfile)
-            .map_err(|e| refused(&pidfile, "pidfile", &e))?;
-        if let records::PidfileState::Pid(_, Some(id)) = records::read_pidfile(&pidfile) {
-            if id.liveness() == Liveness::Alive {
+        match records::read_pidfile(&pidfile) {
+            records::PidfileState::Refused(file, why) => {
+                return Err(Error::failed(refusal_text(&file, &why), exit::CANCELED));
+            }
+            records::PidfileState::Pid(_, Some(id)) if id.liveness() == Liveness::Alive => {
                 return Err(already_running(
                     &id,
                     &format!("pidfile {}", quote(pidfile.as_os_str())),
                 ));
             }
+            _ => {}
         }
     }
     Ok(lock)
 }
 
-/// `--notify`: waits for READY=1; returns the daemon's main PID.
+/// `--notify`: waits for READY=1; returns the daemon's main PID, and its start
+/// time when it is a `MAINPID=` that [`notify::vouch`] accepted.
 fn await_ready(
     listener: &notify::Listener,
     pid: Pid,
     uid: nix::unistd::Uid,
     secs: u64,
     verbose: bool,
-) -> Result<Pid> {
+) -> Result<(Pid, Option<u64>)> {
     let pidfd =
         PidFd::open(pid).map_err(|e| Error::sys("cannot watch the daemon", e, exit::CANCELED))?;
     let mut on_status = |s: &str| {
@@ -199,7 +212,19 @@ fn await_ready(
         }
     };
     match listener.wait(&pidfd, uid, Duration::from_secs(secs), &mut on_status) {
-        notify::Outcome::Ready(main_pid) => Ok(main_pid.unwrap_or(pid)),
+        notify::Outcome::Ready(Some(main)) if main != pid => {
+            let start = Identity::of(pid).map_or(0, |id| id.starttime);
+            match notify::vouch(main, pid, start, uid) {
+                Ok(main_start) => Ok((main, Some(main_start))),
+                Err(why) => {
+                    Diag::new(OsStr::new("detach")).error(&format!(
+                        "warning: ignoring MAINPID={main}: {why}; recording PID {pid}"
+                    ));
+                    Ok((pid, None))
+                }
+            }
+        }
+        notify::Outcome::Ready(_) => Ok((pid, None)),
         notify::Outcome::Errno(n) => {
             stop_unready(&pidfd, pid);
             Err(Error::sys(
@@ -340,7 +365,17 @@ pub fn start(cli: &Cli, diag: &mut Diag) -> Result<()> {
         (Some(done), _, _) => done?,
         (None, Some(listener), Some(secs)) => {
             let uid = owner.map_or_else(nix::unistd::geteuid, |(u, _)| u);
-            identify(&plan, await_ready(listener, pid, uid, secs, cli.verbose)?)?
+            let (main, start) = await_ready(listener, pid, uid, secs, cli.verbose)?;
+            if let Some(start) = start {
+                // The vouched-for process must still be the one at that PID.
+                if Identity::of(main).map(|id| id.starttime).ok() != Some(start) {
+                    return Err(Error::failed(
+                        format!("the daemon's main PID {main} exited before it was recorded"),
+                        exit::CANCELED,
+                    ));
+                }
+            }
+            identify(&plan, main)?
         }
         (None, _, _) => identify(&plan, pid)?,
     };

@@ -8,6 +8,16 @@
 //! `EXTEND_TIMEOUT_USEC=`, `MAINPID=`; anything else is ignored, as systemd does.
 //! While waiting, the daemon's pidfd is polled too, so a daemon that dies before
 //! it is ready fails the start at once instead of at the timeout.
+//!
+//! `MAINPID=P` is believed only if P runs as the daemon's user (real and
+//! effective) and is the daemon or one of its descendants ([`vouch`]): the
+//! daemon could otherwise name any process, which detach, as root, would write
+//! into the pidfile for a later `--stop` to kill. Descent is checked through
+//! parent links, each parent started no later than its child (a PID reused by a
+//! younger process breaks the chain); detach is a child subreaper while it
+//! waits, so a descendant whose parent exited is reparented to detach, not to
+//! init, and its chain still ends at detach. A `MAINPID=` that fails is ignored
+//! with a warning, and the daemon detach started is recorded.
 
 use std::os::fd::AsFd;
 use std::os::unix::fs::DirBuilderExt;
@@ -16,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hupkit_common::pidfd::PidFd;
+use hupkit_common::proc::{Stat, Status};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
@@ -177,4 +188,47 @@ impl Drop for Listener {
         let _ = std::fs::remove_file(&self.path);
         let _ = std::fs::remove_dir(&self.dir);
     }
+}
+
+/// Checks that `main` (from `MAINPID=`) may stand for the daemon `daemon`
+/// (started at `daemon_start`, running as `uid`): see the module documentation.
+/// Returns `main`'s start time, or why it is refused.
+pub fn vouch(main: Pid, daemon: Pid, daemon_start: u64, uid: Uid) -> Result<u64, String> {
+    let gone = || format!("PID {main} does not exist");
+    let st = Stat::read(main).map_err(|_| gone())?;
+    if matches!(st.state, 'Z' | 'X') {
+        return Err(gone());
+    }
+    let ids = Status::read(main).map_err(|_| gone())?.uid;
+    if ids[0] != uid.as_raw() || ids[1] != uid.as_raw() {
+        return Err(format!("PID {main} does not run as the daemon's user"));
+    }
+    let me = nix::unistd::getpid();
+    let foreign = || format!("PID {main} is neither the daemon nor one of its descendants");
+    let start = st.starttime;
+    let mut cur = st;
+    // A chain longer than the PID space is a loop.
+    for _ in 0..4_194_304 {
+        if cur.pid == daemon {
+            return if cur.starttime == daemon_start {
+                Ok(start)
+            } else {
+                Err(foreign())
+            };
+        }
+        if cur.ppid == me {
+            // Reparented to detach, the subreaper: its parent in the daemon's
+            // tree exited (detach's only other child, the intermediate, is reaped).
+            return Ok(start);
+        }
+        if cur.ppid.as_raw() <= 1 {
+            return Err(foreign());
+        }
+        let parent = Stat::read(cur.ppid).map_err(|_| foreign())?;
+        if parent.starttime > cur.starttime {
+            return Err(foreign());
+        }
+        cur = parent;
+    }
+    Err(foreign())
 }

@@ -15,8 +15,11 @@ use std::path::{Path, PathBuf};
 
 use hupkit_common::exit;
 use hupkit_common::quote::quote;
+use hupkit_common::safefile::FileError;
+use hupkit_common::safepath::{self, Purpose};
 use hupkit_common::{Context, Error, Result};
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::libc;
 use nix::unistd::{Gid, Group, Uid, User};
 
@@ -237,21 +240,84 @@ pub fn search(
     Err(seen.unwrap_or(Errno::ENOENT))
 }
 
+/// Opens an output file under `safepath`'s rules: a symbolic link is followed
+/// only if it belongs to root or to the opener, and in a directory that others
+/// can write to the file must be the opener's (or root's).
 fn open_output(path: &Path, append: bool) -> Result<OwnedFd> {
-    let mut opts = std::fs::OpenOptions::new();
     // Always O_APPEND, so that several writers (stdout and stderr, the daemon's
     // children) never overwrite each other; without --append, O_TRUNC as well,
-    // so it starts empty. (std's `append(true)` refuses `truncate(true)`, hence
-    // the raw flag.)
-    opts.write(true)
-        .create(true)
-        .truncate(!append)
-        .mode(0o666)
-        .custom_flags(libc::O_APPEND | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK);
-    let file = opts.open(path).context(exit::CANCELED, || {
-        format!("cannot open {}", quote(path.as_os_str()))
-    })?;
-    Ok(file.into())
+    // so it starts empty.
+    let mut flags = OFlag::O_APPEND | OFlag::O_NONBLOCK;
+    if !append {
+        flags |= OFlag::O_TRUNC;
+    }
+    safepath::locate(path, Purpose::Output)
+        .and_then(|file| file.open_write(flags))
+        .map_err(|e| match e {
+            FileError::Sys(errno) => Error::sys(
+                format!("cannot open {}", quote(path.as_os_str())),
+                errno,
+                exit::CANCELED,
+            ),
+            refused => Error::failed(
+                format!(
+                    "refusing output file {}: {refused}",
+                    quote(path.as_os_str())
+                ),
+                exit::CANCELED,
+            ),
+        })
+}
+
+/// Runs `f` in a thread of its own that has switched to `creds` with raw
+/// system calls, which change the credentials of the calling thread only
+/// (glibc's wrappers would change every thread's): files `f` opens are opened
+/// as that user, with the kernel's own permission checks. The thread is joined
+/// before this returns, so detach is single-threaded again when it forks.
+fn as_user<T: Send>(creds: &Creds, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    let switch = || -> std::result::Result<(), Errno> {
+        // SAFETY: setgroups reads `groups.len()` gids from a live vector; setresgid
+        // and setresuid take integers. Raw syscalls: this thread only.
+        unsafe {
+            if libc::syscall(
+                libc::SYS_setgroups,
+                creds.groups.len(),
+                creds.groups.as_ptr(),
+            ) < 0
+            {
+                return Err(Errno::last());
+            }
+            let g = creds.gid.as_raw();
+            if libc::syscall(libc::SYS_setresgid, g, g, g) < 0 {
+                return Err(Errno::last());
+            }
+            let u = creds.uid.as_raw();
+            if libc::syscall(libc::SYS_setresuid, u, u, u) < 0 {
+                return Err(Errno::last());
+            }
+        }
+        Ok(())
+    };
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                switch().map_err(|errno| {
+                    Error::sys(
+                        format!("cannot switch to user {}", quote(OsStr::new(&creds.name))),
+                        errno,
+                        exit::CANCELED,
+                    )
+                })?;
+                f()
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(Error::failed(
+                    "cannot open the output files as the user",
+                    exit::CANCELED,
+                ))
+            })
+    })
 }
 
 fn dev_null_read() -> Result<OwnedFd> {
@@ -379,7 +445,12 @@ impl Plan {
         let chdir = absolute(cwd, cli.chdir.as_deref().unwrap_or(Path::new("/")));
         let chdir = cstring(chdir.as_os_str().as_bytes(), "the directory")?;
 
-        let (stdout, stderr) = outputs(cli, cwd)?;
+        // With --user, the output files are opened as that user: the daemon is
+        // never handed a file its user could not have opened itself.
+        let (stdout, stderr) = match &creds {
+            Some(c) => as_user(c, || outputs(cli, cwd))?,
+            None => outputs(cli, cwd)?,
+        };
 
         let pidfile = cli.pidfile.as_deref().map(|p| absolute(cwd, p));
         let lock = cli.lock.as_deref().map(|p| absolute(cwd, p));

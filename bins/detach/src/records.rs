@@ -16,9 +16,13 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use hupkit_common::identity::Identity;
-use hupkit_common::safefile::{self, FileError};
+use hupkit_common::safefile::FileError;
+use hupkit_common::safepath::{self, Located, Purpose};
 use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::Pid;
+
+/// The longest pidfile or identity record read (a PID, or `PID STARTTIME BOOT_ID`).
+const READ_LIMIT: u64 = 4096;
 
 /// The identity record beside a pidfile.
 #[must_use]
@@ -28,6 +32,16 @@ pub fn id_path(pidfile: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The pidfile and its identity record, located under [`safepath`]'s rules:
+/// the same directory descriptor for both.
+fn locate(pidfile: &Path) -> Result<(Located, Located), FileError> {
+    let file = safepath::locate(pidfile, Purpose::Record)?;
+    let mut id_name = file.name().to_os_string();
+    id_name.push(".id");
+    let id = file.sibling(&id_name)?;
+    Ok((file, id))
+}
+
 /// What a pidfile says.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PidfileState {
@@ -35,21 +49,31 @@ pub enum PidfileState {
     Missing,
     /// A PID, with the recorded identity if there is a matching one.
     Pid(Pid, Option<Identity>),
-    /// Not a PID: the text says what is wrong.
+    /// Not a PID, or unreadable: the text says what is wrong.
     Invalid(String),
+    /// The pidfile or its identity record is unsafe to trust (see
+    /// [`safepath`]): the file and the reason.
+    Refused(PathBuf, String),
 }
 
-/// Reads a pidfile and its identity record.
+/// Reads a pidfile and its identity record, both under [`safepath`]'s rules:
+/// a file another user could have planted or written is refused, never read.
 #[must_use]
 pub fn read_pidfile(path: &Path) -> PidfileState {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return PidfileState::Missing,
-        Err(e) => {
-            let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(5));
-            return PidfileState::Invalid(hupkit_common::diag::strerror(errno));
-        }
+    let refuse = |file: &Path, e: FileError| match e {
+        FileError::Sys(errno) => PidfileState::Invalid(hupkit_common::diag::strerror(errno)),
+        other => PidfileState::Refused(file.to_path_buf(), other.to_string()),
     };
+    let (file, id_file) = match locate(path) {
+        Ok(both) => both,
+        Err(e) => return refuse(path, e),
+    };
+    let bytes = match file.read(READ_LIMIT) {
+        Ok(Some(b)) => b,
+        Ok(None) => return PidfileState::Missing,
+        Err(e) => return refuse(path, e),
+    };
+    let text = String::from_utf8_lossy(&bytes);
     let Some(pid) = text
         .strip_suffix('\n')
         .unwrap_or(&text)
@@ -59,10 +83,12 @@ pub fn read_pidfile(path: &Path) -> PidfileState {
     else {
         return PidfileState::Invalid("it does not hold a PID".into());
     };
-    let identity = std::fs::read_to_string(id_path(path))
-        .ok()
-        .and_then(|t| Identity::parse(&t))
-        .filter(|id| id.pid.as_raw() == pid);
+    let identity = match id_file.read(READ_LIMIT) {
+        Ok(Some(b)) => Identity::parse(&String::from_utf8_lossy(&b)),
+        Ok(None) | Err(FileError::Sys(_)) => None,
+        Err(e) => return refuse(&id_path(path), e),
+    };
+    let identity = identity.filter(|id| id.pid.as_raw() == pid);
     PidfileState::Pid(Pid::from_raw(pid), identity)
 }
 
@@ -73,29 +99,22 @@ pub fn read_pidfile(path: &Path) -> PidfileState {
 /// see appear whole, and which costs ext4 no forced write-back (renaming over an
 /// existing file triggers its `auto_da_alloc` flush: 1.5 ms each, measured).
 pub fn write_pidfile(path: &Path, id: &Identity) -> Result<(), FileError> {
-    let id_file = id_path(path);
-    safefile::check_target(path)?;
-    safefile::check_target(&id_file)?;
-    for stale in [path, id_file.as_path()] {
-        match std::fs::remove_file(stale) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(FileError::Sys(nix::errno::Errno::from_raw(
-                    e.raw_os_error().unwrap_or(5),
-                )));
-            }
-        }
-    }
-    safefile::write_atomic(&id_path(path), format!("{id}\n").as_bytes(), 0o644)?;
-    safefile::write_atomic(path, format!("{}\n", id.pid).as_bytes(), 0o644)
+    let (file, id_file) = locate(path)?;
+    file.check_existing()?;
+    id_file.check_existing()?;
+    file.remove()?;
+    id_file.remove()?;
+    id_file.write_atomic(format!("{id}\n").as_bytes(), 0o644)?;
+    file.write_atomic(format!("{}\n", id.pid).as_bytes(), 0o644)
 }
 
 /// Removes the pidfile and its record if they still name `id`.
 pub fn remove_pidfile(path: &Path, id: &Identity) {
     if read_pidfile(path) == PidfileState::Pid(id.pid, Some(id.clone())) {
-        let _ = std::fs::remove_file(path);
-        let _ = std::fs::remove_file(id_path(path));
+        if let Ok((file, id_file)) = locate(path) {
+            let _ = file.remove();
+            let _ = id_file.remove();
+        }
     }
 }
 
@@ -106,19 +125,19 @@ pub struct StartLock {
 
 impl StartLock {
     /// Takes the lock (waiting for another detach that is starting), and returns
-    /// it with the identity recorded in it, if any.
+    /// it with the identity recorded in it, if any. The lock file is reached and
+    /// checked under [`safepath`]'s rules.
     pub fn acquire(path: &Path) -> Result<(StartLock, Option<Identity>), FileError> {
-        let file = safefile::open_lock(path, 0o644)?;
+        let file = safepath::locate(path, Purpose::Record)?.open_lock(0o644)?;
         let mut file =
             Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| FileError::Sys(e))?;
         let mut text = String::new();
-        let recorded = match file.read_to_string(&mut text) {
+        let recorded = match (&mut *file).take(READ_LIMIT).read_to_string(&mut text) {
             Ok(_) => Identity::parse(&text),
             Err(_) => None,
         };
         Ok((StartLock { file }, recorded))
     }
-
     /// Records the new daemon's identity (the lock is released when dropped).
     pub fn record(&mut self, id: &Identity) -> Result<(), FileError> {
         let io = |e: std::io::Error| {
