@@ -212,6 +212,45 @@ fn rbg_continues_stopped_jobs() {
     );
 }
 
+/// A stopped process of another session (setsid, no terminal) is no job of
+/// the caller's: rbg refuses it, by PID or PID@STARTTIME, and it stays stopped.
+#[test]
+fn rbg_refuses_another_session() {
+    let dir = tempdir();
+    let mut sh = Shell::start(dir.path());
+    let pidfile = dir.path().join("other.pid");
+    sh.run("setsid sh -c 'echo $$ > other.pid.tmp; mv other.pid.tmp other.pid; exec sleep 300' </dev/null >/dev/null 2>&1 &");
+    assert!(util::poll_until(util::DEADLINE, || pidfile.exists()));
+    let other: Pid = Pid::from_raw(
+        std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap(),
+    );
+    let _guard = KillGroup(other);
+    // setsid's own process (the shell's job) has ended: collect its "Done" now.
+    sh.run("wait");
+    let stat = || hupkit_common::proc::Stat::read(other).unwrap();
+    assert!(util::poll_until(util::DEADLINE, || stat().comm == "sleep"));
+    assert_eq!(stat().session, other, "a session of its own");
+    nix::sys::signal::kill(other, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    assert!(util::poll_until(util::DEADLINE, || stat().state == 'T'));
+    let start = stat().starttime;
+    for spec in [other.to_string(), format!("{other}@{start}")] {
+        let (out, rc) = sh.run(&format!("rbg {spec}"));
+        assert_eq!(
+            (out.as_str(), rc),
+            (
+                format!("rbg: {spec}: PID {other} is in another session: not a job of this one\n")
+                    .as_str(),
+                1
+            )
+        );
+    }
+    assert_eq!(stat().state, 'T', "still stopped");
+}
+
 #[test]
 fn rfg_interrupt_stop_and_status() {
     let dir = tempdir();
@@ -462,28 +501,23 @@ fn rfg_restores_terminal_modes_after_a_killed_job() {
     assert_eq!(after, " echo \n", "echo is back on");
 }
 
-/// rbg refuses a job that is the foreground of its terminal.
+/// rbg refuses a job that is the foreground of its terminal: here the
+/// foreground job of rbg's own terminal, which rbg is part of (a job of
+/// another terminal is another session's, refused as such, see
+/// `rbg_refuses_another_session`).
 #[test]
 fn rbg_refuses_a_foreground_job() {
     let dir = tempdir();
     let mut sh = Shell::start(dir.path());
-    let other = Shell::start(dir.path());
-    other.line("sh -c 'echo $$ > fg.pid; exec sleep 300'");
-    let pidfile = dir.path().join("fg.pid");
-    assert!(util::poll_until(util::DEADLINE, || {
-        std::fs::read_to_string(&pidfile).is_ok_and(|t| t.ends_with('\n'))
-    }));
-    let pid = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .to_string();
-    let (out, rc) = sh.run(&format!("rbg {pid}"));
+    let (out, rc) = sh.run("sh -c 'sleep 300 & p=$!; rbg $p; echo \"rc=$? $p\"; kill $p'");
+    assert_eq!(rc, 0, "{out}");
+    let pid = out
+        .lines()
+        .find_map(|l| l.strip_prefix("rc=1 "))
+        .unwrap_or_else(|| panic!("{out}"));
     assert_eq!(
-        (out.as_str(), rc),
-        (
-            format!("rbg: {pid}: job is in the foreground of its terminal; use rfg\n").as_str(),
-            1
-        )
+        out,
+        format!("rbg: {pid}: job is in the foreground of its terminal; use rfg\nrc=1 {pid}\n")
     );
 }
 
