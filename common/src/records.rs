@@ -9,9 +9,15 @@
 //! values escape `\` as `\\`, newline as `\n` and bytes that are not UTF-8 as
 //! `\xNN`, so any argv round-trips. Unknown keys are ignored, so the format can
 //! grow; a record that cannot be parsed is reported and skipped, never fatal.
+//!
+//! A record never changes what the recorded command does: [`write`] skips a
+//! record larger than `RLIMIT_FSIZE` (writing it would raise SIGXFSZ, whose
+//! default action kills the writer) rather than touching SIGXFSZ's disposition,
+//! which the command inherits; the text is streamed to the file, never built
+//! whole; and a caller short of memory (`RLIMIT_AS`: Rust aborts on a failed
+//! allocation) asks [`enough_memory`] first and skips the record.
 
 use std::ffi::{OsStr, OsString};
-use std::fmt::Write as _;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -76,21 +82,41 @@ pub struct Record {
     pub pidfile: OsString,
 }
 
-fn escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
+/// Writes `bytes` escaped (`\\` as `\\\\`, newline as `\\n`, bytes that are not
+/// UTF-8 as `\\xNN`) to `w`, piece by piece.
+fn escape_to(bytes: &[u8], w: &mut impl std::io::Write) -> std::io::Result<()> {
     for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
-            }
+        let valid = chunk.valid().as_bytes();
+        let mut start = 0;
+        for (i, &b) in valid.iter().enumerate() {
+            let esc: &[u8] = match b {
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                _ => continue,
+            };
+            w.write_all(&valid[start..i])?;
+            w.write_all(esc)?;
+            start = i + 1;
         }
+        w.write_all(&valid[start..])?;
         for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
+            write!(w, "\\x{b:02x}")?;
         }
     }
-    out
+    Ok(())
+}
+
+/// A writer that only counts.
+struct Counter(u64);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn unescape(text: &str) -> Option<Vec<u8>> {
@@ -154,21 +180,46 @@ impl Record {
     /// The text form.
     #[must_use]
     pub fn to_text(&self) -> String {
-        let mut t = String::from("hupkit-job 1\n");
-        let _ = writeln!(t, "pid={}", self.id.pid);
-        let _ = writeln!(t, "starttime={}", self.id.starttime);
-        let _ = writeln!(t, "boot_id={}", self.id.boot_id);
-        let _ = writeln!(t, "when={}", self.when);
-        let _ = writeln!(t, "level={}", self.level.as_str());
-        let _ = writeln!(t, "host={}", escape(self.host.as_bytes()));
-        let _ = writeln!(t, "cwd={}", escape(self.cwd.as_bytes()));
-        let _ = writeln!(t, "tty={}", escape(self.tty.as_bytes()));
-        let _ = writeln!(t, "output={}", escape(self.output.as_bytes()));
-        let _ = writeln!(t, "pidfile={}", escape(self.pidfile.as_bytes()));
-        for a in &self.argv {
-            let _ = writeln!(t, "arg={}", escape(a.as_bytes()));
+        let mut t = Vec::new();
+        let _ = self.write_to(&mut t);
+        String::from_utf8(t).unwrap_or_default()
+    }
+
+    /// Writes the text form to `w`, one escaped value at a time: no copy of the
+    /// whole record (or of one argument) is ever made.
+    pub fn write_to(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        let head = format!(
+            "hupkit-job 1\npid={}\nstarttime={}\nboot_id={}\nwhen={}\nlevel={}\n",
+            self.id.pid,
+            self.id.starttime,
+            self.id.boot_id,
+            self.when,
+            self.level.as_str()
+        );
+        w.write_all(head.as_bytes())?;
+        let fields: [(&str, &[u8]); 5] = [
+            ("host", self.host.as_bytes()),
+            ("cwd", self.cwd.as_bytes()),
+            ("tty", self.tty.as_bytes()),
+            ("output", self.output.as_bytes()),
+            ("pidfile", self.pidfile.as_bytes()),
+        ];
+        let args = self.argv.iter().map(|a| ("arg", a.as_bytes()));
+        for (key, value) in fields.into_iter().chain(args) {
+            w.write_all(key.as_bytes())?;
+            w.write_all(b"=")?;
+            escape_to(value, w)?;
+            w.write_all(b"\n")?;
         }
-        t
+        Ok(())
+    }
+
+    /// The length of the text form, in bytes, computed without building it.
+    #[must_use]
+    pub fn text_len(&self) -> u64 {
+        let mut count = Counter(0);
+        let _ = self.write_to(&mut count);
+        count.0
     }
 
     /// Parses the text form; `None` if it is not a valid record.
@@ -243,15 +294,54 @@ pub fn dir() -> Option<PathBuf> {
     Some(base.join("hupkit/jobs"))
 }
 
+/// The memory a record step may need beyond its arguments (paths, host name,
+/// /proc reads, the write buffer).
+pub const RECORD_HEADROOM: usize = 256 * 1024;
+
+/// Whether `bytes` more (plus [`RECORD_HEADROOM`]) can be allocated now: the
+/// check a tool makes before building a record, so that a tight `RLIMIT_AS`
+/// skips the record instead of aborting the tool (Rust aborts on a failed
+/// allocation). The memory is given back at once.
+#[must_use]
+pub fn enough_memory(bytes: usize) -> bool {
+    let mut probe: Vec<u8> = Vec::new();
+    probe
+        .try_reserve_exact(bytes.saturating_add(RECORD_HEADROOM))
+        .is_ok()
+}
+
+/// The soft `RLIMIT_FSIZE`, if any: the largest file this process may write.
+fn file_size_limit() -> Option<u64> {
+    let mut lim = nix::libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given, which lives here.
+    let r = unsafe { nix::libc::getrlimit(nix::libc::RLIMIT_FSIZE, &raw mut lim) };
+    (r == 0 && lim.rlim_cur != nix::libc::RLIM_INFINITY).then_some(lim.rlim_cur)
+}
+
 /// Writes `record` into `dir` (created 0700 if missing), atomically, mode 0600.
+///
+/// A record larger than `RLIMIT_FSIZE` is refused before anything is created
+/// (writing it would raise SIGXFSZ); a failed write leaves no temporary file.
 pub fn write(dir: &Path, record: &Record) -> Result<PathBuf, FileError> {
+    if file_size_limit().is_some_and(|max| record.text_len() > max) {
+        return Err(FileError::Refused(
+            "the record is larger than the file size limit (RLIMIT_FSIZE)",
+        ));
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .map_err(|e| FileError::Sys(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(5))))?;
     let path = dir.join(record.file_name());
-    safefile::write_atomic(&path, record.to_text().as_bytes(), 0o600)?;
+    safefile::write_atomic_with(&path, 0o600, |file| {
+        let mut w = std::io::BufWriter::with_capacity(8192, file);
+        record.write_to(&mut w)?;
+        std::io::Write::flush(&mut w)
+    })?;
     Ok(path)
 }
 

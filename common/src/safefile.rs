@@ -94,6 +94,16 @@ fn temp_name(path: &Path, attempt: u32) -> PathBuf {
 
 /// Replaces `path` with `contents`, mode `mode`, atomically (write, then rename).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FileError> {
+    write_atomic_with(path, mode, |file| file.write_all(contents))
+}
+
+/// Replaces `path` with what `fill` writes into the temporary file, mode
+/// `mode`, atomically; if `fill` fails, the temporary file is removed.
+pub fn write_atomic_with(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> Result<(), FileError> {
     check_target(path)?;
     let mut attempt = 0;
     let (tmp, mut file) = loop {
@@ -112,8 +122,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FileE
             Err(e) => return Err(sys(&e)),
         }
     };
-    let written = file
-        .write_all(contents)
+    let written = fill(&mut file)
         .map_err(|e| sys(&e))
         .and_then(|()| fchmod(file.as_fd(), Mode::from_bits_truncate(mode)).map_err(FileError::Sys))
         .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| sys(&e)));

@@ -369,3 +369,38 @@ fn stop_with_schedule() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// Under `ulimit -f 0` detach still starts the daemon and succeeds: its job
+/// record, which cannot be written, is skipped (no SIGXFSZ death, no temporary
+/// file left in the store).
+#[test]
+fn file_size_limit_skips_the_job_record() {
+    use std::os::unix::process::CommandExt;
+    let dir = open_tempdir();
+    let here = dir.path().to_str().unwrap();
+    let mut cmd = detach_cmd(dir.path(), &["--chdir", here, "--", "mkdir", "ran"]);
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            let zero = nix::libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if nix::libc::setrlimit(nix::libc::RLIMIT_FSIZE, &raw const zero) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(result(&out), (0, String::new()));
+    assert!(util::poll_until(util::DEADLINE, || dir
+        .path()
+        .join("ran")
+        .is_dir()));
+    let store = dir.path().join(".local/state/hupkit/jobs");
+    let left: Vec<_> = std::fs::read_dir(&store)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}

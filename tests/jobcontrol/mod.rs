@@ -212,6 +212,45 @@ fn rbg_continues_stopped_jobs() {
     );
 }
 
+/// A stopped process of another session (setsid, no terminal) is no job of
+/// the caller's: rbg refuses it, by PID or PID@STARTTIME, and it stays stopped.
+#[test]
+fn rbg_refuses_another_session() {
+    let dir = tempdir();
+    let mut sh = Shell::start(dir.path());
+    let pidfile = dir.path().join("other.pid");
+    sh.run("setsid sh -c 'echo $$ > other.pid.tmp; mv other.pid.tmp other.pid; exec sleep 300' </dev/null >/dev/null 2>&1 &");
+    assert!(util::poll_until(util::DEADLINE, || pidfile.exists()));
+    let other: Pid = Pid::from_raw(
+        std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap(),
+    );
+    let _guard = KillGroup(other);
+    // setsid's own process (the shell's job) has ended: collect its "Done" now.
+    sh.run("wait");
+    let stat = || hupkit_common::proc::Stat::read(other).unwrap();
+    assert!(util::poll_until(util::DEADLINE, || stat().comm == "sleep"));
+    assert_eq!(stat().session, other, "a session of its own");
+    nix::sys::signal::kill(other, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    assert!(util::poll_until(util::DEADLINE, || stat().state == 'T'));
+    let start = stat().starttime;
+    for spec in [other.to_string(), format!("{other}@{start}")] {
+        let (out, rc) = sh.run(&format!("rbg {spec}"));
+        assert_eq!(
+            (out.as_str(), rc),
+            (
+                format!("rbg: {spec}: PID {other} is in another session: not a job of this one\n")
+                    .as_str(),
+                1
+            )
+        );
+    }
+    assert_eq!(stat().state, 'T', "still stopped");
+}
+
 #[test]
 fn rfg_interrupt_stop_and_status() {
     let dir = tempdir();
@@ -462,28 +501,23 @@ fn rfg_restores_terminal_modes_after_a_killed_job() {
     assert_eq!(after, " echo \n", "echo is back on");
 }
 
-/// rbg refuses a job that is the foreground of its terminal.
+/// rbg refuses a job that is the foreground of its terminal: here the
+/// foreground job of rbg's own terminal, which rbg is part of (a job of
+/// another terminal is another session's, refused as such, see
+/// `rbg_refuses_another_session`).
 #[test]
 fn rbg_refuses_a_foreground_job() {
     let dir = tempdir();
     let mut sh = Shell::start(dir.path());
-    let other = Shell::start(dir.path());
-    other.line("sh -c 'echo $$ > fg.pid; exec sleep 300'");
-    let pidfile = dir.path().join("fg.pid");
-    assert!(util::poll_until(util::DEADLINE, || {
-        std::fs::read_to_string(&pidfile).is_ok_and(|t| t.ends_with('\n'))
-    }));
-    let pid = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .to_string();
-    let (out, rc) = sh.run(&format!("rbg {pid}"));
+    let (out, rc) = sh.run("sh -c 'sleep 300 & p=$!; rbg $p; echo \"rc=$? $p\"; kill $p'");
+    assert_eq!(rc, 0, "{out}");
+    let pid = out
+        .lines()
+        .find_map(|l| l.strip_prefix("rc=1 "))
+        .unwrap_or_else(|| panic!("{out}"));
     assert_eq!(
-        (out.as_str(), rc),
-        (
-            format!("rbg: {pid}: job is in the foreground of its terminal; use rfg\n").as_str(),
-            1
-        )
+        out,
+        format!("rbg: {pid}: job is in the foreground of its terminal; use rfg\nrc=1 {pid}\n")
     );
 }
 
@@ -575,42 +609,122 @@ fn rjobs_explain_gives_verdicts() {
     assert_eq!((out.as_str(), rc), ("rjobs: %9: no such job\n", 1));
 }
 
-/// rfg killed by any catchable signal, at the worst moment (the job has the
-/// terminal), gives the terminal back to the shell.
+/// Kills (SIGKILL) a process group the test created when dropped.
+struct KillGroup(Pid);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        util::kill_group(self.0);
+    }
+}
+
+/// The session leader of [`rfg_gives_the_terminal_back_on_every_guarded_signal`]:
+/// one rfg per signal, each started when the test says so (`go.N`); the
+/// leader writes its PID and waits for it; it exits (giving up the terminal)
+/// only at `go.COUNT`. No core files (SIGQUIT, SIGABRT and
+/// others dump core by default).
+const RFG_LEADER: &str = r#"ulimit -c 0
+    set -m; sleep 300 & j=$!; set +m
+    echo "$j" > job.pid
+    n=0
+    while [ "$n" -lt "$COUNT" ]; do
+        until [ -e "go.$n" ]; do sleep 0.01; done
+        "$RFG" "$j" 2>>rfg.err & echo "$!" > "rfg.$n.tmp"; mv "rfg.$n.tmp" "rfg.$n.pid"
+        wait "$!"; echo "$n $?" >> rfg.status
+        n=$((n + 1))
+    done
+    until [ -e "go.$n" ]; do sleep 0.01; done
+"#;
+
+/// Every signal of rfg's `GUARDED` list gives the terminal back, checked under a
+/// parent that never reclaims it: a plain `sh` session leader without job
+/// control (bash -i takes the terminal back itself when its foreground job dies,
+/// which hid missing handlers). The job is put in its own group with `set -m`,
+/// then job control is turned off again, so the leader runs each rfg in its own
+/// (foreground) group and does nothing with the terminal when rfg dies.
 #[test]
-fn rfg_gives_the_terminal_back_on_every_catchable_signal() {
+fn rfg_gives_the_terminal_back_on_every_guarded_signal() {
+    use std::fmt::Write as _;
+    use std::os::fd::AsFd;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
     let dir = tempdir();
-    let mut sh = Shell::start(dir.path());
-    for (n, sig) in hupkit_rfg::GUARDED.iter().enumerate() {
-        let pidfile = dir.path().join(format!("rfg{n}.pid"));
-        sh.run("sleep 300 &");
-        sh.line(&format!(
-            "sh -c 'echo $$ > {}; exec rfg %%'; echo st=$?",
-            pidfile.display()
+    let pty = util::Pty::open();
+    let signals = hupkit_rfg::GUARDED;
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", RFG_LEADER])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("RFG", util::bin("rfg"))
+        .env("COUNT", signals.len().to_string())
+        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.path().join("sh.err")).unwrap(),
         ));
-        assert!(util::poll_until(util::DEADLINE, || {
-            std::fs::read_to_string(&pidfile).is_ok_and(|t| t.ends_with('\n'))
-        }));
-        let rfg = Pid::from_raw(
-            std::fs::read_to_string(&pidfile)
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap(),
-        );
+    hupkit_common::pty::session_leader_on_exec(&mut cmd);
+    let mut leader = util::ChildGuard::new(util::spawn(&mut cmd));
+    let lead = leader.pid();
+    let read_pid = |name: &str| -> Option<Pid> {
+        let text = std::fs::read_to_string(dir.path().join(name)).ok()?;
+        text.trim().parse().ok().map(Pid::from_raw)
+    };
+    let mut job = None;
+    assert!(util::poll_until(util::DEADLINE, || {
+        job = read_pid("job.pid");
+        job.is_some()
+    }));
+    let job = job.unwrap();
+    let _job_guard = KillGroup(job);
+    let foreground = || nix::unistd::tcgetpgrp(pty.master.as_fd()).map_or(-1, Pid::as_raw);
+    let log = |what: &str| {
+        let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap_or_default();
+        format!(
+            "{what}; rfg.err: {:?}; rfg.status: {:?}; sh.err: {:?}",
+            read("rfg.err"),
+            read("rfg.status"),
+            read("sh.err")
+        )
+    };
+    for (n, sig) in signals.iter().enumerate() {
+        std::fs::write(dir.path().join(format!("go.{n}")), "").unwrap();
+        let mut rfg = None;
         assert!(
-            util::poll_until(util::DEADLINE, || sh_fg_is_not_shell(sh.pid)),
-            "{sig}: the job got the terminal"
+            util::poll_until(util::DEADLINE, || {
+                rfg = read_pid(&format!("rfg.{n}.pid"));
+                rfg.is_some()
+            }),
+            "{}",
+            log(&format!("rfg #{n} never started"))
         );
+        let rfg = rfg.unwrap();
+        assert!(
+            util::poll_until(util::DEADLINE, || foreground() == job.as_raw()),
+            "{}",
+            log(&format!("rfg #{n} never gave the job the terminal"))
+        );
+        // By identity: rfg is the leader's child, alive until it is signalled.
         let fd = hupkit_common::pidfd::PidFd::open(rfg).unwrap();
         fd.signal(*sig).unwrap();
-        assert!(fd.wait_exit(util::DEADLINE).unwrap(), "{sig}: rfg ends");
-        // (After SIGINT bash drops the rest of the line, as after a ^C: no "st=".)
+        assert!(fd.wait_exit(util::DEADLINE).unwrap());
         assert!(
-            util::poll_until(util::DEADLINE, || sh.foreground() == sh.pid.as_raw()),
-            "{sig}: the shell has the terminal back"
+            util::poll_until(Duration::from_secs(5), || foreground() == lead.as_raw()),
+            "{}",
+            log(&format!(
+                "{sig}: the terminal stayed with group {} instead of the leader's {lead}",
+                foreground()
+            ))
         );
-        let (out, _) = sh.run("echo alive; kill %% 2>/dev/null; wait 2>/dev/null");
-        assert!(out.lines().any(|l| l == "alive"), "{sig}: {out}");
     }
+    // The leader holds the terminal until the last check is done.
+    std::fs::write(dir.path().join(format!("go.{}", signals.len())), "").unwrap();
+    let status = leader.wait(util::DEADLINE);
+    assert_eq!(util::describe(status), "exit 0", "{}", log("leader"));
+    let statuses = std::fs::read_to_string(dir.path().join("rfg.status")).unwrap();
+    let mut want = String::new();
+    for (n, sig) in signals.iter().enumerate() {
+        let _ = writeln!(want, "{n} {}", 128 + *sig as i32);
+    }
+    assert_eq!(statuses, want, "each rfg died of its signal");
 }

@@ -929,7 +929,8 @@ fn targets_that_exit_mid_operation() {
     }
 }
 
-/// Other users' processes: rbg is refused by the kernel and says so; rjobs
+/// Other users' processes: rbg refuses them (another session; within one
+/// session the kernel would allow SIGCONT to anyone's process); rjobs
 /// explains what it may read and marks the rest unknown.
 #[test]
 fn other_users_processes() {
@@ -983,7 +984,9 @@ fn other_users_processes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "PID {pid} is in another session: not a job of this one"
+        )),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

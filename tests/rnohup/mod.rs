@@ -9,6 +9,7 @@
 
 mod gnu_diff;
 mod hangup;
+mod limits;
 mod own;
 
 use std::collections::BTreeMap;

@@ -260,6 +260,11 @@ fn await_ready(
 fn record(plan: &plan::Plan, id: &Identity, cli: &Cli, diag: &mut Diag) {
     use hupkit_common::records;
     let Some(dir) = records::dir() else { return };
+    // A record never costs detach its run: skipped when memory is short.
+    let argv_bytes: usize = plan.command.iter().map(|a| a.len() + 32).sum();
+    if !records::enough_memory(argv_bytes) {
+        return;
+    }
     let Ok(mut rec) = records::Record::new(id.pid, records::Level::Detach, plan.command.clone())
     else {
         return;

@@ -6,6 +6,9 @@
 //! exited, through `killpg` after re-checking that a member still belongs to the
 //! group. The shell that started the job sees it continue (it waits with
 //! `WCONTINUED`) and lists it as Running.
+//!
+//! Only the caller's session is reached: a PID of another session is refused
+//! before anything is signalled (rbg(1), DESCRIPTION OF JOBS).
 
 use std::ffi::OsStr;
 use std::process::ExitCode;
@@ -22,7 +25,10 @@ use nix::unistd::Pid;
 /// The exit statuses.
 pub const EXIT_STATUS: &[(&str, &str)] = &[
     ("0", "every job was continued (or was already running)"),
-    ("1", "a job could not be continued (each one is explained)"),
+    (
+        "1",
+        "a job could not be continued, or was refused (each one is explained)",
+    ),
     ("2", "bad usage"),
 ];
 
@@ -54,7 +60,10 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
     (
         "DESCRIPTION OF JOBS",
         "Jobs are the process groups of the caller's session, numbered as rjobs(1) \
-         shows them. A PID names the process group it belongs to. A job that is the \
+         shows them. A PID names the process group it belongs to, and must be in the \
+         caller's session: a process of another session (a setsid'd program, a job of \
+         another terminal or of another login) is refused (status 1) and left as it \
+         is, whoever owns it. A job that is the \
          terminal's foreground group is refused: continuing it would leave a foreground \
          job nobody waits for (use rfg). So are init (PID 1) and its group, and a \
          process whose group lies outside this PID namespace (/proc shows it as group \
@@ -193,8 +202,18 @@ pub fn run(cli: &Cli) -> i32 {
                 ));
                 ok = false;
             }
+            Ok(Target::Process(p)) if p.session != session => {
+                // Jobs are the caller's session's: another session's stopped
+                // process (a setsid'd daemon, another terminal's job) is left alone.
+                diag.error(&format!(
+                    "{label}: PID {} is in another session: not a job of this one",
+                    p.pid
+                ));
+                ok = false;
+            }
             Ok(Target::Process(p)) => {
-                // A process outside the session's jobs: its own group, in its own session.
+                // A group of this session outside its job list: the session
+                // leader's or rbg's caller's own.
                 let other = snap.jobs(p.session, &[], true);
                 if let Some(job) = other.iter().find(|j| j.pgid == p.pgrp) {
                     let command = snap.command(job);

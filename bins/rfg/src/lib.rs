@@ -4,8 +4,8 @@
 //! job must be in the same session. Then (shared/research/jobcontrol.md §3.2):
 //!
 //! 1. save the terminal's modes; block SIGTTOU and SIGTTIN (rfg is about to be a
-//!    background process that still calls `tcsetpgrp`); catch SIGINT, SIGTERM,
-//!    SIGHUP and SIGQUIT into a flag;
+//!    background process that still calls `tcsetpgrp`); catch every signal of
+//!    [`GUARDED`] into a flag;
 //! 2. `tcsetpgrp` the terminal to the job's group, then SIGCONT the group;
 //! 3. poll: the job has ended when no member is alive, stopped when every live
 //!    member is stopped;
@@ -300,12 +300,7 @@ pub fn run(cli: &Cli) -> i32 {
         );
     }
     let got = Arc::new(AtomicUsize::new(0));
-    for sig in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-    ] {
+    for sig in GUARDED {
         if signal_hook::flag::register_usize(sig as i32, Arc::clone(&got), sig as usize).is_err() {
             return fail(&mut diag, "cannot install signal handlers");
         }

@@ -47,8 +47,11 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
          files, modes, messages (with argv[0] as the prefix) and exit statuses, for every \
          combination of terminal, file, pipe, /dev/null, /dev/full and closed standard \
          streams; the test suite checks this against /usr/bin/nohup.\n\
-         Differences: --output is rnohup's own; because it exists, an ambiguous option \
-         such as --=x also lists '--output'; the --help and --version texts are rnohup's.",
+         Differences: --output is rnohup's own, recognised only spelt in full \
+         (--output FILE, --output=FILE; alone, it requires an argument): its prefixes \
+         such as --o or --out are unrecognized options, as in GNU, while GNU's \
+         --help and --version may be abbreviated (--h, --v); the --help and --version \
+         texts are rnohup's.",
     ),
     (
         "SEE ALSO",

@@ -2,14 +2,17 @@
 //! options, as coreutils' nohup does it.
 //!
 //! - Options stop at the first operand or at `--`; `-` alone is an operand.
-//! - Long options may be abbreviated to any unique prefix (`--he`, `--v`, `--o`).
+//! - GNU's own long options may be abbreviated to any unique prefix (`--he`,
+//!   `--v`). rnohup's `--output` may not: it is recognised only spelt in full
+//!   (`--output FILE`, `--output=FILE`), so that every other argument vector
+//!   (`--o`, `--ou FILE`, `--=x`) gets GNU nohup's answer, byte for byte.
 //! - `--help` and `--version` act at once, so `--help --bogus` prints help and
 //!   `--bogus --help` is an error, as in GNU.
 //! - Messages are glibc's, word for word. The option table comes from
 //!   [`crate::cli::command`].
 //!
-//! One difference with GNU follows from having `--output` at all: an empty or
-//! shared prefix such as `--=x` lists `'--output'` among the possibilities.
+//! The one difference with GNU: `--output` alone says it requires an argument
+//! (GNU, which has no such option, calls it unrecognized; both exit 125).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -30,10 +33,15 @@ pub enum Action {
     },
 }
 
+/// GNU nohup's long options: the only ones that may be abbreviated.
+const GNU_OPTIONS: &[&str] = &["help", "version"];
+
 /// One long option of the table.
 struct LongOpt {
     name: String,
     takes_value: bool,
+    /// Whether a prefix names it (GNU's options), or only the full name (ours).
+    abbreviable: bool,
 }
 
 fn table_from_cli() -> Vec<LongOpt> {
@@ -43,6 +51,7 @@ fn table_from_cli() -> Vec<LongOpt> {
             a.get_long().map(|name| LongOpt {
                 name: name.to_string(),
                 takes_value: a.get_action().takes_values(),
+                abbreviable: GNU_OPTIONS.contains(&name),
             })
         })
         .collect()
@@ -102,14 +111,15 @@ pub fn parse(args: &[OsString]) -> Result<Action, String> {
     })
 }
 
-/// Finds the option `name` abbreviates: an exact match, else the only prefix match.
+/// Finds the option `name` abbreviates: an exact match, else the only prefix
+/// match among the abbreviable options.
 fn find<'t>(table: &'t [LongOpt], name: &[u8], arg: &OsStr) -> Result<&'t LongOpt, String> {
     if let Some(exact) = table.iter().find(|o| o.name.as_bytes() == name) {
         return Ok(exact);
     }
     let matches: Vec<&LongOpt> = table
         .iter()
-        .filter(|o| o.name.as_bytes().starts_with(name))
+        .filter(|o| o.abbreviable && o.name.as_bytes().starts_with(name))
         .collect();
     match matches.as_slice() {
         [one] => Ok(one),
@@ -172,7 +182,7 @@ mod tests {
         assert_eq!(p(&["--output", "f", "true"]), run(Some("f"), &["true"]));
         assert_eq!(p(&["--output=f", "true"]), run(Some("f"), &["true"]));
         assert_eq!(
-            p(&["--o=f", "--out", "g", "true"]),
+            p(&["--output=f", "--output", "g", "true"]),
             run(Some("g"), &["true"])
         );
         assert_eq!(p(&["--output="]), run(Some(""), &[]));
@@ -180,6 +190,25 @@ mod tests {
             p(&["--output"]),
             Err("option '--output' requires an argument".into())
         );
+    }
+
+    #[test]
+    fn output_is_never_abbreviated() {
+        for a in [
+            "--o",
+            "--ou",
+            "--out",
+            "--outpu",
+            "--o=f",
+            "--outp=f",
+            "--outputs",
+        ] {
+            assert_eq!(
+                p(&[a, "f", "true"]),
+                Err(format!("unrecognized option '{a}'")),
+                "{a}"
+            );
+        }
     }
 
     #[test]
@@ -195,9 +224,7 @@ mod tests {
         );
         assert_eq!(
             p(&["--=x"]),
-            Err(
-                "option '--=x' is ambiguous; possibilities: '--help' '--version' '--output'".into()
-            )
+            Err("option '--=x' is ambiguous; possibilities: '--help' '--version'".into())
         );
         assert_eq!(
             p(&["--bogus", "--help"]),

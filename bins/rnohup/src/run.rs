@@ -180,9 +180,11 @@ pub fn run(diag: &mut Diag, output: Option<&OsStr>, command: &[OsString], fail: 
     // Failing to ignore SIGHUP is not possible for a valid signal; GNU ignores the result too.
     let _ = signal::ignore(Signal::SIGHUP);
 
+    // The command's own argv first: under a tight RLIMIT_AS the record gets
+    // only what is left, and is skipped if that is not enough.
+    let argv: Vec<CString> = command.iter().map(|a| cstring(a)).collect();
     record(command, redirecting_stdout.then_some(out_fd));
 
-    let argv: Vec<CString> = command.iter().map(|a| cstring(a)).collect();
     let Some(file) = argv.first() else {
         return fail;
     };
@@ -201,9 +203,15 @@ pub fn run(diag: &mut Diag, output: Option<&OsStr>, command: &[OsString], fail: 
 
 /// Writes a job record for this process (which keeps its PID through exec).
 /// Silent whatever happens: a record never stops the command nor changes what
-/// rnohup prints. `HUPKIT_NO_RECORD=1` turns it off.
+/// rnohup prints or the command inherits. Skipped when memory is short (a
+/// failed allocation would abort rnohup) and when it would exceed
+/// `RLIMIT_FSIZE` (SIGXFSZ); `HUPKIT_NO_RECORD=1` turns it off.
 fn record(command: &[OsString], output_fd: Option<RawFd>) {
     if std::env::var_os("HUPKIT_NO_RECORD").is_some_and(|v| v == "1") {
+        return;
+    }
+    let argv_bytes: usize = command.iter().map(|a| a.len() + 32).sum();
+    if !hupkit_common::records::enough_memory(argv_bytes) {
         return;
     }
     let Some(dir) = hupkit_common::records::dir() else {
