@@ -23,7 +23,10 @@ use std::process::Command;
 /// answers the archive's full path when it has one, the bare name otherwise.
 fn has_libgcc_eh() -> bool {
     let cc = std::env::var_os("RUSTC_LINKER").unwrap_or_else(|| "cc".into());
-    let Ok(out) = Command::new(cc).arg("-print-file-name=libgcc_eh.a").output() else {
+    let Ok(out) = Command::new(cc)
+        .arg("-print-file-name=libgcc_eh.a")
+        .output()
+    else {
         return false;
     };
     let path = String::from_utf8_lossy(&out.stdout);

@@ -98,7 +98,8 @@ pub fn open_output_nonblocking(
 ) -> Result<RawFd, Errno> {
     let fd = open(path, flags | libc::O_NONBLOCK, mode)?;
     if let Err(e) = set_blocking(fd) {
-        close(fd);
+        // SAFETY: `fd` was opened just above and is owned by nobody else.
+        unsafe { close(fd) };
         return Err(e);
     }
     Ok(fd)
@@ -106,7 +107,12 @@ pub fn open_output_nonblocking(
 
 /// Opens `path` onto descriptor `fd` (gnulib's `fd_reopen`): if `open` does not
 /// return `fd` itself, the result is moved there with `dup2` and closed.
-pub fn reopen(
+///
+/// # Safety
+/// Whatever `fd` was is closed and replaced: no live `OwnedFd`, `File` or other
+/// owner in this process may hold `fd` (the standard streams, which a tool
+/// re-points on purpose, are the intended use).
+pub unsafe fn reopen(
     fd: RawFd,
     path: &CStr,
     flags: libc::c_int,
@@ -116,13 +122,22 @@ pub fn reopen(
     if new == fd {
         return Ok(fd);
     }
-    let moved = dup2(new, fd);
-    close(new);
-    moved
+    // SAFETY: the caller vouches for `fd`; `new` was opened just above and is
+    // owned by nobody else.
+    unsafe {
+        let moved = dup2(new, fd);
+        close(new);
+        moved
+    }
 }
 
 /// `dup2(from, to)`, retried on `EINTR`.
-pub fn dup2(from: RawFd, to: RawFd) -> Result<RawFd, Errno> {
+///
+/// # Safety
+/// Whatever `to` was is closed and replaced: no live `OwnedFd`, `File` or other
+/// owner in this process may hold `to`, or it would go on using (and later
+/// close) a descriptor that now means something else.
+pub unsafe fn dup2(from: RawFd, to: RawFd) -> Result<RawFd, Errno> {
     loop {
         // SAFETY: dup2 on descriptor numbers; an invalid `from` gives EBADF.
         let r = unsafe { libc::dup2(from, to) };
@@ -143,8 +158,12 @@ pub fn dup_cloexec(fd: RawFd, min: RawFd) -> Result<RawFd, Errno> {
 }
 
 /// Closes `fd`, ignoring errors (there is nothing useful to do about them here).
-pub fn close(fd: RawFd) {
-    // SAFETY: closing a descriptor number this code owns or means to drop.
+///
+/// # Safety
+/// The caller owns `fd`: no `OwnedFd`, `File` or other owner in this process
+/// holds it, and nothing uses the number after this call.
+pub unsafe fn close(fd: RawFd) {
+    // SAFETY: the caller owns `fd` and drops it here.
     unsafe {
         libc::close(fd);
     }
@@ -189,8 +208,11 @@ mod tests {
         assert_eq!(kind(fd), StreamKind::Other);
         let copy = dup_cloexec(fd, 100).unwrap();
         assert!(copy >= 100);
-        close(copy);
-        close(fd);
+        // SAFETY: both were opened above by this test and are owned by nothing else.
+        unsafe {
+            close(copy);
+            close(fd);
+        }
         assert!(!is_open(copy));
     }
 
@@ -198,6 +220,7 @@ mod tests {
     fn write_to_dev_full_fails_with_enospc() {
         let fd = open(c"/dev/full", libc::O_WRONLY | libc::O_CLOEXEC, 0).unwrap();
         assert_eq!(write_all(fd, b"x"), Err(Errno::ENOSPC));
-        close(fd);
+        // SAFETY: opened above by this test and owned by nothing else.
+        unsafe { close(fd) };
     }
 }

@@ -77,12 +77,17 @@ fn open_output(path: &OsStr, onto_stdout: bool, explicit: bool) -> Result<RawFd,
         if !onto_stdout || fd == stdio::STDOUT {
             return Ok(fd);
         }
-        let moved = stdio::dup2(fd, stdio::STDOUT);
-        stdio::close(fd);
-        return moved;
+        // SAFETY: fd 1 is re-pointed on purpose (nothing in rnohup holds it as
+        // an owned descriptor), and `fd` was opened just above, owned by nobody.
+        return unsafe {
+            let moved = stdio::dup2(fd, stdio::STDOUT);
+            stdio::close(fd);
+            moved
+        };
     }
     if onto_stdout {
-        stdio::reopen(stdio::STDOUT, &path, flags, 0o600)
+        // SAFETY: fd 1 is re-pointed on purpose; nothing in rnohup owns it.
+        unsafe { stdio::reopen(stdio::STDOUT, &path, flags, 0o600) }
     } else {
         stdio::open(&path, flags, 0o600)
     }
@@ -97,7 +102,9 @@ pub fn run(diag: &mut Diag, output: Option<&OsStr>, command: &[OsString], fail: 
     let redirecting_stderr = stdio::kind(stdio::STDERR) == StreamKind::Tty;
 
     if ignoring_input {
-        if let Err(errno) = stdio::reopen(stdio::STDIN, c"/dev/null", libc::O_WRONLY, 0) {
+        // SAFETY: fd 0 is re-pointed on purpose; nothing in rnohup owns it.
+        let reopened = unsafe { stdio::reopen(stdio::STDIN, c"/dev/null", libc::O_WRONLY, 0) };
+        if let Err(errno) = reopened {
             diag.error_errno("failed to render standard input unusable", errno);
             return fail;
         }
@@ -164,12 +171,16 @@ pub fn run(diag: &mut Diag, output: Option<&OsStr>, command: &[OsString], fail: 
                 "redirecting stderr to stdout"
             });
         }
-        if let Err(errno) = stdio::dup2(out_fd, stdio::STDERR) {
+        // SAFETY: fd 2 is re-pointed on purpose (Diag writes to the number, it
+        // does not own it); nothing in rnohup owns fd 2.
+        if let Err(errno) = unsafe { stdio::dup2(out_fd, stdio::STDERR) } {
             diag.error_errno("failed to redirect standard error", errno);
             return fail;
         }
         if stdout_is_closed {
-            stdio::close(out_fd);
+            // SAFETY: `out_fd` was opened by open_output and is owned by nobody
+            // else; fd 2 now holds the copy the command will use.
+            unsafe { stdio::close(out_fd) };
         }
     }
 
@@ -191,7 +202,8 @@ pub fn run(diag: &mut Diag, output: Option<&OsStr>, command: &[OsString], fail: 
     let Err(errno) = nix::unistd::execvp(file, &argv);
     let status = exit::for_exec_error(errno);
     // Report on the original stderr only, never into nohup.out.
-    if stdio::dup2(saved_stderr, stdio::STDERR) == Ok(stdio::STDERR) {
+    // SAFETY: fd 2 is re-pointed on purpose, back to the caller's stderr.
+    if unsafe { stdio::dup2(saved_stderr, stdio::STDERR) } == Ok(stdio::STDERR) {
         diag.error_errno(
             &format!("failed to run command {}", quote(&command[0])),
             errno,
