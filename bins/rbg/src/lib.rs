@@ -180,7 +180,7 @@ pub fn run(cli: &Cli) -> i32 {
         let label = spec.to_string();
         match snap.resolve(&spec, &jobs) {
             Ok(Target::Job(job)) => {
-                let command = snap.command(job);
+                let command = snap.command_text(job);
                 ok &= continue_job(&snap, job, &mut diag, &label, &command);
             }
             Ok(Target::Process(p)) if p.pid.as_raw() == 1 || p.pgrp.as_raw() == 1 => {
@@ -197,7 +197,7 @@ pub fn run(cli: &Cli) -> i32 {
                 // A process outside the session's jobs: its own group, in its own session.
                 let other = snap.jobs(p.session, &[], true);
                 if let Some(job) = other.iter().find(|j| j.pgid == p.pgrp) {
-                    let command = snap.command(job);
+                    let command = snap.command_text(job);
                     ok &= continue_job(&snap, job, &mut diag, &label, &command);
                 } else {
                     diag.error(&format!("{label}: no such job"));
