@@ -215,20 +215,49 @@ impl Snapshot {
         }
     }
 
+    /// The argument vector of a member, as the kernel shows it (trailing NULs,
+    /// the padding a retitled process leaves, dropped); `None` when it has none
+    /// (a zombie, a kernel thread).
+    #[must_use]
+    pub fn argv(p: &Stat) -> Option<Vec<Vec<u8>>> {
+        let raw = std::fs::read(format!("/proc/{}/cmdline", p.pid)).ok()?;
+        let end = raw.iter().rposition(|&b| b != 0)? + 1;
+        Some(raw[..end].split(|&b| b == 0).map(<[u8]>::to_vec).collect())
+    }
+
+    /// The command line of a member for text output: each word quoted for a
+    /// shell where needed ([`crate::quote::command_line`]), so that nothing in
+    /// it can drive the terminal; `[comm]` if it has none. [`Snapshot::cmdline`]
+    /// is the unquoted form, for JSON.
+    #[must_use]
+    pub fn cmdline_text(p: &Stat) -> String {
+        match Self::argv(p) {
+            Some(argv) => crate::quote::command_line(&argv),
+            None => format!("[{}]", p.name()),
+        }
+    }
+
+    /// The members a job started with (those whose parent is outside the group).
+    fn heads<'s>(&'s self, job: &'s Job) -> impl Iterator<Item = &'s Stat> {
+        job.members.iter().map(|&i| &self.procs[i]).filter(|p| {
+            self.get(p.ppid)
+                .is_none_or(|parent| parent.pgrp != job.pgid)
+        })
+    }
+
     /// A job's command, like bash prints it: the members the job started with
     /// (those whose parent is outside the group), joined by ` | `.
     #[must_use]
     pub fn command(&self, job: &Job) -> String {
-        let heads: Vec<String> = job
-            .members
-            .iter()
-            .map(|&i| &self.procs[i])
-            .filter(|p| {
-                self.get(p.ppid)
-                    .is_none_or(|parent| parent.pgrp != job.pgid)
-            })
-            .map(Self::cmdline)
-            .collect();
+        let heads: Vec<String> = self.heads(job).map(Self::cmdline).collect();
+        heads.join(" | ")
+    }
+
+    /// [`Snapshot::command`] for text output: each command line quoted
+    /// ([`Snapshot::cmdline_text`]).
+    #[must_use]
+    pub fn command_text(&self, job: &Job) -> String {
+        let heads: Vec<String> = self.heads(job).map(Self::cmdline_text).collect();
         heads.join(" | ")
     }
 

@@ -24,6 +24,8 @@ pub struct Stat {
     pub pid: Pid,
     /// Command name (`comm`), at most 15 bytes, lossily decoded.
     pub comm: String,
+    /// The same name, as the kernel holds it (any bytes but NUL).
+    pub comm_bytes: Vec<u8>,
     /// State letter: `R`, `S`, `D`, `T` (stopped), `t` (traced), `Z`, `X`, `I`...
     pub state: char,
     /// Parent process ID.
@@ -140,7 +142,8 @@ impl Stat {
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok())
             .ok_or_else(|| invalid("stat: bad pid"))?;
-        let comm = String::from_utf8_lossy(&raw[open + 1..close]).into_owned();
+        let comm_bytes = raw[open + 1..close].to_vec();
+        let comm = String::from_utf8_lossy(&comm_bytes).into_owned();
         let rest = std::str::from_utf8(&raw[close + 1..]).map_err(|_| invalid("stat: not text"))?;
         // Fields after comm, numbered from 3 (state) as in proc(5).
         let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
@@ -168,6 +171,7 @@ impl Stat {
         Ok(Stat {
             pid: Pid::from_raw(pid),
             comm,
+            comm_bytes,
             state: field(3)?
                 .chars()
                 .next()
@@ -181,6 +185,14 @@ impl Stat {
             num_threads: num(20)?,
             starttime: unum(22)?,
         })
+    }
+
+    /// The command name for text output, quoted for a shell where needed
+    /// ([`crate::quote::word`]): another user's process may be named with escape
+    /// sequences.
+    #[must_use]
+    pub fn name(&self) -> String {
+        crate::quote::word(&self.comm_bytes)
     }
 
     /// Whether this is a kernel thread (no user space to act on).

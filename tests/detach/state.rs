@@ -321,7 +321,7 @@ fn verbose_says_what_was_done() {
         (
             0,
             format!(
-                "detach: started PID {}: 'sleep' '60'\ndetach: pidfile '{}'\n",
+                "detach: started PID {}: sleep 60\ndetach: pidfile '{}'\n",
                 d.pid(),
                 dir.path().join("v.pid").display()
             )

@@ -267,3 +267,114 @@ fn dash_leaves_jobs_to_the_kernel() {
         );
     }
 }
+
+/// The probes' PIDs (from the lab's `NAME.pid` files) and the lab's shell, each
+/// with a pidfd; every one of them is killed through its pidfd when dropped.
+struct Started(Vec<(String, hupkit_common::pidfd::PidFd)>);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        for (_, fd) in &self.0 {
+            let _ = fd.signal(nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// huplab killed with SIGKILL (no chance to clean up): its probes (in the lab
+/// shell's session, in sessions of their own, daemonized by detach) end within
+/// seconds, and nothing is left in the lab's temporary directory.
+#[test]
+fn killed_lab_leaves_nothing() {
+    use hupkit_common::pidfd::PidFd;
+    use nix::unistd::Pid;
+    use std::os::unix::process::CommandExt;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = util::ChildGuard::new(util::spawn(
+        Command::new(util::bin("huplab"))
+            .env("TMPDIR", tmp.path())
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    ));
+    let pid = child.pid();
+    let lab = tmp.path().join(format!("huplab.{pid}.hangup"));
+    // detach's probe is the last one the lab starts.
+    assert!(
+        util::poll_until(util::DEADLINE, || lab.join("detach.pid").exists()),
+        "the lab started its probes"
+    );
+    let mut started = Started(Vec::new());
+    for entry in std::fs::read_dir(&lab).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(probe) = name.strip_suffix(".pid") else {
+            continue;
+        };
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        let probe_pid = Pid::from_raw(text.trim().parse().unwrap());
+        let fd = PidFd::open(probe_pid).unwrap_or_else(|e| panic!("{probe}: {e}"));
+        started.0.push((probe.to_string(), fd));
+        if probe == "plain" {
+            // The lab's shell: the session leader of its plain job.
+            let shell = hupkit_common::proc::Stat::read(probe_pid).unwrap().session;
+            started
+                .0
+                .push(("shell".into(), PidFd::open(shell).unwrap()));
+        }
+    }
+    assert!(started.0.len() >= 9, "probes found: {}", started.0.len());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    child.wait(util::DEADLINE).expect("huplab reaped");
+    let alive = || {
+        started
+            .0
+            .iter()
+            .filter(|(_, fd)| !fd.wait_exit(Duration::ZERO).unwrap_or(true))
+            .map(|(n, _)| n.clone())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        util::poll_until(Duration::from_secs(5), || alive().is_empty()),
+        "still running 5 s after huplab was killed: {:?}",
+        alive()
+    );
+    assert!(
+        util::poll_until(Duration::from_secs(5), || std::fs::read_dir(tmp.path())
+            .unwrap()
+            .next()
+            .is_none()),
+        "left behind: {:?}",
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        leftovers(tmp.path()).is_empty(),
+        "{:?}",
+        leftovers(tmp.path())
+    );
+}
+
+/// A directory left by a lab killed before any probe ran (its PID gone) is
+/// removed by the next run; one whose PID still runs is kept.
+#[test]
+fn next_run_removes_a_stale_lab_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dead = util::spawn(&mut Command::new("true"));
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let stale = tmp.path().join(format!("huplab.{dead_pid}.hangup"));
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("plain.pid"), "1\n").unwrap();
+    // This test's own PID runs: its directory is not stale.
+    let live = tmp
+        .path()
+        .join(format!("huplab.{}.hangup", std::process::id()));
+    std::fs::create_dir(&live).unwrap();
+    check("hangup", tmp.path());
+    assert!(!stale.exists(), "stale lab directory removed");
+    assert!(live.exists(), "a live PID's directory is kept");
+}

@@ -728,3 +728,71 @@ fn rfg_gives_the_terminal_back_on_every_guarded_signal() {
     }
     assert_eq!(statuses, want, "each rfg died of its signal");
 }
+
+/// A job whose arguments and name hold an escape sequence, a carriage return, a
+/// newline and an invalid byte: every text view of it (rjobs, -l, -A, -A -l,
+/// --explain, rbg's line, disown's message, rjobs --records) shows it quoted for
+/// a shell, with no control byte, on one line; --json keeps it exact.
+#[test]
+fn hostile_command_lines_are_quoted() {
+    let dir = tempdir();
+    let mut sh = Shell::start(dir.path());
+    sh.run(
+        r#"sh -c 'printf "\033[31mX\r\n" > /proc/self/comm; sleep 300; :' $'\e[31mred\r\n' $'\xff' &"#,
+    );
+    let pid: i32 = sh.last_line("echo $!").trim().parse().unwrap();
+    assert!(util::poll_until(util::DEADLINE, || {
+        std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with(b"\x1b[31mX"))
+    }));
+    let argv = r#"sh -c 'printf "\033[31mX\r\n" > /proc/self/comm; sleep 300; :' $'\033''[31mred'$'\r\n' $'\377'"#;
+    let name = r"$'\033''[31mX'$'\r\n'";
+    // Each view to a file, so that the terminal's own output processing hides nothing.
+    let view = |sh: &mut Shell, cmd: &str| -> String {
+        let (_, rc) = sh.run(&format!("{cmd} >view.txt 2>&1"));
+        let raw = std::fs::read(dir.path().join("view.txt")).unwrap();
+        assert!(
+            !raw.iter().any(|&b| (b < 0x20 && b != b'\n') || b >= 0x7f),
+            "{cmd} (status {rc}): raw bytes in {raw:?}"
+        );
+        String::from_utf8(raw).unwrap()
+    };
+    for cmd in ["rjobs", "rjobs -l", "rjobs -A", "rjobs -A -l"] {
+        let out = view(&mut sh, cmd);
+        assert!(
+            line_with(&out, &pid.to_string()).ends_with(&format!("{argv} &")),
+            "{cmd}:\n{out}"
+        );
+    }
+    let out = view(&mut sh, &format!("rjobs --explain {pid}"));
+    assert!(
+        out.starts_with(&format!("PID {pid} ({argv})\n")),
+        "--explain:\n{out}"
+    );
+    // JSON is exact (as before): the control characters escaped the JSON way.
+    let (_, rc) = sh.run("rjobs --json >view.json");
+    assert_eq!(rc, 0);
+    let json = std::fs::read_to_string(dir.path().join("view.json")).unwrap();
+    assert!(
+        json.contains(r#"sleep 300; : \u001b[31mred\r\n �""#),
+        "{json}"
+    );
+    // rbg prints the job's command as it continues it.
+    sh.run(&format!("kill -STOP -- -{pid}"));
+    assert!(util::poll_until(util::DEADLINE, || {
+        hupkit_common::proc::Stat::read(Pid::from_raw(pid)).is_ok_and(|s| s.state == 'T')
+    }));
+    let out = view(&mut sh, "rbg %1");
+    assert_eq!(out, format!("[1]+ {argv} &\n"), "rbg");
+    // disown names the process by its comm.
+    let out = view(&mut sh, &format!("rdisown {pid}"));
+    assert!(
+        out.starts_with(&format!("disown: PID {pid} ({name}")),
+        "rdisown:\n{out}"
+    );
+    // Its job record, listed.
+    let out = view(&mut sh, "rjobs --records");
+    assert!(
+        line_with(&out, &pid.to_string()).ends_with(argv),
+        "--records:\n{out}"
+    );
+}

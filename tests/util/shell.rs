@@ -123,11 +123,16 @@ impl Shell {
         loop {
             {
                 let out = self.output.lock().unwrap();
-                let text = String::from_utf8_lossy(&out[self.seen..]).into_owned();
-                if let Some(at) = text.find(needle) {
+                // Searched as bytes: the output may hold invalid UTF-8, whose
+                // lossy decoding would not keep byte offsets.
+                let hay = &out[self.seen..];
+                if let Some(at) = hay
+                    .windows(needle.len())
+                    .position(|w| w == needle.as_bytes())
+                {
                     let upto = at + needle.len();
-                    self.seen += text[..upto].len();
-                    return text[..upto].to_string();
+                    self.seen += upto;
+                    return String::from_utf8_lossy(&hay[..upto]).into_owned();
                 }
                 assert!(
                     Instant::now() < end,

@@ -397,8 +397,12 @@ pub fn start(cli: &Cli, diag: &mut Diag) -> Result<()> {
     }
     record(&plan, &id, cli, diag);
     if cli.verbose {
-        let cmd: Vec<String> = plan.command.iter().map(|c| quote(c)).collect();
-        diag.error(&format!("started PID {}: {}", id.pid, cmd.join(" ")));
+        let cmd = hupkit_common::quote::command_line(
+            plan.command
+                .iter()
+                .map(|c| std::os::unix::ffi::OsStrExt::as_bytes(c.as_os_str())),
+        );
+        diag.error(&format!("started PID {}: {cmd}", id.pid));
         if let Some(p) = &plan.pidfile {
             diag.error(&format!("pidfile {}", quote(p.as_os_str())));
         }

@@ -430,7 +430,7 @@ fn targets(cli: &Cli, snap: &Snapshot, diag: &mut Diag) -> (Vec<Stat>, bool) {
                 if st.is_kernel_thread() {
                     diag.error(&format!(
                         "PID {pid} ({}) is a kernel thread; left alone",
-                        st.comm
+                        st.name()
                     ));
                     ok = false;
                     continue;
@@ -518,7 +518,7 @@ pub fn run(cli: &Cli) -> i32 {
         .into_iter()
         .filter(|p| match refusal(&snap, p) {
             Some(why) => {
-                diag.error(&format!("PID {} ({}) {why}; left alone", p.pid, p.comm));
+                diag.error(&format!("PID {} ({}) {why}; left alone", p.pid, p.name()));
                 ok = false;
                 false
             }
@@ -533,7 +533,7 @@ pub fn run(cli: &Cli) -> i32 {
     };
     let mut stopped: Vec<Stat> = Vec::new();
     for p in &procs {
-        let label = format!("PID {} ({})", p.pid, p.comm);
+        let label = format!("PID {} ({})", p.pid, p.name());
         let was_stopped = matches!(p.state, 'T' | 't');
         match cut_loose(p, &output, cli.all) {
             Ok(done) => {

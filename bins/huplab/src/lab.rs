@@ -309,6 +309,40 @@ impl Drop for Lab {
     }
 }
 
+/// `PID STARTTIME` of this process, for the probes to watch (see [`probe`]).
+fn lab_identity() -> String {
+    let me = nix::unistd::getpid();
+    Stat::read(me).map_or_else(|_| String::new(), |st| format!("{me} {}", st.starttime))
+}
+
+/// Removes the directories that labs of this user left in `tmp` when they were
+/// killed before any probe could remove them: `huplab.PID.EVENT`, a real
+/// directory owned by this user, whose PID runs no process now. A live PID (the
+/// lab itself, or whatever reuses its number) keeps its directory.
+fn remove_stale(tmp: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("huplab."))
+            .and_then(|rest| rest.split_once('.'))
+            .and_then(|(pid, _)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let ours = entry
+            .metadata()
+            .is_ok_and(|m| m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw());
+        if ours && pid > 0 && Stat::read(Pid::from_raw(pid)).is_err() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn start_shell(
     shell: ShellKind,
     dir: &Path,
@@ -334,6 +368,7 @@ fn start_shell(
         .env("PS1", "$ ")
         .env("HISTFILE", "/dev/null")
         .env("HUPLAB", exe)
+        .env(probe::LAB_ENV, lab_identity())
         .env("LAB", dir);
     let tty = || {
         pty.slave
@@ -413,7 +448,9 @@ pub fn run(
     exe: &Path,
     interrupted: &Arc<AtomicUsize>,
 ) -> Result<Vec<Row>, LabError> {
-    let dir = std::env::temp_dir().join(format!("huplab.{}.{}", std::process::id(), event.name()));
+    let tmp = std::env::temp_dir();
+    remove_stale(&tmp);
+    let dir = tmp.join(format!("huplab.{}.{}", std::process::id(), event.name()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir(&dir)
         .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;

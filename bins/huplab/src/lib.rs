@@ -106,7 +106,11 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
          (bash forgets the job); cmd & disown -h (bash keeps it but will not SIGHUP it); \
          cmd & rdisown PID (hupkit's disown); setsid cmd & (a new session); detach cmd (a \
          daemon). Each probe writes a line every 100 ms and reports its write errors and \
-         the SIGCONTs it receives; it leaves SIGHUP as it inherited it.",
+         the SIGCONTs it receives; it leaves SIGHUP as it inherited it. A probe never \
+         outlives the lab: it watches the lab through a pidfd and, should the lab be \
+         killed (even with SIGKILL), ends within a tenth of a second and removes the \
+         lab's temporary directory (one left by a lab killed before any probe ran is \
+         removed by the next run).",
     ),
     (
         "COLUMNS",

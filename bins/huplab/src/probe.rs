@@ -5,13 +5,81 @@
 //! many lines it tried, how many writes failed (EIO once the terminal is hung
 //! up), and how many SIGCONTs it received. It leaves SIGHUP exactly as it
 //! inherited it: whether it dies of SIGHUP is what the lab observes.
+//!
+//! A probe never outlives its lab. The lab is not its parent (the probes are
+//! the lab shell's jobs, or daemons of their own), so `PR_SET_PDEATHSIG` cannot
+//! help: the lab names itself in `HUPLAB_LAB` (`PID STARTTIME`), each probe opens
+//! a pidfd of it (checking the start time, so a reused PID is never watched),
+//! and waits on that pidfd between ticks. When the lab ends without stopping its
+//! probes (killed with SIGKILL), every probe stops writing, removes the lab's
+//! directory and exits: nothing of a killed lab lasts more than about 100 ms
+//! (and a lab killed before any probe ran has its directory removed by the next
+//! run, see [`crate::lab`]).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use hupkit_common::pidfd::PidFd;
+use hupkit_common::proc::Stat;
 use hupkit_common::{safefile, stdio};
+use nix::unistd::Pid;
+
+/// The environment variable through which the lab names itself to its probes.
+pub const LAB_ENV: &str = "HUPLAB_LAB";
+
+/// The lab a probe belongs to.
+enum Lab {
+    /// Running: its pidfd becomes readable when it ends.
+    Watched(PidFd),
+    /// Already gone (or its PID now belongs to another process).
+    Gone,
+    /// None named (a probe started by hand): nothing to watch.
+    Unnamed,
+}
+
+/// Opens a pidfd of the lab that `HUPLAB_LAB` names, checking that the process
+/// at that PID is still the lab (same start time) once the pidfd pins it.
+fn watch_lab() -> Lab {
+    let Some(text) = std::env::var_os(LAB_ENV) else {
+        return Lab::Unnamed;
+    };
+    let text = text.to_string_lossy();
+    let parsed = text.split_once(' ').and_then(|(pid, start)| {
+        Some((pid.parse::<i32>().ok()?, start.trim().parse::<u64>().ok()?))
+    });
+    let Some((pid, start)) = parsed else {
+        return Lab::Unnamed;
+    };
+    let pid = Pid::from_raw(pid);
+    let Ok(fd) = PidFd::open(pid) else {
+        return Lab::Gone;
+    };
+    match Stat::read(pid) {
+        Ok(st) if st.starttime == start && !matches!(st.state, 'Z' | 'X') => Lab::Watched(fd),
+        _ => Lab::Gone,
+    }
+}
+
+/// Removes the directory of a lab that ended without cleaning up: only a real
+/// directory (not a symbolic link) owned by this user, and only once no other
+/// probe writes to it any more (each stops within a tick), so the removal is
+/// retried for a second.
+fn remove_lab_dir(dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        match std::fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw() => {}
+            _ => return,
+        }
+        if std::fs::remove_dir_all(dir).is_ok() || std::time::Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
 
 /// Runs the probe for ever (until a signal ends it). Returns only on a setup failure.
 #[must_use]
@@ -26,6 +94,11 @@ pub fn run(name: &str, dir: &Path) -> i32 {
     };
     if hooked.is_err() {
         return 1;
+    }
+    let lab = watch_lab();
+    if matches!(lab, Lab::Gone) {
+        remove_lab_dir(dir);
+        return 0;
     }
     let pid = std::process::id();
     if safefile::write_atomic(
@@ -50,7 +123,17 @@ pub fn run(name: &str, dir: &Path) -> i32 {
             conts.load(Ordering::SeqCst)
         );
         let _ = safefile::write_atomic(&state, report.as_bytes(), 0o644);
-        std::thread::sleep(Duration::from_millis(100));
+        let tick = Duration::from_millis(100);
+        match &lab {
+            // A signal (SIGCONT) cuts the wait short: that only makes a tick early.
+            Lab::Watched(fd) => {
+                if fd.wait_exit(tick).unwrap_or(false) {
+                    remove_lab_dir(dir);
+                    return 0;
+                }
+            }
+            Lab::Gone | Lab::Unnamed => std::thread::sleep(tick),
+        }
     }
 }
 

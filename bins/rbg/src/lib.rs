@@ -189,7 +189,7 @@ pub fn run(cli: &Cli) -> i32 {
         let label = spec.to_string();
         match snap.resolve(&spec, &jobs) {
             Ok(Target::Job(job)) => {
-                let command = snap.command(job);
+                let command = snap.command_text(job);
                 ok &= continue_job(&snap, job, &mut diag, &label, &command);
             }
             Ok(Target::Process(p)) if p.pid.as_raw() == 1 || p.pgrp.as_raw() == 1 => {
@@ -216,7 +216,7 @@ pub fn run(cli: &Cli) -> i32 {
                 // leader's or rbg's caller's own.
                 let other = snap.jobs(p.session, &[], true);
                 if let Some(job) = other.iter().find(|j| j.pgid == p.pgrp) {
-                    let command = snap.command(job);
+                    let command = snap.command_text(job);
                     ok &= continue_job(&snap, job, &mut diag, &label, &command);
                 } else {
                     diag.error(&format!("{label}: no such job"));

@@ -250,8 +250,14 @@ pub fn run(cli: &Cli) -> i32 {
     let job: &Job = match snap.resolve(&spec, &jobs) {
         Ok(Target::Job(job)) => job,
         Ok(Target::Process(p)) if p.session != session => {
-            let out = std::fs::read_link(format!("/proc/{}/fd/1", p.pid))
-                .map_or_else(|_| "(unknown)".into(), |p| p.display().to_string());
+            let out = std::fs::read_link(format!("/proc/{}/fd/1", p.pid)).map_or_else(
+                |_| "(unknown)".into(),
+                |p| {
+                    hupkit_common::quote::word(std::os::unix::ffi::OsStrExt::as_bytes(
+                        p.as_os_str(),
+                    ))
+                },
+            );
             return fail(
                 &mut diag,
                 &format!(

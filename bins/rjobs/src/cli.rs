@@ -89,6 +89,14 @@ pub struct Cli {
 pub const MAN_SECTIONS: &[(&str, &str)] = &[
     ("JOBS AND STATES", AFTER_HELP),
     (
+        "COMMAND LINES",
+        "In text output, command lines and process names (other users' too) are quoted \
+         for a POSIX shell, word by word: plain words bare, others in single quotes, \
+         control characters and invalid UTF-8 as $'...' escapes. Nothing in them can \
+         drive the terminal, and a line can be pasted back into a shell. --json gives \
+         them unquoted.",
+    ),
+    (
         "FILES",
         "$XDG_STATE_HOME/hupkit/jobs/ (default ~/.local/state/hupkit/jobs/): the job \
          records, one file per job, mode 0600.",

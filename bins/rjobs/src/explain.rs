@@ -10,6 +10,7 @@
 //! in the shell's table cannot be seen from outside: the verdict says so.
 
 use std::fmt::Write as _;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use hupkit_common::jobs::Snapshot;
@@ -28,10 +29,10 @@ pub fn explain(snap: &Snapshot, p: &Stat) -> String {
     let hup = status
         .as_ref()
         .map_or(Disposition::Default, |s| s.disposition(Signal::SIGHUP));
-    let cmd = Snapshot::cmdline(p);
+    let cmd = Snapshot::cmdline_text(p);
     let _ = writeln!(out, "PID {} ({cmd})", p.pid);
     let leader_name = match leader {
-        Some(l) => l.comm.clone(),
+        Some(l) => l.name(),
         None if p.session.as_raw() == 0 => "outside this PID namespace".to_string(),
         None => "gone".to_string(),
     };
@@ -74,7 +75,7 @@ pub fn explain(snap: &Snapshot, p: &Stat) -> String {
     for fd in 0..3 {
         let path = format!("/proc/{}/fd/{fd}", p.pid);
         let target = match std::fs::read_link(&path) {
-            Ok(t) => t.display().to_string(),
+            Ok(t) => hupkit_common::quote::word(t.as_os_str().as_bytes()),
             // Another user's process: /proc does not show its descriptors.
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => "?".to_string(),
             Err(_) => "closed".to_string(),

@@ -12,6 +12,7 @@ pub mod json;
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -53,7 +54,10 @@ struct Member {
     tty_fds: String,
     ctty: String,
     traced: i32,
+    /// Exact (lossy UTF-8), for JSON.
     command: String,
+    /// Quoted for a shell, for text.
+    command_text: String,
 }
 
 /// One job, ready to print.
@@ -64,7 +68,10 @@ struct Row {
     state: JobState,
     foreground: bool,
     orphaned: bool,
+    /// Exact (lossy UTF-8), for JSON.
     command: String,
+    /// Quoted for a shell, for text.
+    command_text: String,
     members: Vec<Member>,
 }
 
@@ -72,7 +79,10 @@ struct Row {
 struct Session {
     sid: Pid,
     tty: String,
+    /// The leader's name, for JSON.
     leader: String,
+    /// The leader's name quoted for a shell, for text.
+    leader_text: String,
     jobs: Vec<Row>,
 }
 
@@ -108,6 +118,7 @@ fn member(p: &Stat, session_tty: u64) -> Member {
         ctty: tty::name(p.tty_nr),
         traced: status.map_or(0, |s| s.tracer_pid),
         command: Snapshot::cmdline(p),
+        command_text: Snapshot::cmdline_text(p),
     }
 }
 
@@ -145,6 +156,7 @@ fn rows(
             foreground: job.foreground,
             orphaned: snap.orphaned(session, job.pgid),
             command: snap.command(job),
+            command_text: snap.command_text(job),
             members: if long {
                 job.members
                     .iter()
@@ -175,6 +187,11 @@ fn session_of(
             None if sid.as_raw() == 0 => "(outside this PID namespace)".into(),
             None => "(gone)".into(),
         },
+        leader_text: match leader {
+            Some(l) => l.name(),
+            None if sid.as_raw() == 0 => "(outside this PID namespace)".into(),
+            None => "(gone)".into(),
+        },
         jobs: rows(snap, sid, exclude, with_leader, long, probe),
     }
 }
@@ -194,7 +211,7 @@ fn text_jobs(out: &mut String, jobs: &[Row], long: bool) {
             j.mark,
             j.pgid,
             j.state.to_string(),
-            j.command
+            j.command_text
         );
         if long {
             let _ = writeln!(
@@ -218,7 +235,7 @@ fn text_jobs(out: &mut String, jobs: &[Row], long: bool) {
                     m.ctty,
                     if j.orphaned { "yes" } else { "no" },
                     traced,
-                    m.command
+                    m.command_text
                 );
             }
         }
@@ -385,7 +402,11 @@ pub fn run(cli: &Cli) -> i32 {
         out.push('\n');
     } else if cli.all_sessions {
         for s in &sessions {
-            let _ = writeln!(out, "session {} ({}, leader {})", s.sid, s.tty, s.leader);
+            let _ = writeln!(
+                out,
+                "session {} ({}, leader {})",
+                s.sid, s.tty, s.leader_text
+            );
             text_jobs(&mut out, &s.jobs, cli.long);
         }
     } else {
@@ -587,19 +608,16 @@ fn records_text(rows: &[(records::Record, &'static str)]) -> String {
         let output = if r.output.is_empty() {
             "-".into()
         } else {
-            r.output.to_string_lossy()
+            hupkit_common::quote::word(r.output.as_bytes())
         };
         let _ = write!(
             out,
             "{id:<20} {state:<8} {started:<19} {age:>11} {:<6} {output:<24} ",
             r.level.as_str()
         );
-        for (i, a) in r.argv.iter().enumerate() {
-            if i > 0 {
-                out.push(' ');
-            }
-            out.push_str(&a.to_string_lossy());
-        }
+        out.push_str(&hupkit_common::quote::command_line(
+            r.argv.iter().map(|a| a.as_bytes()),
+        ));
         out.push('\n');
     }
     out
