@@ -12,5 +12,5 @@ use std::ffi::{c_char, c_int};
 extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     // SAFETY: argc and argv come straight from the C runtime, as `collect` requires.
     let args = unsafe { hupkit_common::cargs::collect(argc, argv) };
-    hupkit_rnohup::main(&args)
+    hupkit_rnohup::main(&args).code()
 }

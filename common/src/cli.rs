@@ -2,22 +2,32 @@
 //! stdout (a closed pipe is a quiet success), and usage errors as one GNU-style
 //! line plus `Try 'PROG --help' for more information.`, with the tool's status.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 
 use clap::FromArgMatches;
 
 use crate::diag::Diag;
-use crate::error::Error;
+use crate::error::{Error, Result};
+use crate::exit::Status;
 use crate::stdio;
 
 /// Parses the process's arguments with `command` into `T`. `Err` is the exit
 /// status to return at once (help and version already printed, or the usage
 /// error reported).
-pub fn parse<T: FromArgMatches>(command: clap::Command, usage_status: i32) -> Result<T, i32> {
-    let name = command.get_name().to_string();
-    let mut diag = Diag::new(OsStr::new(&name));
+pub fn parse<T: FromArgMatches>(
+    command: clap::Command,
+    args: Vec<OsString>,
+    usage_status: Status,
+) -> std::result::Result<T, Status> {
+    let name = program_name(&command, &args);
+    let mut diag = Diag::new(&name);
+    // The name as invoked, in usage lines and `--version` too.
+    let shown = name.to_string_lossy().into_owned();
     let err = match command
-        .try_get_matches()
+        .display_name(shown.clone())
+        .bin_name(shown)
+        .try_get_matches_from(args)
         .and_then(|m| T::from_arg_matches(&m))
     {
         Ok(t) => return Ok(t),
@@ -69,25 +79,62 @@ pub fn after_help(text: Option<&str>, statuses: &[(&str, &str)]) -> String {
     }
 }
 
-/// A tool's whole `main`: parse with `command` (usage errors exit
-/// `usage_status`), run, and turn the status into an `ExitCode`.
+/// The name a tool calls itself by in its messages: the last component of
+/// argv\[0\] as invoked (`rdisown` and `disown` are one program), else the clap
+/// command's name.
+#[must_use]
+pub fn program_name(command: &clap::Command, args: &[OsString]) -> OsString {
+    match args.first().map(|a| a.as_bytes()) {
+        Some(arg0) if !arg0.is_empty() => {
+            let base = arg0.rsplit(|b| *b == b'/').next().unwrap_or(arg0);
+            if base.is_empty() {
+                OsString::from(command.get_name())
+            } else {
+                OsStr::from_bytes(base).to_os_string()
+            }
+        }
+        _ => OsString::from(command.get_name()),
+    }
+}
+
+/// A tool's whole `main`: parse the process's arguments with `command` (usage
+/// errors exit `usage_status`), run, and turn the result into an `ExitCode`.
 pub fn main<T: FromArgMatches>(
     command: clap::Command,
-    usage_status: i32,
-    run: impl FnOnce(&T) -> i32,
+    usage_status: Status,
+    run: impl FnOnce(&T, &mut Diag) -> Result<Status>,
 ) -> std::process::ExitCode {
-    let code = status::<T>(command, usage_status, run);
-    std::process::ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+    status::<T>(command, std::env::args_os().collect(), usage_status, run).into()
 }
 
 /// [`main`] for a C `main` (`#![no_main]`): the same, returning the status.
+/// This is the one place where a tool's result becomes its exit status: an
+/// [`Error`] is reported (with its `Try` line for a usage error) and exits with
+/// its own status.
 pub fn status<T: FromArgMatches>(
     command: clap::Command,
-    usage_status: i32,
-    run: impl FnOnce(&T) -> i32,
-) -> i32 {
-    match parse::<T>(command, usage_status) {
-        Ok(cli) => run(&cli),
+    args: Vec<OsString>,
+    usage_status: Status,
+    run: impl FnOnce(&T, &mut Diag) -> Result<Status>,
+) -> Status {
+    let name = program_name(&command, &args);
+    match parse::<T>(command, args, usage_status) {
+        Ok(cli) => {
+            let mut diag = Diag::new(&name);
+            let result = run(&cli, &mut diag);
+            finish(&mut diag, result)
+        }
         Err(code) => code,
+    }
+}
+
+/// Maps a tool's result to its exit status, reporting the error if any.
+pub fn finish(diag: &mut Diag, result: Result<Status>) -> Status {
+    match result {
+        Ok(status) => status,
+        Err(e) => {
+            diag.report(&e);
+            e.status()
+        }
     }
 }

@@ -31,6 +31,7 @@ pub fn strerror(errno: Errno) -> String {
 pub struct Diag {
     prog: Vec<u8>,
     failed: bool,
+    errored: bool,
 }
 
 impl Diag {
@@ -40,6 +41,7 @@ impl Diag {
         Diag {
             prog: prog.as_bytes().to_vec(),
             failed: false,
+            errored: false,
         }
     }
 
@@ -55,6 +57,24 @@ impl Diag {
         self.failed
     }
 
+    /// Whether an error has been reported (ripgrep's `ERRORED` flag): a tool that
+    /// goes on after a failure (the next job, the next file) ends with
+    /// [`Diag::status`] instead of threading an `ok` flag of its own.
+    #[must_use]
+    pub fn errored(&self) -> bool {
+        self.errored
+    }
+
+    /// [`crate::exit::FAILURE`] if an error was reported, else `SUCCESS`.
+    #[must_use]
+    pub fn status(&self) -> crate::exit::Status {
+        if self.errored {
+            crate::exit::FAILURE
+        } else {
+            crate::exit::SUCCESS
+        }
+    }
+
     /// Writes raw bytes to fd 2, remembering a failure.
     pub fn raw(&mut self, bytes: &[u8]) {
         if stdio::write_all(stdio::STDERR, bytes).is_err() {
@@ -62,8 +82,20 @@ impl Diag {
         }
     }
 
-    /// `PROG: msg`.
+    /// `PROG: msg`, remembered as an error.
     pub fn error(&mut self, msg: &str) {
+        self.errored = true;
+        self.line(msg);
+    }
+
+    /// `PROG: warning: msg`: not an error, it changes no status.
+    pub fn warning(&mut self, msg: &str) {
+        self.line(&format!("warning: {msg}"));
+    }
+
+    /// `PROG: msg`, a plain line (an advisory such as nohup's `ignoring input`),
+    /// not remembered as an error.
+    pub fn line(&mut self, msg: &str) {
         let mut line = Vec::with_capacity(self.prog.len() + msg.len() + 3);
         line.extend_from_slice(&self.prog);
         line.extend_from_slice(b": ");

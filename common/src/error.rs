@@ -7,6 +7,8 @@
 
 use nix::errno::Errno;
 
+use crate::exit::Status;
+
 use crate::diag::strerror;
 
 /// What went wrong, and which exit status that means.
@@ -18,7 +20,7 @@ pub enum Error {
         /// The message, e.g. `missing operand`.
         msg: String,
         /// The exit status (2 for most tools, 125 for the command wrappers).
-        status: i32,
+        status: Status,
     },
     /// A system call failed: `context: Strerror`.
     #[error("{context}: {}", strerror(*errno))]
@@ -28,7 +30,7 @@ pub enum Error {
         /// The errno of the failed call.
         errno: Errno,
         /// The exit status.
-        status: i32,
+        status: Status,
     },
     /// Any other failure, already worded for the user.
     #[error("{msg}")]
@@ -36,13 +38,13 @@ pub enum Error {
         /// The message.
         msg: String,
         /// The exit status.
-        status: i32,
+        status: Status,
     },
 }
 
 impl Error {
     /// A usage error with the given status.
-    pub fn usage(msg: impl Into<String>, status: i32) -> Self {
+    pub fn usage(msg: impl Into<String>, status: Status) -> Self {
         Error::Usage {
             msg: msg.into(),
             status,
@@ -50,7 +52,7 @@ impl Error {
     }
 
     /// A failure that is not a system call's.
-    pub fn failed(msg: impl Into<String>, status: i32) -> Self {
+    pub fn failed(msg: impl Into<String>, status: Status) -> Self {
         Error::Failed {
             msg: msg.into(),
             status,
@@ -58,7 +60,7 @@ impl Error {
     }
 
     /// A failed system call, with what was being done.
-    pub fn sys(context: impl Into<String>, errno: Errno, status: i32) -> Self {
+    pub fn sys(context: impl Into<String>, errno: Errno, status: Status) -> Self {
         Error::Sys {
             context: context.into(),
             errno,
@@ -68,7 +70,7 @@ impl Error {
 
     /// The exit status this error maps to.
     #[must_use]
-    pub fn exit_code(&self) -> i32 {
+    pub fn status(&self) -> Status {
         match self {
             Error::Usage { status, .. }
             | Error::Sys { status, .. }
@@ -89,14 +91,14 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Adds what was being done (and the exit status it means) to a failed syscall.
 pub trait Context<T> {
     /// Turns an `Errno` into an [`Error::Sys`] with a lazily built context.
-    fn context<F, S>(self, status: i32, f: F) -> Result<T>
+    fn context<F, S>(self, status: Status, f: F) -> Result<T>
     where
         F: FnOnce() -> S,
         S: Into<String>;
 }
 
 impl<T> Context<T> for std::result::Result<T, Errno> {
-    fn context<F, S>(self, status: i32, f: F) -> Result<T>
+    fn context<F, S>(self, status: Status, f: F) -> Result<T>
     where
         F: FnOnce() -> S,
         S: Into<String>,
@@ -106,7 +108,7 @@ impl<T> Context<T> for std::result::Result<T, Errno> {
 }
 
 impl<T> Context<T> for std::io::Result<T> {
-    fn context<F, S>(self, status: i32, f: F) -> Result<T>
+    fn context<F, S>(self, status: Status, f: F) -> Result<T>
     where
         F: FnOnce() -> S,
         S: Into<String>,
@@ -124,21 +126,22 @@ mod tests {
 
     #[test]
     fn sys_error_has_no_os_error_suffix() {
-        let e: Result<()> = Err(Errno::ENOENT).context(125, || "failed to open 'x'");
+        let e: Result<()> =
+            Err(Errno::ENOENT).context(crate::exit::CANCELED, || "failed to open 'x'");
         let e = e.unwrap_err();
         assert_eq!(
             e.to_string(),
             "failed to open 'x': No such file or directory"
         );
-        assert_eq!(e.exit_code(), 125);
+        assert_eq!(e.status().code(), 125);
         assert!(!e.is_usage());
     }
 
     #[test]
     fn usage_error_keeps_status() {
-        let e = Error::usage("missing operand", 2);
+        let e = Error::usage("missing operand", crate::exit::USAGE);
         assert_eq!(e.to_string(), "missing operand");
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.status().code(), 2);
         assert!(e.is_usage());
     }
 }

@@ -17,7 +17,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hupkit_common::exit;
+use hupkit_common::exit::{self, Status, lsb as code};
 use hupkit_common::identity::{Identity, Liveness};
 use hupkit_common::pidfd::PidFd;
 use hupkit_common::proc::Stat;
@@ -27,20 +27,6 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::records::{self, PidfileState};
-
-/// LSB status codes, and detach's stop codes.
-pub mod code {
-    /// Running / stopped.
-    pub const OK: i32 = 0;
-    /// Dead but the pidfile exists / was not running.
-    pub const DEAD: i32 = 1;
-    /// The daemon outlived the schedule.
-    pub const REFUSED: i32 = 2;
-    /// Not running.
-    pub const NOT_RUNNING: i32 = 3;
-    /// Unknown: the pidfile is unusable.
-    pub const UNKNOWN: i32 = 4;
-}
 
 /// One item of a `--retry` schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +154,7 @@ fn refusal(file: &Path, why: &str) -> String {
 
 /// `--status -p FILE`: the LSB code and the line to print.
 #[must_use]
-pub fn status(pidfile: &Path) -> (i32, String) {
+pub fn status(pidfile: &Path) -> (Status, String) {
     let q = quote(pidfile.as_os_str());
     match find(pidfile) {
         Found::NoPidfile => (code::NOT_RUNNING, format!("not running (no pidfile {q})")),
@@ -191,7 +177,7 @@ pub fn status(pidfile: &Path) -> (i32, String) {
 
 /// `--stop -p FILE`: the exit code and the line to print.
 #[must_use]
-pub fn stop(pidfile: &Path, schedule: &[Item]) -> (i32, String) {
+pub fn stop(pidfile: &Path, schedule: &[Item]) -> (Status, String) {
     let q = quote(pidfile.as_os_str());
     let id = match find(pidfile) {
         Found::NoPidfile => return (code::DEAD, format!("not running (no pidfile {q})")),

@@ -7,7 +7,7 @@
 //! to the caller, returns only once the pidfile is written, and never writes
 //! through a planted symbolic link.
 //!
-//! The flow: [`status`] → [`cli::Cli`] → [`start`] ([`plan::Plan`] prepared before
+//! The flow: [`main`] → [`cli::Cli`] → [`start`] ([`plan::Plan`] prepared before
 //! any fork → [`spawn::spawn`] → [`notify`] → [`records`]) or
 //! [`control::status`] / [`control::stop`].
 
@@ -22,7 +22,7 @@ use std::ffi::OsStr;
 use std::time::Duration;
 
 use hupkit_common::diag::Diag;
-use hupkit_common::exit;
+use hupkit_common::exit::{self, Status};
 use hupkit_common::identity::{Identity, Liveness};
 use hupkit_common::pidfd::PidFd;
 use hupkit_common::quote::quote;
@@ -37,47 +37,33 @@ use crate::spawn::{Failure, Step};
 /// would have done (closed fds 0-2 opened on `/dev/null`, SIGPIPE ignored), then
 /// parses the command line, runs, and returns the exit status.
 #[must_use]
-pub fn status() -> i32 {
+pub fn main(args: Vec<std::ffi::OsString>) -> Status {
     hupkit_common::stdio::open_closed_std_fds();
     let _ = hupkit_common::signal::ignore(nix::sys::signal::Signal::SIGPIPE);
-    hupkit_common::cli::status::<Cli>(cli::command(), exit::CANCELED, |cli| {
-        run(cli, &mut Diag::new(OsStr::new("detach")))
-    })
+    hupkit_common::cli::status::<Cli>(cli::command(), args, exit::CANCELED, run)
 }
 
-/// Runs the mode `cli` asks for; returns the exit status.
-pub fn run(cli: &Cli, diag: &mut Diag) -> i32 {
+/// Runs the mode `cli` asks for.
+pub fn run(cli: &Cli, diag: &mut Diag) -> Result<Status> {
     if let (true, Some(pidfile)) = (cli.status || cli.stop, &cli.pidfile) {
         let cwd = std::env::current_dir().unwrap_or_default();
         let pidfile = plan::absolute(&cwd, pidfile);
         let (code, line) = if cli.status {
             control::status(&pidfile)
         } else {
-            let schedule = match cli
+            let schedule = cli
                 .retry
                 .as_deref()
                 .map(control::parse_schedule)
-                .transpose()
-            {
-                Ok(s) => s.unwrap_or_else(control::default_schedule),
-                Err(e) => {
-                    diag.report(&e);
-                    return e.exit_code();
-                }
-            };
+                .transpose()?
+                .unwrap_or_else(control::default_schedule);
             control::stop(&pidfile, &schedule)
         };
         let out = format!("detach: {line}\n");
         let _ = hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, out.as_bytes());
-        return code;
+        return Ok(code);
     }
-    match start(cli, diag) {
-        Ok(()) => exit::SUCCESS,
-        Err(e) => {
-            diag.report(&e);
-            e.exit_code()
-        }
-    }
+    start(cli, diag).map(|()| exit::SUCCESS)
 }
 
 /// Status 1, the holder named.
@@ -100,7 +86,7 @@ fn failure_error(f: Failure, plan: &plan::Plan) -> Error {
         Step::Exec => Error::sys(
             format!("failed to run command {name}"),
             f.errno,
-            exit::for_exec_error(f.errno),
+            Status::for_exec_error(f.errno),
         ),
         Step::Chdir => Error::sys(
             format!("cannot change directory to {chdir}"),

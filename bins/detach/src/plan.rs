@@ -421,7 +421,7 @@ impl Plan {
             Error::sys(
                 format!("failed to run command {}", quote(&name)),
                 errno,
-                exit::for_exec_error(errno),
+                exit::Status::for_exec_error(errno),
             )
         })?;
         let program = cstring(program.as_os_str().as_bytes(), "the command")?;

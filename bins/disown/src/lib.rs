@@ -33,7 +33,9 @@ use crate::cli::Cli;
 /// Parses, runs, maps to an exit status.
 #[must_use]
 pub fn main() -> ExitCode {
-    hupkit_common::cli::main::<Cli>(cli::command(), 2, run)
+    hupkit_common::cli::main::<Cli>(cli::command(), hupkit_common::exit::USAGE, |cli, _| {
+        Ok(hupkit_common::exit::Status::new(run(cli)))
+    })
 }
 
 /// Where the output of the processes goes.

@@ -82,7 +82,9 @@ pub fn command() -> clap::Command {
 /// Parses, runs, maps to an exit status.
 #[must_use]
 pub fn main() -> ExitCode {
-    hupkit_common::cli::main::<Cli>(command(), 2, run)
+    hupkit_common::cli::main::<Cli>(command(), hupkit_common::exit::USAGE, |cli, _| {
+        Ok(hupkit_common::exit::Status::new(run(cli)))
+    })
 }
 
 /// Sends `sig` to the whole group `pgid`, whose leader the scan saw as `leader`:

@@ -120,7 +120,9 @@ pub fn command() -> clap::Command {
 /// Parses, runs, maps to an exit status.
 #[must_use]
 pub fn main() -> ExitCode {
-    hupkit_common::cli::main::<Cli>(command(), exit::CANCELED, run)
+    hupkit_common::cli::main::<Cli>(command(), exit::CANCELED, |cli, _| {
+        Ok(exit::Status::new(run(cli)))
+    })
 }
 
 /// Every signal whose default action would end rfg while the job has the
@@ -207,7 +209,7 @@ fn status_of(raw: i32) -> i32 {
 
 fn fail(diag: &mut Diag, msg: &str) -> i32 {
     diag.error(msg);
-    exit::CANCELED
+    exit::CANCELED.code()
 }
 
 /// Brings the job named in `cli` to the foreground; returns the exit status.

@@ -43,7 +43,9 @@ pub mod code {
 /// Parses, runs, maps to an exit status.
 #[must_use]
 pub fn main() -> ExitCode {
-    hupkit_common::cli::main::<Cli>(cli::command(), code::USAGE, run)
+    hupkit_common::cli::main::<Cli>(cli::command(), hupkit_common::exit::USAGE, |cli, _| {
+        Ok(hupkit_common::exit::Status::new(run(cli)))
+    })
 }
 
 /// One member process, with its separation.

@@ -26,23 +26,24 @@ pub mod run;
 use std::ffi::OsString;
 
 use hupkit_common::diag::Diag;
+use hupkit_common::exit::{self, Status};
 use hupkit_common::stdio;
 
 /// The status for rnohup's own failures: 125, or 127 when `POSIXLY_CORRECT` is set
 /// (to anything, even the empty string), as in GNU.
 #[must_use]
-pub fn internal_failure_status() -> i32 {
+pub fn internal_failure_status() -> Status {
     if std::env::var_os("POSIXLY_CORRECT").is_some() {
-        hupkit_common::exit::ENOENT
+        exit::ENOENT
     } else {
-        hupkit_common::exit::CANCELED
+        exit::CANCELED
     }
 }
 
 /// Runs rnohup with `args` (argv\[0\] first) and returns the exit status, unless
 /// the command is exec'd, in which case this never returns.
 #[must_use]
-pub fn main(args: &[OsString]) -> i32 {
+pub fn main(args: &[OsString]) -> Status {
     let prog = args
         .first()
         .cloned()
@@ -74,9 +75,9 @@ pub fn main(args: &[OsString]) -> i32 {
 
 /// Writes `--help` or `--version` text; a write error is `write error: ...`, as
 /// coreutils' `close_stdout` reports it.
-fn print_stdout(diag: &mut Diag, text: &[u8], fail: i32) -> i32 {
+fn print_stdout(diag: &mut Diag, text: &[u8], fail: Status) -> Status {
     match stdio::write_all(stdio::STDOUT, text) {
-        Ok(()) => hupkit_common::exit::SUCCESS,
+        Ok(()) => exit::SUCCESS,
         Err(errno) => {
             diag.error_errno("write error", errno);
             fail

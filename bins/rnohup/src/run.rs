@@ -18,7 +18,7 @@ use std::os::fd::RawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use hupkit_common::diag::Diag;
-use hupkit_common::exit;
+use hupkit_common::exit::Status;
 use hupkit_common::quote::quote;
 use hupkit_common::signal;
 use hupkit_common::stdio::{self, StreamKind};
@@ -94,7 +94,7 @@ fn open_output(path: &OsStr, onto_stdout: bool, explicit: bool) -> Result<RawFd,
 }
 
 /// Runs the algorithm and execs `command`; returns only on failure, with the status.
-pub fn run(diag: &mut Diag, output: Option<&OsStr>, command: &[OsString], fail: i32) -> i32 {
+pub fn run(diag: &mut Diag, output: Option<&OsStr>, command: &[OsString], fail: Status) -> Status {
     let ignoring_input = stdio::kind(stdio::STDIN) == StreamKind::Tty;
     let stdout_kind = stdio::kind(stdio::STDOUT);
     let redirecting_stdout = stdout_kind == StreamKind::Tty || output.is_some();
@@ -109,7 +109,7 @@ pub fn run(diag: &mut Diag, output: Option<&OsStr>, command: &[OsString], fail: 
             return fail;
         }
         if !redirecting_stdout && !redirecting_stderr {
-            diag.error("ignoring input");
+            diag.line("ignoring input");
         }
     }
 
@@ -151,12 +151,12 @@ pub fn run(diag: &mut Diag, output: Option<&OsStr>, command: &[OsString], fail: 
         };
         let _ = stdio::umask(saved_umask);
         if ignoring_input {
-            diag.error(&format!(
+            diag.line(&format!(
                 "ignoring input and appending output to {}",
                 quote(&shown)
             ));
         } else {
-            diag.error(&format!("appending output to {}", quote(&shown)));
+            diag.line(&format!("appending output to {}", quote(&shown)));
         }
     }
 
@@ -165,7 +165,7 @@ pub fn run(diag: &mut Diag, output: Option<&OsStr>, command: &[OsString], fail: 
         // A failed copy only costs the exec-failure message, as in GNU.
         saved_stderr = stdio::dup_cloexec(stdio::STDERR, stdio::STDERR + 1).unwrap_or(-1);
         if !redirecting_stdout {
-            diag.error(if ignoring_input {
+            diag.line(if ignoring_input {
                 "ignoring input and redirecting stderr to stdout"
             } else {
                 "redirecting stderr to stdout"
@@ -200,7 +200,7 @@ pub fn run(diag: &mut Diag, output: Option<&OsStr>, command: &[OsString], fail: 
         return fail;
     };
     let Err(errno) = nix::unistd::execvp(file, &argv);
-    let status = exit::for_exec_error(errno);
+    let status = Status::for_exec_error(errno);
     // Report on the original stderr only, never into nohup.out.
     // SAFETY: fd 2 is re-pointed on purpose, back to the caller's stderr.
     if unsafe { stdio::dup2(saved_stderr, stdio::STDERR) } == Ok(stdio::STDERR) {
