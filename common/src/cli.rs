@@ -138,3 +138,30 @@ pub fn finish(diag: &mut Diag, result: Result<Status>) -> Status {
         }
     }
 }
+
+/// `-h`, `--help`: flattened into a tool's `Cli` (`#[command(flatten)]`), with
+/// clap's own flags disabled, so that help is printed by [`parse`] on standard
+/// output with its write error checked. A tool whose `-h` means something else
+/// (disown's bash `-h`) takes [`LongHelp`] instead.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Help {
+    /// Print help
+    #[arg(short = 'h', long = "help", action = clap::ArgAction::Help)]
+    help: Option<bool>,
+}
+
+/// `--help` alone, for tools whose `-h` is an option of their own.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LongHelp {
+    /// Print help
+    #[arg(long = "help", action = clap::ArgAction::Help)]
+    help: Option<bool>,
+}
+
+/// `-V`, `--version`: flattened into a tool's `Cli` beside [`Help`] or [`LongHelp`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct Version {
+    /// Print version
+    #[arg(short = 'V', long = "version", action = clap::ArgAction::Version)]
+    version: Option<bool>,
+}
