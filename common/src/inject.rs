@@ -17,10 +17,34 @@
 //! kernel's restart logic leaves the registers alone; at the end the full saved
 //! register set is written back (gdb's method for inferior calls).
 //!
+//! Hard targets, and what is done about them:
+//! - Signals. Until the thread is under control, a signal that stops it is
+//!   delivered at once (passed on with the resuming request). The first call
+//!   injected then blocks every signal in the thread, so that none is taken
+//!   from it while it runs our calls; the few that are taken anyway (SIGSTOP,
+//!   or one that came before that first call) are kept with their `siginfo`
+//!   and queued again by the thread itself (`rt_tgsigqueueinfo`, allowed to a
+//!   thread signalling itself) before its mask is restored. The kernel keeps
+//!   the signals that arrive meanwhile pending: none is lost, none doubled.
+//!   Wait statuses are decoded raw ([`crate::ptrace`]): real-time ones too.
+//! - Deadlines. No wait is unbounded: a thread that does not stop within
+//!   [`STOP_WAIT`] (in `vfork`, or in another uninterruptible sleep) is
+//!   reported as [`InjectError::Stuck`], untouched; a call of ours that does not
+//!   return within [`CALL_WAIT`] as [`InjectError::CallStuck`]. The caller must
+//!   trace each target from a thread of its own and end that thread then: the
+//!   kernel releases a tracee when its tracing thread exits.
+//! - Code. Only 64-bit code is run: the stop's code segment must be the 64-bit
+//!   user one and, at a syscall stop, `PTRACE_GET_SYSCALL_INFO` must say
+//!   `AUDIT_ARCH_X86_64` (a 64-bit program inside an `int 0x80` call would
+//!   read our numbers as i386 ones: mmap, 9, is i386 `link`). Anything else
+//!   is [`InjectError::NotX86_64`], checked before any injection.
+//!
 //! Only general-purpose registers are touched; memory is written only in a
-//! scratch page the target maps for us. Whatever fails, the registers are
-//! restored and the thread detached (also on drop). `x86_64` only: on other
-//! architectures [`Tracee::attach`] refuses with [`InjectError::Unsupported`].
+//! scratch page the target maps for us, and 16 bytes (the signal masks) and a
+//! `siginfo` below its stack's red zone, where the kernel itself would put a
+//! signal frame. Whatever fails, the registers are restored and the thread
+//! detached (also on drop). `x86_64` only: on other architectures
+//! [`Tracee::attach`] refuses with [`InjectError::Unsupported`].
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -28,18 +52,29 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
+pub use crate::ptrace::STOP_WAIT;
+
 /// How long to wait for a thread to reach a system call before using a gadget.
 pub const SYSCALL_WAIT: Duration = Duration::from_millis(500);
+
+/// How long one injected system call may take.
+pub const CALL_WAIT: Duration = Duration::from_secs(10);
 
 /// Why an injection could not be done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InjectError {
     /// This architecture is not supported.
     Unsupported,
+    /// The thread is not running `x86_64` code (a 32-bit program, or in a 32-bit call).
+    NotX86_64,
     /// `ptrace` refused (no permission, Yama, already traced).
     Attach(Errno),
     /// The process exited meanwhile.
     Gone,
+    /// It did not stop within [`STOP_WAIT`]: nothing was done.
+    Stuck,
+    /// A call injected in it did not return within [`CALL_WAIT`]: it is let go in that call.
+    CallStuck,
     /// Something else failed; the text says what.
     Failed(String),
 }
@@ -50,8 +85,21 @@ impl fmt::Display for InjectError {
             InjectError::Unsupported => {
                 f.write_str("this architecture is not supported (x86_64 only)")
             }
+            InjectError::NotX86_64 => f.write_str(
+                "it is not running x86_64 code (a 32-bit program, or a 32-bit system call): x86_64 processes only",
+            ),
             InjectError::Attach(e) => write!(f, "cannot trace it: {}", crate::diag::strerror(*e)),
             InjectError::Gone => f.write_str("it exited"),
+            InjectError::Stuck => write!(
+                f,
+                "it did not stop within {} s (it is in uninterruptible sleep: in vfork, or waiting for a device)",
+                STOP_WAIT.as_secs()
+            ),
+            InjectError::CallStuck => write!(
+                f,
+                "a system call made in it did not return within {} s; it was let go inside that call",
+                CALL_WAIT.as_secs()
+            ),
             InjectError::Failed(why) => f.write_str(why),
         }
     }
@@ -61,12 +109,24 @@ impl fmt::Display for InjectError {
 mod imp {
     use std::os::unix::fs::FileExt;
 
-    use nix::libc::user_regs_struct;
+    use nix::libc::{self, user_regs_struct};
     use nix::sys::ptrace;
     use nix::sys::signal::Signal;
-    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
-    use super::{Duration, Errno, InjectError, Instant, Pid, SYSCALL_WAIT};
+    use super::{CALL_WAIT, Duration, Errno, InjectError, Instant, Pid, STOP_WAIT, SYSCALL_WAIT};
+    use crate::ptrace::{Stop, resume, wait_stop};
+
+    /// The code segment of 64-bit user code on `x86_64` Linux (`__USER_CS`).
+    const USER64_CS: u64 = 0x33;
+    /// `AUDIT_ARCH_X86_64`, as `PTRACE_GET_SYSCALL_INFO` reports it.
+    const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+    /// What an interrupted call returns to a tracer (`-ERESTARTSYS` and its kin):
+    /// the call is simply run again.
+    const RESTART: [i64; 4] = [-512, -513, -514, -516];
+    /// Where the signal masks go, below the stack pointer (past the 128-byte red zone).
+    const MASKS_BELOW: u64 = 512;
+    /// Where a `siginfo` to queue again goes, below the stack pointer.
+    const SIGINFO_BELOW: u64 = 1024;
 
     /// How calls are executed.
     enum Mode {
@@ -79,55 +139,20 @@ mod imp {
     /// A thread under our control.
     pub struct Tracee {
         tid: Pid,
+        /// Its process, for `rt_tgsigqueueinfo`.
+        tgid: Pid,
         /// Registers to restore (syscall-stop mode: ip rewound, rax = original call).
         saved: user_regs_struct,
         mode: Mode,
         /// The signal that had stopped it, if it was in a job-control stop.
         pub stop_signal: Option<Signal>,
+        /// Signals taken from it while it was held: queued again before it goes.
+        taken: Vec<libc::siginfo_t>,
+        /// A SIGSTOP taken while it was held: sent again once it is let go.
+        stop_taken: bool,
+        /// Where its own signal mask was saved, once all signals were blocked.
+        mask_at: Option<u64>,
         detached: bool,
-    }
-
-    fn wait(tid: Pid) -> Result<WaitStatus, InjectError> {
-        loop {
-            match waitpid(tid, Some(WaitPidFlag::__WALL)) {
-                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => {
-                    return Err(InjectError::Gone);
-                }
-                Ok(s) => return Ok(s),
-                Err(Errno::EINTR) => {}
-                Err(Errno::ECHILD) => return Err(InjectError::Gone),
-                Err(e) => {
-                    return Err(InjectError::Failed(format!(
-                        "waitpid: {}",
-                        crate::diag::strerror(e)
-                    )));
-                }
-            }
-        }
-    }
-
-    fn wait_until(tid: Pid, deadline: Instant) -> Result<Option<WaitStatus>, InjectError> {
-        loop {
-            match waitpid(tid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) => {
-                    if Instant::now() >= deadline {
-                        return Ok(None);
-                    }
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => {
-                    return Err(InjectError::Gone);
-                }
-                Ok(s) => return Ok(Some(s)),
-                Err(Errno::EINTR) => {}
-                Err(e) => {
-                    return Err(InjectError::Failed(format!(
-                        "waitpid: {}",
-                        crate::diag::strerror(e)
-                    )));
-                }
-            }
-        }
     }
 
     fn fail(what: &str, e: Errno) -> InjectError {
@@ -136,6 +161,60 @@ mod imp {
         } else {
             InjectError::Failed(format!("{what}: {}", crate::diag::strerror(e)))
         }
+    }
+
+    /// The next stop of `tid`, within `limit` (else `late`).
+    fn wait(tid: Pid, limit: Duration, late: InjectError) -> Result<Stop, InjectError> {
+        match wait_stop(tid, Instant::now() + limit) {
+            Ok(Some(Stop::Gone)) => Err(InjectError::Gone),
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err(late),
+            Err(e) => Err(InjectError::Failed(format!(
+                "waitpid: {}",
+                crate::diag::strerror(e)
+            ))),
+        }
+    }
+
+    fn go(request: libc::c_uint, tid: Pid, sig: i32) -> Result<(), InjectError> {
+        resume(request, tid, sig).map_err(|e| {
+            fail(
+                match request {
+                    libc::PTRACE_CONT => "PTRACE_CONT",
+                    libc::PTRACE_SYSCALL => "PTRACE_SYSCALL",
+                    libc::PTRACE_SINGLESTEP => "PTRACE_SINGLESTEP",
+                    _ => "PTRACE_DETACH",
+                },
+                e,
+            )
+        })
+    }
+
+    /// Refuses anything but 64-bit code: the code segment, and at a syscall
+    /// stop the architecture of the call itself.
+    fn check_abi(tid: Pid, regs: &user_regs_struct, at_syscall: bool) -> Result<(), InjectError> {
+        if regs.cs != USER64_CS {
+            return Err(InjectError::NotX86_64);
+        }
+        if at_syscall {
+            let mut info = [0u64; 12];
+            // SAFETY: PTRACE_GET_SYSCALL_INFO writes at most `addr` bytes (the
+            // size of `info`) at `data`, which points to `info`.
+            let n = unsafe {
+                libc::ptrace(
+                    libc::PTRACE_GET_SYSCALL_INFO,
+                    tid.as_raw(),
+                    std::mem::size_of_val(&info) as *mut libc::c_void,
+                    info.as_mut_ptr().cast::<libc::c_void>(),
+                )
+            };
+            // Bytes 4-7: arch. Kernels before 5.3 lack the request (EIO): the
+            // code segment alone decides there.
+            if n >= 8 && u32::try_from(info[0] >> 32).ok() != Some(AUDIT_ARCH_X86_64) {
+                return Err(InjectError::NotX86_64);
+            }
+        }
+        Ok(())
     }
 
     /// The address of a `syscall` instruction (0f 05) in an executable mapping.
@@ -177,113 +256,187 @@ mod imp {
         None
     }
 
+    fn job_stop(sig: i32) -> Option<Signal> {
+        Signal::try_from(sig).ok().filter(|s| {
+            matches!(
+                s,
+                Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
+            )
+        })
+    }
+
     impl Tracee {
-        /// Seizes thread `tid` and brings it under control.
+        /// Seizes thread `tid` and brings it under control. The calling thread
+        /// is its tracer: use it alone for this tracee, and end it if this
+        /// fails with [`InjectError::Stuck`] or [`InjectError::CallStuck`].
         pub fn attach(tid: Pid) -> Result<Tracee, InjectError> {
+            let tgid = crate::proc::Status::read(tid).map_or(tid, |s| Pid::from_raw(s.tgid));
             ptrace::seize(tid, ptrace::Options::PTRACE_O_TRACESYSGOOD).map_err(|e| match e {
                 Errno::ESRCH => InjectError::Gone,
                 e => InjectError::Attach(e),
             })?;
             // From here on, every error path detaches (the Drop of a half-built
-            // Tracee cannot, so do it by hand).
+            // Tracee cannot, so do it by hand). A thread that is not stopped
+            // cannot be detached: the end of the tracing thread releases it.
             let bail = |e: InjectError| {
-                let _ = ptrace::detach(tid, None);
+                let _ = resume(libc::PTRACE_DETACH, tid, 0);
                 e
             };
             ptrace::interrupt(tid).map_err(|e| bail(fail("PTRACE_INTERRUPT", e)))?;
-            let mut stop_signal = None;
-            match wait(tid).map_err(bail)? {
-                WaitStatus::PtraceEvent(_, sig, _) => {
-                    if matches!(
-                        sig,
-                        Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
-                    ) {
-                        stop_signal = Some(sig);
-                    }
+            // The interrupt's stop; a signal on its way in first is delivered.
+            let stop_signal = loop {
+                match wait(tid, STOP_WAIT, InjectError::Stuck).map_err(bail)? {
+                    Stop::Event(_, sig) => break job_stop(sig),
+                    Stop::Signal(s) => go(libc::PTRACE_CONT, tid, s).map_err(bail)?,
+                    Stop::Syscall | Stop::Gone => go(libc::PTRACE_CONT, tid, 0).map_err(bail)?,
                 }
-                other => {
-                    return Err(bail(InjectError::Failed(format!(
-                        "unexpected stop {other:?}"
-                    ))));
-                }
-            }
+            };
             // Run to a syscall-entry stop, passing on any signal that arrives.
             let deadline = Instant::now() + SYSCALL_WAIT;
-            let mut sig: Option<Signal> = None;
+            let mut sig = 0;
             loop {
-                ptrace::syscall(tid, sig).map_err(|e| bail(fail("PTRACE_SYSCALL", e)))?;
-                match wait_until(tid, deadline).map_err(bail)? {
-                    Some(WaitStatus::PtraceSyscall(_)) => {
+                go(libc::PTRACE_SYSCALL, tid, sig).map_err(bail)?;
+                sig = 0;
+                match wait_stop(tid, deadline) {
+                    Ok(Some(Stop::Syscall)) => {
                         let regs = ptrace::getregs(tid).map_err(|e| bail(fail("GETREGS", e)))?;
+                        check_abi(tid, &regs, true).map_err(bail)?;
                         let mut saved = regs;
                         saved.rip -= 2;
                         saved.rax = saved.orig_rax;
-                        return Ok(Tracee {
+                        return Tracee::new(
                             tid,
+                            tgid,
                             saved,
-                            mode: Mode::SyscallStop { at_exit: false },
+                            Mode::SyscallStop { at_exit: false },
                             stop_signal,
-                            detached: false,
-                        });
+                        );
                     }
-                    Some(WaitStatus::PtraceEvent(..)) => sig = None,
-                    Some(WaitStatus::Stopped(_, s)) => sig = Some(s),
-                    Some(other) => {
-                        return Err(bail(InjectError::Failed(format!(
-                            "unexpected stop {other:?}"
-                        ))));
-                    }
-                    None => break,
+                    Ok(Some(Stop::Event(..))) => {}
+                    Ok(Some(Stop::Signal(s))) => sig = s,
+                    Ok(Some(Stop::Gone)) => return Err(InjectError::Gone),
+                    Ok(None) => break,
+                    Err(e) => return Err(bail(fail("waitpid", e))),
                 }
             }
             // No system call in time: a CPU loop. Interrupt it, use a gadget.
             ptrace::interrupt(tid).map_err(|e| bail(fail("PTRACE_INTERRUPT", e)))?;
             loop {
-                match wait(tid).map_err(bail)? {
-                    WaitStatus::PtraceEvent(..) => break,
-                    WaitStatus::Stopped(_, s) => {
+                match wait(tid, STOP_WAIT, InjectError::Stuck).map_err(bail)? {
+                    Stop::Event(..) => break,
+                    Stop::Signal(s) => {
                         // A signal arrived first: let it through, then interrupt again.
-                        ptrace::cont(tid, s).map_err(|e| bail(fail("PTRACE_CONT", e)))?;
+                        go(libc::PTRACE_CONT, tid, s).map_err(bail)?;
                         ptrace::interrupt(tid).map_err(|e| bail(fail("PTRACE_INTERRUPT", e)))?;
                     }
-                    WaitStatus::PtraceSyscall(_) => {
-                        ptrace::cont(tid, None).map_err(|e| bail(fail("PTRACE_CONT", e)))?;
+                    Stop::Syscall | Stop::Gone => {
+                        go(libc::PTRACE_CONT, tid, 0).map_err(bail)?;
                         ptrace::interrupt(tid).map_err(|e| bail(fail("PTRACE_INTERRUPT", e)))?;
-                    }
-                    other => {
-                        return Err(bail(InjectError::Failed(format!(
-                            "unexpected stop {other:?}"
-                        ))));
                     }
                 }
             }
             let saved = ptrace::getregs(tid).map_err(|e| bail(fail("GETREGS", e)))?;
+            check_abi(tid, &saved, false).map_err(bail)?;
             let gadget = find_gadget(tid).ok_or_else(|| {
                 bail(InjectError::Failed(
                     "no system call instruction found in its code".into(),
                 ))
             })?;
-            Ok(Tracee {
+            Tracee::new(tid, tgid, saved, Mode::Gadget(gadget), stop_signal)
+        }
+
+        /// The tracee, with every signal blocked in it (its own mask saved).
+        fn new(
+            tid: Pid,
+            tgid: Pid,
+            saved: user_regs_struct,
+            mode: Mode,
+            stop_signal: Option<Signal>,
+        ) -> Result<Tracee, InjectError> {
+            let mut t = Tracee {
                 tid,
+                tgid,
                 saved,
-                mode: Mode::Gadget(gadget),
+                mode,
                 stop_signal,
+                taken: Vec::new(),
+                stop_taken: false,
+                mask_at: None,
                 detached: false,
-            })
+            };
+            // On error, the drop restores and detaches.
+            let at = (t.saved.rsp.wrapping_sub(MASKS_BELOW)) & !15;
+            t.write_mem(at, &u64::MAX.to_ne_bytes())?;
+            let r = t.syscall(
+                libc::SYS_rt_sigprocmask,
+                [libc::SIG_SETMASK as u64, at, at + 8, 8, 0, 0],
+            )?;
+            if let Some(e) = super::errno_of(r) {
+                return Err(fail("rt_sigprocmask failed in the process", e));
+            }
+            t.mask_at = Some(at + 8);
+            Ok(t)
+        }
+
+        /// Keeps signal `sig`, taken from the thread at a signal-delivery-stop.
+        fn take(&mut self, sig: i32) {
+            if sig == libc::SIGSTOP {
+                self.stop_taken = true;
+            } else if let Ok(info) = ptrace::getsiginfo(self.tid) {
+                self.taken.push(info);
+            }
+        }
+
+        /// Resumes with `request` until a stop that is not a signal on its way
+        /// in (those are taken, to be queued again).
+        fn run_to(&mut self, request: libc::c_uint) -> Result<Stop, InjectError> {
+            go(request, self.tid, 0)?;
+            loop {
+                match wait(self.tid, CALL_WAIT, InjectError::CallStuck)? {
+                    Stop::Signal(s)
+                        if request != libc::PTRACE_SINGLESTEP || self.stepped_back() =>
+                    {
+                        self.take(s);
+                        go(request, self.tid, 0)?;
+                    }
+                    Stop::Event(..) => go(request, self.tid, 0)?,
+                    stop => return Ok(stop),
+                }
+            }
+        }
+
+        /// In gadget mode: whether the thread is still before the instruction
+        /// (a signal stopped it before the step).
+        fn stepped_back(&self) -> bool {
+            match self.mode {
+                Mode::Gadget(at) => ptrace::getregs(self.tid).is_ok_and(|r| r.rip == at),
+                Mode::SyscallStop { .. } => false,
+            }
         }
 
         /// Runs system call `nr` with `args` in the thread; the raw return value
         /// (`-4095..=-1` is `-errno`).
         pub fn syscall(&mut self, nr: i64, args: [u64; 6]) -> Result<i64, InjectError> {
+            let mut tries = 0;
+            loop {
+                let r = self.syscall_once(nr, args)?;
+                tries += 1;
+                // Interrupted by a signal (taken or blocked by now): run it again.
+                if !RESTART.contains(&r) || tries == 8 {
+                    return Ok(r);
+                }
+            }
+        }
+
+        fn syscall_once(&mut self, nr: i64, args: [u64; 6]) -> Result<i64, InjectError> {
             let tid = self.tid;
             match self.mode {
                 Mode::SyscallStop { at_exit } => {
                     if at_exit {
                         // Back to the syscall instruction, to a new entry stop.
                         ptrace::setregs(tid, self.saved).map_err(|e| fail("SETREGS", e))?;
-                        ptrace::syscall(tid, None).map_err(|e| fail("PTRACE_SYSCALL", e))?;
-                        match wait(tid)? {
-                            WaitStatus::PtraceSyscall(_) => {}
+                        match self.run_to(libc::PTRACE_SYSCALL)? {
+                            Stop::Syscall => {}
                             other => {
                                 return Err(InjectError::Failed(format!(
                                     "expected a syscall entry, got {other:?}"
@@ -296,10 +449,9 @@ mod imp {
                     regs.rax = nr.cast_unsigned();
                     [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
                     ptrace::setregs(tid, regs).map_err(|e| fail("SETREGS", e))?;
-                    ptrace::syscall(tid, None).map_err(|e| fail("PTRACE_SYSCALL", e))?;
                     self.mode = Mode::SyscallStop { at_exit: true };
-                    match wait(tid)? {
-                        WaitStatus::PtraceSyscall(_) => {}
+                    match self.run_to(libc::PTRACE_SYSCALL)? {
+                        Stop::Syscall => {}
                         other => {
                             return Err(InjectError::Failed(format!(
                                 "expected a syscall exit, got {other:?}"
@@ -314,9 +466,8 @@ mod imp {
                     regs.orig_rax = u64::MAX; // -1: no syscall to restart
                     [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
                     ptrace::setregs(tid, regs).map_err(|e| fail("SETREGS", e))?;
-                    ptrace::step(tid, None).map_err(|e| fail("PTRACE_SINGLESTEP", e))?;
-                    match wait(tid)? {
-                        WaitStatus::Stopped(_, Signal::SIGTRAP) => {}
+                    match self.run_to(libc::PTRACE_SINGLESTEP)? {
+                        Stop::Signal(libc::SIGTRAP) => {}
                         other => {
                             return Err(InjectError::Failed(format!(
                                 "expected a single-step trap, got {other:?}"
@@ -344,11 +495,57 @@ mod imp {
             self.release()
         }
 
+        /// Queues again, by the thread itself, the signals taken from it.
+        fn requeue(&mut self) -> Result<(), InjectError> {
+            let at = (self.saved.rsp.wrapping_sub(SIGINFO_BELOW)) & !15;
+            for info in std::mem::take(&mut self.taken) {
+                // SAFETY: siginfo_t is plain old data; its bytes are read, as they are.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(
+                        (&raw const info).cast::<u8>(),
+                        std::mem::size_of::<libc::siginfo_t>(),
+                    )
+                };
+                self.write_mem(at, bytes)?;
+                let (tgid, tid) = (self.tgid.as_raw(), self.tid.as_raw());
+                let r = self.syscall(
+                    libc::SYS_rt_tgsigqueueinfo,
+                    [
+                        u64::from(tgid.cast_unsigned()),
+                        u64::from(tid.cast_unsigned()),
+                        u64::from(info.si_signo.cast_unsigned()),
+                        at,
+                        0,
+                        0,
+                    ],
+                )?;
+                if let Some(e) = super::errno_of(r) {
+                    return Err(fail("rt_tgsigqueueinfo failed in the process", e));
+                }
+            }
+            Ok(())
+        }
+
         fn release(&mut self) -> Result<(), InjectError> {
             if self.detached {
                 return Ok(());
             }
             self.detached = true;
+            // The signals taken are queued while all are still blocked (else the
+            // thread would take them at once, and we again), then its mask restored
+            // by the last call: what is pending is delivered after we are gone.
+            let mut ends = Ok(());
+            if let Some(mask) = self.mask_at {
+                ends = self.requeue();
+                let r = self.syscall(
+                    libc::SYS_rt_sigprocmask,
+                    [libc::SIG_SETMASK as u64, mask, 0, 8, 0, 0],
+                );
+                ends = ends.and(r.and_then(|r| match super::errno_of(r) {
+                    Some(e) => Err(fail("rt_sigprocmask failed in the process", e)),
+                    None => Ok(()),
+                }));
+            }
             let restore = match self.mode {
                 Mode::SyscallStop { at_exit: false } => {
                     // Nothing injected: the entry stop's registers are still intact.
@@ -356,8 +553,19 @@ mod imp {
                 }
                 _ => ptrace::setregs(self.tid, self.saved).map_err(|e| fail("SETREGS", e)),
             };
-            let detach = ptrace::detach(self.tid, None).map_err(|e| fail("PTRACE_DETACH", e));
-            restore.and(detach)
+            let detach = go(libc::PTRACE_DETACH, self.tid, 0);
+            if self.stop_taken {
+                // SAFETY: tgkill(2) with plain integers: the thread we held, SIGSTOP.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_tgkill,
+                        self.tgid.as_raw(),
+                        self.tid.as_raw(),
+                        libc::SIGSTOP,
+                    );
+                }
+            }
+            ends.and(restore).and(detach)
         }
     }
 
@@ -367,7 +575,6 @@ mod imp {
         }
     }
 }
-
 #[cfg(not(target_arch = "x86_64"))]
 mod imp {
     use super::{InjectError, Pid};

@@ -16,17 +16,25 @@ pub const EXIT_STATUS: &[(&str, &str)] = &[
 
 const AFTER_HELP: &str = "\
 For each process: SIGHUP is set to ignored (a process with its own SIGHUP
-handler is left alone, with a warning, unless --all); every descriptor on its
+handler is left alone, and counted as not cut loose, unless --all); every
+descriptor on its
 controlling terminal (and /dev/tty) is re-pointed, readers (and fd 0) to
 /dev/null, writers to the output file; the terminal stops being its controlling
 terminal (TIOCNOTTY, except for a session leader); a stopped process is
 continued, or the kernel would kill it when its group is orphaned at logout.
 
 It is done from inside the process, with ptrace: disown makes the process run
-a few system calls (mmap, rt_sigaction, openat, dup3, ioctl, close, munmap) and
-then resume exactly where it was; a program blocked reading the terminal then
-reads end-of-file. The output file is opened by the process itself, so it must
-be able to reach it. x86_64 only.
+a few system calls (rt_sigprocmask, mmap, rt_sigaction, openat, dup3, ioctl,
+close, munmap) and then resume where it was; a program blocked reading the
+terminal then reads end-of-file. Signals that arrive meanwhile are held back
+(blocked, or taken and queued again) and delivered after, none lost or doubled.
+A process that does not stop within 2 s (in vfork, or in another
+uninterruptible sleep) is left exactly as it was. Like a stop by ^Z, being held
+makes a few blocking calls fail once with EINTR instead of resuming: epoll_wait
+and the others signal(7) lists for stop signals (semop, sigtimedwait, ...);
+most programs retry them. The output file is opened by the process itself, so
+it must be able to reach it. x86_64 processes only: a 32-bit program, or one
+inside a 32-bit (int 0x80) system call, is refused, untouched.
 
 bash, zsh and ksh have a builtin named disown that hides this program: call it
 rdisown, or run command disown. The shell still lists the job (its own disown
@@ -91,8 +99,12 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
         "REFUSALS",
         "Nothing is changed in: a process that does not exist, a zombie, PID 1, a kernel \
          thread, disown itself and its ancestors, a process already traced by another \
-         (a debugger), and a process it may not trace (another user's, without root; where \
-         Yama is installed, /proc/sys/kernel/yama/ptrace_scope may forbid more).",
+         (a debugger), a process it may not trace (another user's, without root; where \
+         Yama is installed, /proc/sys/kernel/yama/ptrace_scope may forbid more), a process \
+         with its own SIGHUP handler (unless -a), 32-bit code (a 32-bit program, or a 64-bit \
+         one inside an int 0x80 call), and a process that does not stop within 2 s (in \
+         vfork, or in another uninterruptible sleep). Each is explained on standard error \
+         and makes the status 1.",
     ),
     (
         "SEE ALSO",

@@ -134,6 +134,14 @@ pub fn refusal(snap: &Snapshot, p: &Stat) -> Option<String> {
     }
 }
 
+/// A process with its own SIGHUP handler is left alone, unless forced (`-a`):
+/// it has said what a hangup means to it.
+fn handler_refusal(p: &Stat, force: bool) -> Option<String> {
+    let handler =
+        Status::read(p.pid).map_or(Disposition::Default, |s| s.disposition(Signal::SIGHUP));
+    (handler == Disposition::Caught && !force).then(|| "has its own SIGHUP handler".to_string())
+}
+
 fn permission_hint(p: &Stat) -> String {
     let owner = Status::read(p.pid).map_or(0, |s| s.uid[0]);
     let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
@@ -246,7 +254,7 @@ struct Done {
 
 /// Cuts one process loose; the injected calls, in order.
 #[allow(clippy::too_many_lines)] // one sequence of injected calls, read top to bottom
-fn cut_loose(p: &Stat, output: &Output, force: bool) -> Result<Done, InjectError> {
+fn cut_loose(p: &Stat, output: &Output) -> Result<Done, InjectError> {
     let handler =
         Status::read(p.pid).map_or(Disposition::Default, |s| s.disposition(Signal::SIGHUP));
     let fds = tty_fds(p);
@@ -260,22 +268,21 @@ fn cut_loose(p: &Stat, output: &Output, force: bool) -> Result<Done, InjectError
     )?
     .cast_unsigned();
     let result = (|| {
-        let sighup = match handler {
-            Disposition::Caught if !force => "has its own SIGHUP handler: left alone (-a forces)",
-            Disposition::Ignore => "SIGHUP already ignored",
-            _ => {
-                let mut act = [0u8; 32];
-                act[..8].copy_from_slice(&1u64.to_ne_bytes()); // SIG_IGN
-                t.write_mem(page, &act)?;
-                check(
-                    t.syscall(
-                        libc::SYS_rt_sigaction,
-                        [libc::SIGHUP as u64, page, 0, 8, 0, 0],
-                    )?,
-                    "rt_sigaction",
-                )?;
-                "SIGHUP ignored"
-            }
+        // (A process with its own handler gets here only with -a.)
+        let sighup = if handler == Disposition::Ignore {
+            "SIGHUP already ignored"
+        } else {
+            let mut act = [0u8; 32];
+            act[..8].copy_from_slice(&1u64.to_ne_bytes()); // SIG_IGN
+            t.write_mem(page, &act)?;
+            check(
+                t.syscall(
+                    libc::SYS_rt_sigaction,
+                    [libc::SIGHUP as u64, page, 0, 8, 0, 0],
+                )?,
+                "rt_sigaction",
+            )?;
+            "SIGHUP ignored"
         };
         let mut done = Done {
             sighup,
@@ -518,14 +525,25 @@ pub fn run(cli: &Cli) -> i32 {
     // Refusals first: nothing is created (not even nohup.out) for a refused target.
     let procs: Vec<Stat> = procs
         .into_iter()
-        .filter(|p| match refusal(&snap, p) {
-            Some(why) => {
-                diag.error(&format!("PID {} ({}) {why}; left alone", p.pid, p.name()));
-                ok = false;
-                false
-            }
-            None => true,
-        })
+        .filter(
+            |p| match refusal(&snap, p).or_else(|| handler_refusal(p, cli.all)) {
+                Some(why) => {
+                    let forces = if why.starts_with("has its own SIGHUP") {
+                        " (-a forces)"
+                    } else {
+                        ""
+                    };
+                    diag.error(&format!(
+                        "PID {} ({}) {why}; left alone{forces}",
+                        p.pid,
+                        p.name()
+                    ));
+                    ok = false;
+                    false
+                }
+                None => true,
+            },
+        )
         .collect();
     if procs.is_empty() {
         return 1;
@@ -537,7 +555,11 @@ pub fn run(cli: &Cli) -> i32 {
     for p in &procs {
         let label = format!("PID {} ({})", p.pid, p.name());
         let was_stopped = matches!(p.state, 'T' | 't');
-        match cut_loose(p, &output, cli.all) {
+        // Each process is traced from a thread of its own: one that cannot be
+        // stopped in time is released, untouched, when that thread ends.
+        let outcome = std::thread::scope(|s| s.spawn(|| cut_loose(p, &output)).join())
+            .unwrap_or_else(|_| Err(InjectError::Failed("internal error".into())));
+        match outcome {
             Ok(done) => {
                 let mut line = format!("disown: {label}: {}", done.sighup);
                 if !done.redirected.is_empty() {
@@ -563,6 +585,10 @@ pub fn run(cli: &Cli) -> i32 {
                     "{label}: cannot trace it: {}; left alone",
                     permission_hint(p)
                 ));
+                ok = false;
+            }
+            Err(e @ InjectError::CallStuck) => {
+                diag.error(&format!("{label}: {e}"));
                 ok = false;
             }
             Err(e) => {
