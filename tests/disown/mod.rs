@@ -343,3 +343,47 @@ fn group_and_tree() {
         "{out}"
     );
 }
+
+/// `disown -o LINK`, where LINK is another user's symbolic link in a shared
+/// (sticky) directory pointing into a directory of root's: as root, disown must
+/// not create or open the file the link names, and must leave the process as it
+/// was (nothing injected, SIGHUP still at its default).
+#[test]
+fn output_link_of_another_user_is_not_followed() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to plant as nobody");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    let private = dir.path().join("private");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let link = shared.join("out.log");
+    std::os::unix::fs::symlink(private.join("made-by-root"), &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+
+    let mut child = util::ChildGuard::new(Command::new("sleep").arg("300").spawn().unwrap());
+    let pid = child.pid().to_string();
+    let (rc, out, err) = disown(&["-o", link.to_str().unwrap(), &pid]);
+    assert_eq!(rc, 1, "stdout: {out}\nstderr: {err}");
+    assert!(
+        err.starts_with(&format!("disown: failed to open '{}': ", link.display()))
+            && err.contains("symbolic link of another user"),
+        "{err}"
+    );
+    assert!(
+        !private.join("made-by-root").exists(),
+        "root created the file another user's link names"
+    );
+    let status = Status::read(child.pid()).unwrap();
+    assert!(
+        !status.sig_ign.contains(Signal::SIGHUP),
+        "SIGHUP was touched"
+    );
+    assert_eq!(status.tracer_pid, 0);
+}

@@ -12,7 +12,7 @@ pub mod cli;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -22,8 +22,11 @@ use hupkit_common::jobs::{JobSpec, Snapshot, Target};
 use hupkit_common::proc::{Stat, Status};
 use hupkit_common::quote::quote;
 use hupkit_common::records;
+use hupkit_common::safefile::FileError;
+use hupkit_common::safepath::{self, Purpose};
 use hupkit_common::signal::Disposition;
 use hupkit_common::tty;
+use nix::fcntl::OFlag;
 use nix::libc;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -55,15 +58,18 @@ fn output_file(cli: &Cli, diag: &mut Diag) -> Option<Output> {
         return Some(Output::Null);
     }
     let cwd = std::env::current_dir().unwrap_or_default();
+    // disown may run as root for another user's process: the file is reached
+    // under the same rules as detach's -o (no link, directory or shared-directory
+    // entry of another user), so a planted link never makes root create or open
+    // a file of another user's choosing. The target then opens the same path
+    // itself.
     let try_open = |p: &Path| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            // A FIFO without a reader fails at once (ENXIO) instead of hanging.
-            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
-            .open(p)
-            .map(|_| ())
+        safepath::locate(p, Purpose::Output)
+            .and_then(|l| {
+                // A FIFO without a reader fails at once (ENXIO) instead of hanging.
+                l.open_write(OFlag::O_APPEND | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+            })
+            .map(drop)
     };
     let old = hupkit_common::stdio::umask(0o177);
     let result = (|| {
@@ -102,8 +108,8 @@ fn output_file(cli: &Cli, diag: &mut Diag) -> Option<Output> {
     result.map(Output::File)
 }
 
-fn strerror_io(e: &std::io::Error) -> String {
-    hupkit_common::diag::strerror(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(5)))
+fn strerror_io(e: &FileError) -> String {
+    e.to_string()
 }
 
 /// Why a process must be left alone, if it must.
