@@ -245,7 +245,11 @@ fn another_users_process_is_refused() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .unwrap();
     let bin = dir.path().join("disown");
     if std::fs::hard_link(util::bin("disown"), &bin).is_err() {
         std::fs::copy(util::bin("disown"), &bin).unwrap();
@@ -354,20 +358,31 @@ fn output_link_of_another_user_is_not_followed() {
         eprintln!("skipped: needs root to plant as nobody");
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let shared = dir.path().join("shared");
     let private = dir.path().join("private");
     std::fs::create_dir(&shared).unwrap();
     std::fs::create_dir(&private).unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &shared,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o1777),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &private,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700),
+    )
+    .unwrap();
     let link = shared.join("out.log");
     std::os::unix::fs::symlink(private.join("made-by-root"), &link).unwrap();
     std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
 
-    let mut child = util::ChildGuard::new(Command::new("sleep").arg("300").spawn().unwrap());
+    let child = util::ChildGuard::new(Command::new("sleep").arg("300").spawn().unwrap());
     let pid = child.pid().to_string();
     let (rc, out, err) = disown(&["-o", link.to_str().unwrap(), &pid]);
     assert_eq!(rc, 1, "stdout: {out}\nstderr: {err}");
