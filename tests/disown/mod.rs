@@ -1,6 +1,7 @@
 //! disown on a real `bash -i`, then the terminal hung up: every kind of job
 //! survives; and each refusal changes nothing.
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;
 
@@ -238,18 +239,13 @@ fn already_traced_is_refused() {
 
 #[test]
 fn another_users_process_is_refused() {
-    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipped: needs root to drop to nobody");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = dir.path().join("disown");
     if std::fs::hard_link(util::bin("disown"), &bin).is_err() {
         std::fs::copy(util::bin("disown"), &bin).unwrap();
@@ -363,21 +359,9 @@ fn output_link_of_another_user_is_not_followed() {
     let private = dir.path().join("private");
     std::fs::create_dir(&shared).unwrap();
     std::fs::create_dir(&private).unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &shared,
-        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o1777),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &private,
-        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700),
-    )
-    .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
     let link = shared.join("out.log");
     std::os::unix::fs::symlink(private.join("made-by-root"), &link).unwrap();
     std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
