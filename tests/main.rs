@@ -9,6 +9,7 @@ mod disown;
 mod generated;
 mod huplab;
 mod jobcontrol;
+mod records;
 mod reliability;
 mod rnohup;
 mod util;

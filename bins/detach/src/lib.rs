@@ -45,11 +45,9 @@ pub fn main(args: Vec<std::ffi::OsString>) -> Status {
 
 /// Runs the mode `cli` asks for.
 pub fn run(cli: &Cli, diag: &mut Diag) -> Result<Status> {
-    if let (true, Some(pidfile)) = (cli.status || cli.stop, &cli.pidfile) {
-        let cwd = std::env::current_dir().unwrap_or_default();
-        let pidfile = plan::absolute(&cwd, pidfile);
+    if let Some(target) = control_target(cli)? {
         let (code, line) = if cli.status {
-            control::status(&pidfile)
+            control::status(&target)
         } else {
             let schedule = cli
                 .retry
@@ -57,13 +55,39 @@ pub fn run(cli: &Cli, diag: &mut Diag) -> Result<Status> {
                 .map(control::parse_schedule)
                 .transpose()?
                 .unwrap_or_else(control::default_schedule);
-            control::stop(&pidfile, &schedule)
+            control::stop(&target, &schedule)
         };
         let out = format!("detach: {line}\n");
         let _ = hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, out.as_bytes());
         return Ok(code);
     }
     start(cli, diag).map(|()| exit::SUCCESS)
+}
+
+/// The daemon `--status` or `--stop` acts on (`None` for a start): `-p FILE`
+/// (made absolute) or `--job ID`.
+fn control_target(cli: &Cli) -> Result<Option<control::Target>> {
+    if !(cli.status || cli.stop) {
+        return Ok(None);
+    }
+    if let Some(text) = &cli.job {
+        return records::JobId::parse(text)
+            .map(|id| Some(control::Target::Job(id)))
+            .ok_or_else(|| {
+                Error::usage(
+                    format!(
+                        "invalid job ID {}: expected PID@STARTTIME, as rjobs --records shows it",
+                        quote(OsStr::new(text))
+                    ),
+                    exit::CANCELED,
+                )
+            });
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    Ok(cli
+        .pidfile
+        .as_deref()
+        .map(|p| control::Target::Pidfile(plan::absolute(&cwd, p))))
 }
 
 /// Status 1, the holder named.
@@ -127,8 +151,11 @@ fn refused(path: &std::path::Path, what: &str, e: &hupkit_common::safefile::File
 
 /// The refusal of a pidfile, or of the identity record (`FILE.id`) beside it.
 fn refusal_text(file: &std::path::Path, why: &str) -> String {
-    let what = if file.as_os_str().as_encoded_bytes().ends_with(b".id") {
+    let name = file.as_os_str().as_encoded_bytes();
+    let what = if name.ends_with(b".id") {
         "identity record"
+    } else if name.ends_with(b".job") {
+        "job record"
     } else {
         "pidfile"
     };
@@ -242,10 +269,13 @@ fn await_ready(
     }
 }
 
-/// Writes the job record of the daemon; a failure is a warning with -v only.
+/// Writes the job record of the daemon (unless `HUPKIT_NO_RECORD=1`); a
+/// failure is a warning with -v only.
 fn record(plan: &plan::Plan, id: &Identity, cli: &Cli, diag: &mut Diag) {
     use hupkit_common::records;
-    let Some(dir) = records::dir() else { return };
+    let Some(dir) = records::write_dir() else {
+        return;
+    };
     // A record never costs detach its run: skipped when memory is short.
     let argv_bytes: usize = plan.command.iter().map(|a| a.len() + 32).sum();
     if !records::enough_memory(argv_bytes) {

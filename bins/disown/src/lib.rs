@@ -558,6 +558,7 @@ pub fn run(cli: &Cli) -> i32 {
         return 1;
     };
     let mut stopped: Vec<Stat> = Vec::new();
+    let mut done_procs: Vec<Stat> = Vec::new();
     for p in &procs {
         let label = format!("PID {} ({})", p.pid, p.name());
         let was_stopped = matches!(p.state, 'T' | 't');
@@ -584,7 +585,7 @@ pub fn run(cli: &Cli) -> i32 {
                 line.push('\n');
                 let _ =
                     hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, line.as_bytes());
-                record(p, &output);
+                done_procs.push(p.clone());
             }
             Err(InjectError::Attach(nix::errno::Errno::EPERM)) => {
                 diag.error(&format!(
@@ -607,12 +608,37 @@ pub fn run(cli: &Cli) -> i32 {
     for p in &stopped {
         let _ = nix::sys::signal::kill(p.pid, Signal::SIGCONT);
     }
+    for p in job_heads(&done_procs) {
+        record(p, &output);
+    }
     i32::from(!ok)
 }
 
-/// Writes the job record of a process that was cut loose (silently).
+/// The process that stands for each job (process group) among `done`, in
+/// order: the group's leader if it was cut loose, else the first process of
+/// the group that was. One record per job: the short-lived children of a
+/// loop would otherwise pile up as records of processes long gone.
+fn job_heads(done: &[Stat]) -> Vec<&Stat> {
+    let mut heads: Vec<&Stat> = Vec::new();
+    for p in done {
+        match heads
+            .iter_mut()
+            .find(|h| h.pgrp == p.pgrp && p.pgrp.as_raw() != 0)
+        {
+            Some(h) if p.pid == p.pgrp => *h = p,
+            Some(_) => {}
+            None => heads.push(p),
+        }
+    }
+    heads
+}
+
+/// Writes the job record of a job that was cut loose (silently), unless
+/// `HUPKIT_NO_RECORD=1`: `p` is the process that stands for it.
 fn record(p: &Stat, output: &Output) {
-    let Some(dir) = records::dir() else { return };
+    let Some(dir) = records::write_dir() else {
+        return;
+    };
     let argv = std::fs::read(format!("/proc/{}/cmdline", p.pid))
         .map(|raw| {
             raw.split(|&b| b == 0)

@@ -549,6 +549,7 @@ fn records_json(rows: &[(records::Record, &'static str)]) -> String {
                     ),
                     ("state", Value::Str((*state).into())),
                     ("when", Value::Str(r.when.clone())),
+                    ("started", Value::Str(r.started().to_string())),
                     ("level", Value::Str(r.level.as_str().into())),
                     ("host", Value::Str(r.host.clone())),
                     ("cwd", Value::Str(r.cwd.to_string_lossy().into_owned())),
@@ -572,24 +573,47 @@ fn records_json(rows: &[(records::Record, &'static str)]) -> String {
     out
 }
 
+/// The `--records` table. STARTED and ELAPSED are the job's (its process's
+/// start time); the ID and OUTPUT columns are as wide as their longest entry,
+/// so a long output path never shifts the columns after it.
 fn records_text(rows: &[(records::Record, &'static str)]) -> String {
     use chrono::{Datelike, Timelike};
     let now = chrono::Local::now().fixed_offset();
     let mut out = String::with_capacity(rows.len() * 120);
-    if !rows.is_empty() {
-        let _ = writeln!(
-            out,
-            "{:<20} {:<8} {:<19} {:>11} {:<6} {:<24} COMMAND",
-            "ID", "STATE", "STARTED", "ELAPSED", "LEVEL", "OUTPUT"
-        );
+    if rows.is_empty() {
+        return out;
     }
-    let mut id = String::with_capacity(32);
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|(r, _)| format!("{}@{}", r.id.pid, r.id.starttime))
+        .collect();
+    let outputs: Vec<String> = rows
+        .iter()
+        .map(|(r, _)| {
+            if r.output.is_empty() {
+                "-".into()
+            } else {
+                hupkit_common::quote::word(r.output.as_bytes())
+            }
+        })
+        .collect();
+    let width = |col: &[String], min: usize| {
+        col.iter()
+            .map(|c| c.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(min)
+    };
+    let (id_w, out_w) = (width(&ids, 20), width(&outputs, 24));
+    let _ = writeln!(
+        out,
+        "{:<id_w$} {:<8} {:<19} {:>11} {:<6} {:<out_w$} COMMAND",
+        "ID", "STATE", "STARTED", "ELAPSED", "LEVEL", "OUTPUT"
+    );
     let mut started = String::with_capacity(20);
-    for (r, state) in rows {
-        id.clear();
-        let _ = write!(id, "{}@{}", r.id.pid, r.id.starttime);
+    for (((r, state), id), output) in rows.iter().zip(&ids).zip(&outputs) {
         started.clear();
-        let when = chrono::DateTime::parse_from_rfc3339(&r.when).ok();
+        let when = chrono::DateTime::parse_from_rfc3339(r.started()).ok();
         let age = if let Some(w) = when {
             let l = w.with_timezone(&chrono::Local);
             let _ = write!(
@@ -604,17 +628,13 @@ fn records_text(rows: &[(records::Record, &'static str)]) -> String {
             );
             elapsed((now - w).num_seconds())
         } else {
-            started.push_str(&r.when);
+            started.push_str(r.started());
             "?".to_string()
         };
-        let output = if r.output.is_empty() {
-            "-".into()
-        } else {
-            hupkit_common::quote::word(r.output.as_bytes())
-        };
+        // (Padding counts characters, as the widths do.)
         let _ = write!(
             out,
-            "{id:<20} {state:<8} {started:<19} {age:>11} {:<6} {output:<24} ",
+            "{id:<id_w$} {state:<8} {started:<19} {age:>11} {:<6} {output:<out_w$} ",
             r.level.as_str()
         );
         out.push_str(&hupkit_common::quote::command_line(
