@@ -12,7 +12,8 @@
 //! - [`stdio`]: fd-level helpers for the standard streams, which may be closed.
 //! - [`proc`]: readers for `/proc/PID/stat` and `/proc/PID/status`.
 //! - [`jobs`]: jobs as process groups of a session, from one `/proc` scan, and job specs.
-//! - [`tty`]: terminal names from device numbers; [`pty`]: pseudo-terminals.
+//! - [`tty`]: terminal names from device numbers; [`pty`]: pseudo-terminals and
+//!   the transcript of what one shows (huplab's and the tests' one pty reader).
 //! - [`ptrace`]: why a stopped process is stopped.
 //! - [`inject`]: system calls run inside another process (ptrace), for disown.
 //! - [`records`]: the job-record store (what rnohup, detach and disown started).

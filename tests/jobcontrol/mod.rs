@@ -649,7 +649,7 @@ fn rfg_gives_the_terminal_back_on_every_guarded_signal() {
     use std::process::{Command, Stdio};
     use std::time::Duration;
     let dir = tempdir();
-    let pty = util::Pty::open();
+    let pty = util::pty();
     let signals = hupkit_rfg::GUARDED;
     let mut cmd = Command::new("/bin/sh");
     cmd.args(["-c", RFG_LEADER])
