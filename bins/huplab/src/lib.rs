@@ -14,7 +14,6 @@ pub mod probe;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
@@ -132,10 +131,11 @@ pub fn command() -> clap::Command {
     Cli::command().after_help(hupkit_common::cli::after_help(None, EXIT_STATUS))
 }
 
-/// Parses, runs, maps to an exit status.
+/// The whole program, for the binary's entry (see its `main.rs` for the
+/// start-up): parses `args` (argv\[0\] first), runs, returns the exit status.
 #[must_use]
-pub fn main() -> ExitCode {
-    hupkit_common::cli::main::<Cli>(command(), hupkit_common::exit::USAGE, |cli, _| {
+pub fn main(args: Vec<std::ffi::OsString>) -> hupkit_common::exit::Status {
+    hupkit_common::cli::status::<Cli>(command(), args, hupkit_common::exit::USAGE, |cli, _| {
         Ok(hupkit_common::exit::Status::new(run(cli)))
     })
 }

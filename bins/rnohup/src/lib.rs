@@ -43,15 +43,16 @@ pub fn internal_failure_status() -> Status {
 /// Runs rnohup with `args` (argv\[0\] first) and returns the exit status, unless
 /// the command is exec'd, in which case this never returns.
 #[must_use]
-pub fn main(args: &[OsString]) -> Status {
-    let prog = args
-        .first()
-        .cloned()
-        .unwrap_or_else(|| OsString::from("rnohup"));
+pub fn main(mut args: Vec<OsString>) -> Status {
+    // GNU names itself by argv[0] exactly as given.
+    let prog = if args.is_empty() {
+        OsString::from("rnohup")
+    } else {
+        args.remove(0)
+    };
     let mut diag = Diag::new(&prog);
     let fail = internal_failure_status();
-    let operands = args.get(1..).unwrap_or_default();
-    match parse::parse(operands) {
+    match parse::parse(&args) {
         Err(msg) => {
             diag.error(&msg);
             diag.try_help();
