@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{ArgAction, ArgGroup, CommandFactory, Parser, ValueHint};
+use clap::{ArgGroup, CommandFactory, Parser, ValueHint};
 
 /// The exit statuses, as `--help` and the man page list them.
 pub const EXIT_STATUS: &[(&str, &str)] = &[
@@ -166,13 +166,11 @@ pub struct Cli {
     #[arg(long, value_name = "SCHEDULE", requires = "stop")]
     pub retry: Option<String>,
 
-    /// Print help
-    #[arg(short = 'h', long, action = ArgAction::Help)]
-    pub help: Option<bool>,
+    #[command(flatten)]
+    help: hupkit_common::cli::Help,
 
-    /// Print version
-    #[arg(short = 'V', long, action = ArgAction::Version)]
-    pub version: Option<bool>,
+    #[command(flatten)]
+    version: hupkit_common::cli::Version,
 
     /// The command to run, and its arguments
     #[arg(

@@ -33,13 +33,11 @@ use nix::unistd::Pid;
 use crate::cli::Cli;
 use crate::spawn::{Failure, Step};
 
-/// The whole program, for the binary's C `main`: does what Rust's start-up
-/// would have done (closed fds 0-2 opened on `/dev/null`, SIGPIPE ignored), then
-/// parses the command line, runs, and returns the exit status.
+/// The whole program, for the binary's entry (which has already done the
+/// start-up detach asks for: see its `main.rs`): parses the command line
+/// (`args`, argv\[0\] first), runs, and returns the exit status.
 #[must_use]
 pub fn main(args: Vec<std::ffi::OsString>) -> Status {
-    hupkit_common::stdio::open_closed_std_fds();
-    let _ = hupkit_common::signal::ignore(nix::sys::signal::Signal::SIGPIPE);
     hupkit_common::cli::status::<Cli>(cli::command(), args, exit::CANCELED, run)
 }
 

@@ -14,7 +14,6 @@ use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use hupkit_common::diag::Diag;
 use hupkit_common::inject::{InjectError, Tracee, errno_of};
@@ -33,12 +32,16 @@ use nix::unistd::Pid;
 
 use crate::cli::Cli;
 
-/// Parses, runs, maps to an exit status.
+/// The whole program, for the binary's entry (see its `main.rs` for the
+/// start-up): parses `args` (argv\[0\] first), runs, returns the exit status.
 #[must_use]
-pub fn main() -> ExitCode {
-    hupkit_common::cli::main::<Cli>(cli::command(), hupkit_common::exit::USAGE, |cli, _| {
-        Ok(hupkit_common::exit::Status::new(run(cli)))
-    })
+pub fn main(args: Vec<std::ffi::OsString>) -> hupkit_common::exit::Status {
+    hupkit_common::cli::status::<Cli>(
+        cli::command(),
+        args,
+        hupkit_common::exit::USAGE,
+        |cli, _| Ok(hupkit_common::exit::Status::new(run(cli))),
+    )
 }
 
 /// Where the output of the processes goes.

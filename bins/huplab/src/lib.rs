@@ -17,8 +17,8 @@ pub mod lab;
 pub mod probe;
 pub mod report;
 
+use std::ffi::OsString;
 use std::path::Path;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
@@ -30,10 +30,11 @@ pub use crate::cli::{Cli, EXIT_STATUS, MAN_SECTIONS, command};
 use crate::cli::{EventArg, ShellArg};
 use crate::lab::{Event, ShellKind};
 
-/// Parses, runs, maps to an exit status.
+/// The whole program, for the binary's entry (see its `main.rs` for the
+/// start-up): parses `args` (argv\[0\] first), runs, returns the exit status.
 #[must_use]
-pub fn main() -> ExitCode {
-    hupkit_common::cli::main::<Cli>(command(), exit::USAGE, run)
+pub fn main(args: Vec<OsString>) -> Status {
+    hupkit_common::cli::status::<Cli>(command(), args, exit::USAGE, run)
 }
 
 impl EventArg {

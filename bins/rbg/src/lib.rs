@@ -11,7 +11,6 @@
 //! before anything is signalled (rbg(1), DESCRIPTION OF JOBS).
 
 use std::ffi::OsStr;
-use std::process::ExitCode;
 
 use clap::{ArgAction, CommandFactory, Parser};
 use hupkit_common::diag::Diag;
@@ -79,10 +78,11 @@ pub fn command() -> clap::Command {
     Cli::command().after_help(hupkit_common::cli::after_help(None, EXIT_STATUS))
 }
 
-/// Parses, runs, maps to an exit status.
+/// The whole program, for the binary's entry (see its `main.rs` for the
+/// start-up): parses `args` (argv\[0\] first), runs, returns the exit status.
 #[must_use]
-pub fn main() -> ExitCode {
-    hupkit_common::cli::main::<Cli>(command(), hupkit_common::exit::USAGE, |cli, _| {
+pub fn main(args: Vec<std::ffi::OsString>) -> hupkit_common::exit::Status {
+    hupkit_common::cli::status::<Cli>(command(), args, hupkit_common::exit::USAGE, |cli, _| {
         Ok(hupkit_common::exit::Status::new(run(cli)))
     })
 }

@@ -25,7 +25,6 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -117,10 +116,11 @@ pub fn command() -> clap::Command {
     Cli::command().after_help(hupkit_common::cli::after_help(None, EXIT_STATUS))
 }
 
-/// Parses, runs, maps to an exit status.
+/// The whole program, for the binary's entry (see its `main.rs` for the
+/// start-up): parses `args` (argv\[0\] first), runs, returns the exit status.
 #[must_use]
-pub fn main() -> ExitCode {
-    hupkit_common::cli::main::<Cli>(command(), exit::CANCELED, |cli, _| {
+pub fn main(args: Vec<std::ffi::OsString>) -> hupkit_common::exit::Status {
+    hupkit_common::cli::status::<Cli>(command(), args, exit::CANCELED, |cli, _| {
         Ok(exit::Status::new(run(cli)))
     })
 }
@@ -128,8 +128,8 @@ pub fn main() -> ExitCode {
 /// Every signal whose default action would end rfg while the job has the
 /// terminal, and that can be caught (signal-hook refuses only SIGKILL, SIGSTOP
 /// and the synchronous faults SIGILL, SIGFPE, SIGSEGV): caught into a flag, so
-/// that the terminal is given back, then re-raised. (SIGPIPE is not here: Rust's
-/// runtime ignores it, so it never ends rfg.)
+/// that the terminal is given back, then re-raised. (SIGPIPE is not here: rfg's
+/// entry ignores it, so it never ends rfg.)
 pub const GUARDED: [Signal; 16] = [
     Signal::SIGHUP,
     Signal::SIGINT,
