@@ -763,7 +763,8 @@ fn soak_disown_injections_harm_nothing() {
     assert!(util::poll_until(util::DEADLINE, || {
         std::fs::metadata(&log).is_ok_and(|m| m.len() > 0)
             && [0, 3].iter().all(|&i| {
-                hupkit_common::proc::Stat::read(targets[i].1.pid()).is_ok_and(|s| s.state == 'S')
+                hupkit_common::proc::Stat::read(targets[i].1.pid())
+                    .is_ok_and(|s| s.state == hupkit_common::proc::ProcState::Sleeping)
             })
     }));
     let mut injected = 0;
@@ -789,7 +790,7 @@ fn soak_disown_injections_harm_nothing() {
             );
             let st = hupkit_common::proc::Stat::read(guard.pid()).unwrap();
             assert!(
-                !matches!(st.state, 'T' | 't' | 'Z'),
+                !(st.state.is_stopped() || st.state == hupkit_common::proc::ProcState::Zombie),
                 "{kind} left in state {} at round {round}",
                 st.state
             );
@@ -953,7 +954,8 @@ fn other_users_processes() {
     let pid = victim.pid().to_string();
     nix::sys::signal::kill(victim.pid(), nix::sys::signal::Signal::SIGSTOP).unwrap();
     assert!(util::poll_until(util::DEADLINE, || {
-        hupkit_common::proc::Stat::read(victim.pid()).is_ok_and(|s| s.state == 'T')
+        hupkit_common::proc::Stat::read(victim.pid())
+            .is_ok_and(|s| s.state == hupkit_common::proc::ProcState::Stopped)
     }));
     let as_nobody = |tool: &str, args: &[&str]| {
         let bin = dir.path().join(tool);
@@ -992,7 +994,7 @@ fn other_users_processes() {
     );
     assert_eq!(
         hupkit_common::proc::Stat::read(victim.pid()).unwrap().state,
-        'T',
+        hupkit_common::proc::ProcState::Stopped,
         "still stopped"
     );
     let out = as_nobody("rjobs", &["--explain", &pid]);

@@ -196,7 +196,7 @@ impl Drop for Listener {
 pub fn vouch(main: Pid, daemon: Pid, daemon_start: u64, uid: Uid) -> Result<u64, String> {
     let gone = || format!("PID {main} does not exist");
     let st = Stat::read(main).map_err(|_| gone())?;
-    if matches!(st.state, 'Z' | 'X') {
+    if st.state.has_exited() {
         return Err(gone());
     }
     let ids = Status::read(main).map_err(|_| gone())?.uid;

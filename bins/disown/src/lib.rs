@@ -109,7 +109,7 @@ fn strerror_io(e: &std::io::Error) -> String {
 /// Why a process must be left alone, if it must.
 #[must_use]
 pub fn refusal(snap: &Snapshot, p: &Stat) -> Option<String> {
-    if matches!(p.state, 'Z' | 'X') {
+    if p.state.has_exited() {
         return Some("is a zombie (it has exited)".into());
     }
     if p.pid.as_raw() == 1 {
@@ -205,7 +205,7 @@ fn tty_fds(p: &Stat) -> Vec<TtyFd> {
 
 /// A live thread of `pid` to attach to: the main thread, unless it has exited.
 fn thread_of(pid: Pid) -> Pid {
-    if Stat::read(pid).is_ok_and(|s| s.state != 'Z') {
+    if Stat::read(pid).is_ok_and(|s| s.state != hupkit_common::proc::ProcState::Zombie) {
         return pid;
     }
     std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -421,7 +421,7 @@ fn targets(cli: &Cli, snap: &Snapshot, diag: &mut Diag) -> (Vec<Stat>, bool) {
         let spec = match JobSpec::parse(text) {
             Ok(s) => s,
             Err(msg) => {
-                diag.error(&msg);
+                diag.error(&msg.to_string());
                 ok = false;
                 continue;
             }
@@ -473,7 +473,7 @@ fn targets(cli: &Cli, snap: &Snapshot, diag: &mut Diag) -> (Vec<Stat>, bool) {
                 }
             }
             Err(msg) => {
-                diag.error(&msg);
+                diag.error(&msg.to_string());
                 ok = false;
             }
         }
@@ -536,7 +536,7 @@ pub fn run(cli: &Cli) -> i32 {
     let mut stopped: Vec<Stat> = Vec::new();
     for p in &procs {
         let label = format!("PID {} ({})", p.pid, p.name());
-        let was_stopped = matches!(p.state, 'T' | 't');
+        let was_stopped = p.state.is_stopped();
         match cut_loose(p, &output, cli.all) {
             Ok(done) => {
                 let mut line = format!("disown: {label}: {}", done.sighup);

@@ -497,7 +497,8 @@ pub fn run(
                 lab.type_line(&format!("kill -TSTP {pid}"))?;
                 lab.wait_output("$ ")?;
                 lab.wait_for("the probe to stop", || {
-                    Stat::read(pid).is_ok_and(|s| s.state == 'T')
+                    Stat::read(pid)
+                        .is_ok_and(|s| s.state == hupkit_common::proc::ProcState::Stopped)
                 })?;
             }
             "disown" => {
