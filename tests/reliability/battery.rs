@@ -649,7 +649,8 @@ fn other_users_processes() {
     let pid = victim.pid().to_string();
     nix::sys::signal::kill(victim.pid(), nix::sys::signal::Signal::SIGSTOP).unwrap();
     assert!(util::poll_until(util::DEADLINE, || {
-        hupkit_common::proc::Stat::read(victim.pid()).is_ok_and(|s| s.state == 'T')
+        hupkit_common::proc::Stat::read(victim.pid())
+            .is_ok_and(|s| s.state == hupkit_common::proc::ProcState::Stopped)
     }));
     let as_nobody = |tool: &str, args: &[&str]| {
         let bin = dir.path().join(tool);
@@ -688,7 +689,7 @@ fn other_users_processes() {
     );
     assert_eq!(
         hupkit_common::proc::Stat::read(victim.pid()).unwrap().state,
-        'T',
+        hupkit_common::proc::ProcState::Stopped,
         "still stopped"
     );
     let out = as_nobody("rjobs", &["--explain", &pid]);
@@ -740,6 +741,14 @@ fn processes_in_session_zero() {
         kill -KILL "$p" "$q"
     "#;
     let log = tempfile::NamedTempFile::new().unwrap();
+    // One open file description for stdout and stderr, in append mode: two
+    // separate opens would each keep an offset of their own, and bash's
+    // "Killed" lines would overwrite rjobs' output.
+    let out_file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(log.path())
+        .unwrap();
+    let err_file = out_file.try_clone().unwrap();
     let mut cmd = Command::new("/usr/bin/unshare");
     cmd.args([
         "--pid",
@@ -755,8 +764,8 @@ fn processes_in_session_zero() {
     .env("DISOWN", util::bin("disown"))
     .env("HUPKIT_NO_RECORD", "1")
     .stdin(Stdio::null())
-    .stdout(Stdio::from(log.reopen().unwrap()))
-    .stderr(Stdio::from(log.reopen().unwrap()))
+    .stdout(Stdio::from(out_file))
+    .stderr(Stdio::from(err_file))
     .process_group(0);
     let mut child = util::ChildGuard::new(util::spawn(&mut cmd));
     let status = child.wait(util::DEADLINE).expect("unshare hung");

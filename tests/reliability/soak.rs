@@ -61,7 +61,8 @@ fn soak_disown_injections_harm_nothing() {
     assert!(util::poll_until(util::DEADLINE, || {
         std::fs::metadata(&log).is_ok_and(|m| m.len() > 0)
             && [0, 3].iter().all(|&i| {
-                hupkit_common::proc::Stat::read(targets[i].1.pid()).is_ok_and(|s| s.state == 'S')
+                hupkit_common::proc::Stat::read(targets[i].1.pid())
+                    .is_ok_and(|s| s.state == hupkit_common::proc::ProcState::Sleeping)
             })
     }));
     let mut injected = 0;
@@ -87,7 +88,7 @@ fn soak_disown_injections_harm_nothing() {
             );
             let st = hupkit_common::proc::Stat::read(guard.pid()).unwrap();
             assert!(
-                !matches!(st.state, 'T' | 't' | 'Z'),
+                !(st.state.is_stopped() || st.state == hupkit_common::proc::ProcState::Zombie),
                 "{kind} left in state {} at round {round}",
                 st.state
             );

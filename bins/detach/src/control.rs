@@ -156,7 +156,7 @@ impl From<PidfileState> for Found {
                 Liveness::Gone => Found::Dead(pid, Some(id)),
             },
             PidfileState::Pid(pid, None) => match Stat::read(pid) {
-                Ok(st) if !matches!(st.state, 'Z' | 'X') => Found::Unverified(pid),
+                Ok(st) if !st.state.has_exited() => Found::Unverified(pid),
                 _ => Found::Dead(pid, None),
             },
         }

@@ -210,7 +210,7 @@ pub enum Refusal {
 pub fn vouch(main: Pid, daemon: Pid, daemon_start: u64, uid: Uid) -> Result<u64, Refusal> {
     let gone = |_| Refusal::Gone(main);
     let st = Stat::read(main).map_err(gone)?;
-    if matches!(st.state, 'Z' | 'X') {
+    if st.state.has_exited() {
         return Err(Refusal::Gone(main));
     }
     let ids = Status::read(main).map_err(gone)?.uid;

@@ -118,7 +118,7 @@ fn strerror_io(e: &FileError) -> String {
 /// Why a process must be left alone, if it must.
 #[must_use]
 pub fn refusal(snap: &Snapshot, p: &Stat) -> Option<String> {
-    if matches!(p.state, 'Z' | 'X') {
+    if p.state.has_exited() {
         return Some("is a zombie (it has exited)".into());
     }
     if p.pid.as_raw() == 1 {
@@ -222,7 +222,7 @@ fn tty_fds(p: &Stat) -> Vec<TtyFd> {
 
 /// A live thread of `pid` to attach to: the main thread, unless it has exited.
 fn thread_of(pid: Pid) -> Pid {
-    if Stat::read(pid).is_ok_and(|s| s.state != 'Z') {
+    if Stat::read(pid).is_ok_and(|s| s.state != hupkit_common::proc::ProcState::Zombie) {
         return pid;
     }
     std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -437,7 +437,7 @@ fn targets(cli: &Cli, snap: &Snapshot, diag: &mut Diag) -> (Vec<Stat>, bool) {
         let spec = match JobSpec::parse(text) {
             Ok(s) => s,
             Err(msg) => {
-                diag.error(&msg);
+                diag.error(&msg.to_string());
                 ok = false;
                 continue;
             }
@@ -489,7 +489,7 @@ fn targets(cli: &Cli, snap: &Snapshot, diag: &mut Diag) -> (Vec<Stat>, bool) {
                 }
             }
             Err(msg) => {
-                diag.error(&msg);
+                diag.error(&msg.to_string());
                 ok = false;
             }
         }
@@ -564,7 +564,7 @@ pub fn run(cli: &Cli) -> i32 {
     let mut done_procs: Vec<Stat> = Vec::new();
     for p in &procs {
         let label = format!("PID {} ({})", p.pid, p.name());
-        let was_stopped = matches!(p.state, 'T' | 't');
+        let was_stopped = p.state.is_stopped();
         // Each process is traced from a thread of its own: one that cannot be
         // stopped in time is released, untouched, when that thread ends.
         let outcome = std::thread::scope(|s| s.spawn(|| cut_loose(p, &output)).join())

@@ -18,7 +18,7 @@ use hupkit_common::exit::{self, Status};
 use hupkit_common::identity::{Identity, Liveness};
 use hupkit_common::jobs::Snapshot;
 use hupkit_common::pidfd::PidFd;
-use hupkit_common::proc::{self, Stat};
+use hupkit_common::proc::{self, ProcState, Stat};
 use hupkit_common::pty::{Carriage, Transcript};
 use hupkit_common::quote::quote;
 use hupkit_common::signal::Disposition;
@@ -512,7 +512,7 @@ fn start_probes(lab: &mut Lab, shell: ShellKind) -> Result<(), LabError> {
             Level::Stopped => {
                 lab.command(&format!("kill -TSTP {pid}"))?;
                 lab.wait_for("the probe to stop", || {
-                    Stat::read(pid).is_ok_and(|s| s.state == 'T')
+                    Stat::read(pid).is_ok_and(|s| s.state == ProcState::Stopped)
                 })?;
             }
             Level::Disown => {

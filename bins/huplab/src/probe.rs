@@ -70,7 +70,7 @@ fn watch_lab() -> Lab {
         return Lab::Gone;
     };
     match Stat::read(pid) {
-        Ok(st) if st.starttime == start && !matches!(st.state, 'Z' | 'X') => Lab::Watched(fd),
+        Ok(st) if st.starttime == start && !st.state.has_exited() => Lab::Watched(fd),
         _ => Lab::Gone,
     }
 }
