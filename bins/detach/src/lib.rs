@@ -209,6 +209,7 @@ fn claim(
 /// `--notify`: waits for READY=1; returns the daemon's main PID, and its start
 /// time when it is a `MAINPID=` that [`notify::vouch`] accepted.
 fn await_ready(
+    diag: &mut Diag,
     listener: &notify::Listener,
     pid: Pid,
     uid: nix::unistd::Uid,
@@ -219,7 +220,7 @@ fn await_ready(
         PidFd::open(pid).map_err(|e| Error::sys("cannot watch the daemon", e, exit::CANCELED))?;
     let mut on_status = |s: &str| {
         if verbose {
-            Diag::new(OsStr::new("detach")).error(&format!("daemon status: {s}"));
+            diag.line(&format!("daemon status: {s}"));
         }
     };
     match listener.wait(&pidfd, uid, Duration::from_secs(secs), &mut on_status) {
@@ -228,8 +229,8 @@ fn await_ready(
             match notify::vouch(main, pid, start, uid) {
                 Ok(main_start) => Ok((main, Some(main_start))),
                 Err(why) => {
-                    Diag::new(OsStr::new("detach")).error(&format!(
-                        "warning: ignoring MAINPID={main}: {why}; recording PID {pid}"
+                    diag.warning(&format!(
+                        "ignoring MAINPID={main}: {why}; recording PID {pid}"
                     ));
                     Ok((pid, None))
                 }
@@ -305,7 +306,7 @@ fn record(plan: &plan::Plan, id: &Identity, cli: &Cli, diag: &mut Diag) {
         .unwrap_or_default();
     if let Err(e) = records::write(&dir, &rec) {
         if cli.verbose {
-            diag.error(&format!("warning: cannot write the job record: {e}"));
+            diag.warning(&format!("cannot write the job record: {e}"));
         }
     }
 }
@@ -384,7 +385,7 @@ pub fn start(cli: &Cli, diag: &mut Diag) -> Result<()> {
         (Some(done), _, _) => done?,
         (None, Some(listener), Some(secs)) => {
             let uid = owner.map_or_else(nix::unistd::geteuid, |(u, _)| u);
-            let (main, start) = await_ready(listener, pid, uid, secs, cli.verbose)?;
+            let (main, start) = await_ready(diag, listener, pid, uid, secs, cli.verbose)?;
             if let Some(start) = start {
                 // The vouched-for process must still be the one at that PID.
                 if Identity::of(main).map(|id| id.starttime).ok() != Some(start) {
