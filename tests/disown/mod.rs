@@ -386,3 +386,43 @@ fn output_link_of_another_user_is_not_followed() {
     );
     assert_eq!(status.tracer_pid, 0);
 }
+
+/// An output path longer than the old scratch slot (2000 bytes) but within
+/// a page: the target opens it, and the scratch page it was written in is
+/// unmapped again (the process's mappings are as before).
+#[test]
+fn a_long_output_path_fits_the_scratch_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sh = Shell::start(dir.path());
+    // Nine directories of 240 bytes: the absolute path is over 2,100 bytes.
+    let (out, rc) = sh.run("d=$(printf '%0240d' 0); p=$d/$d/$d/$d/$d/$d/$d/$d/$d; mkdir -p $p");
+    assert_eq!(rc, 0, "{out}");
+    let a = Victim::of(&sh.last_line("sleep 300 & echo $!"));
+    let maps = || std::fs::read_to_string(format!("/proc/{}/maps", a.0.pid)).unwrap();
+    let before = maps();
+    let (out, rc) = sh.run(&format!("rdisown -o $p/out.log {}", a.0.pid));
+    assert_eq!(rc, 0, "{out}");
+    let log = dir
+        .path()
+        .join(vec!["0".repeat(240); 9].join("/"))
+        .join("out.log");
+    assert!(log.as_os_str().len() > 2100);
+    let log = log.display().to_string();
+    assert_eq!(a.fds(), ["/dev/null", log.as_str(), log.as_str()]);
+    assert_eq!(maps(), before, "the scratch page is unmapped");
+}
+
+/// disown names itself as invoked: as rdisown, its diagnostics say rdisown.
+#[test]
+fn diagnostics_use_the_name_invoked() {
+    let out = Command::new(util::bin("rdisown"))
+        .arg("x")
+        .env("HUPKIT_NO_RECORD", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "rdisown: 'x': not a job spec (%N, %+, %-, %name, %?text, PID or PID@STARTTIME)\n"
+    );
+}
