@@ -173,6 +173,18 @@ mod imp {
     const MASKS_BELOW: u64 = 512;
     /// Where a `siginfo` to queue again goes, below the stack pointer.
     const SIGINFO_BELOW: u64 = 1024;
+    /// Room for `struct ptrace_syscall_info` (88 bytes in Linux 6.x; the
+    /// kernel writes at most the size given, and says how much it had).
+    const SYSCALL_INFO_WORDS: usize = 12;
+    /// How much of one executable mapping is searched for a `syscall`
+    /// instruction (4 MiB): the vDSO has one in its first page, a program's
+    /// text within its first functions; a bound keeps a huge mapping from
+    /// costing a huge read.
+    const GADGET_SCAN_BYTES: u64 = 1 << 22;
+    /// How many times an injected call interrupted by a signal is run again:
+    /// every signal is blocked after the first call, so one retry is the
+    /// rule; the bound only keeps a misbehaving kernel from looping us.
+    const MAX_RESTARTS: u32 = 8;
 
     /// How calls are executed.
     enum Mode {
@@ -248,7 +260,7 @@ mod imp {
             return Err(InjectError::NotX86_64);
         }
         if at_syscall {
-            let mut info = [0u64; 12];
+            let mut info = [0u64; SYSCALL_INFO_WORDS];
             // SAFETY: PTRACE_GET_SYSCALL_INFO writes at most `addr` bytes (the
             // size of `info`) at `data`, which points to `info`.
             let n = unsafe {
@@ -295,7 +307,7 @@ mod imp {
             }
         }
         for (a, b) in candidates {
-            let len = usize::try_from((b - a).min(1 << 22)).ok()?;
+            let len = usize::try_from((b - a).min(GADGET_SCAN_BYTES)).ok()?;
             let mut buf = vec![0u8; len];
             let Ok(n) = mem.read_at(&mut buf, a) else {
                 continue;
@@ -480,7 +492,7 @@ mod imp {
                 let r = self.syscall_once(nr, args)?;
                 tries += 1;
                 // Interrupted by a signal (taken or blocked by now): run it again.
-                if !RESTART.contains(&r) || tries == 8 {
+                if !RESTART.contains(&r) || tries == MAX_RESTARTS {
                     return Ok(r);
                 }
             }
@@ -497,7 +509,7 @@ mod imp {
                             Stop::Syscall => {}
                             other => {
                                 return Err(InjectError::Failed(format!(
-                                    "expected a syscall entry, got {other:?}"
+                                    "expected a syscall entry, got {other}"
                                 )));
                             }
                         }
@@ -512,7 +524,7 @@ mod imp {
                         Stop::Syscall => {}
                         other => {
                             return Err(InjectError::Failed(format!(
-                                "expected a syscall exit, got {other:?}"
+                                "expected a syscall exit, got {other}"
                             )));
                         }
                     }
@@ -528,7 +540,7 @@ mod imp {
                         Stop::Signal(libc::SIGTRAP) => {}
                         other => {
                             return Err(InjectError::Failed(format!(
-                                "expected a single-step trap, got {other:?}"
+                                "expected a single-step trap, got {other}"
                             )));
                         }
                     }
@@ -931,9 +943,11 @@ impl Tracee {
 /// The `-errno` of a raw system-call return value, if it is one.
 #[must_use]
 pub fn errno_of(ret: i64) -> Option<Errno> {
-    (-4095..=-1)
+    // The kernel's MAX_ERRNO: a return value in -4095..=-1 is `-errno`.
+    const MAX_ERRNO: i64 = 4095;
+    (-MAX_ERRNO..=-1)
         .contains(&ret)
-        .then(|| Errno::from_raw(i32::try_from(-ret).unwrap_or(5)))
+        .then(|| Errno::from_raw(i32::try_from(-ret).unwrap_or(Errno::EIO as i32)))
 }
 
 #[cfg(test)]

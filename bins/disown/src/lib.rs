@@ -42,9 +42,12 @@ pub fn main() -> ExitCode {
     hupkit_common::cli::main::<Cli>(cli::command(), exit::USAGE, run)
 }
 
-/// The permissions of an output file disown creates: 0600 whatever the
-/// umask, as rnohup's `nohup.out` (it may hold what a user typed or saw).
-const OUTPUT_UMASK: u32 = 0o177;
+/// The permissions of an output file disown or the target creates: 0600
+/// whatever the umask, as rnohup's `nohup.out` (it may hold what a user
+/// typed or saw).
+const OUTPUT_MODE: u32 = 0o600;
+/// The umask that makes disown's own check create it so.
+const OUTPUT_UMASK: u32 = 0o777 & !OUTPUT_MODE;
 
 /// Where the output of the processes goes.
 enum Output {
@@ -296,7 +299,7 @@ fn redirect(
     // cleared just below.
     let append = OFlag::O_WRONLY | OFlag::O_APPEND;
     let creating = append | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
-    let out = match page.open_at(target, creating, 0o600) {
+    let out = match page.open_at(target, creating, OUTPUT_MODE) {
         Ok(fd) => fd,
         Err(e) => {
             succeeded(page.tracee().close(null))?;
