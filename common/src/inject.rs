@@ -775,15 +775,20 @@ impl<'t> Scratch<'t> {
         self.tracee
     }
 
+    /// Whether `len` bytes fit in `slot`.
+    fn fits(&self, slot: Slot, len: usize) -> bool {
+        u64::try_from(len).is_ok_and(|len| slot.offset() + len <= self.len)
+    }
+
     /// Writes `bytes` into `slot`; its address in the target.
     fn put(&mut self, slot: Slot, bytes: &[u8]) -> Result<u64, InjectError> {
-        let at = slot.offset();
-        if at + bytes.len() as u64 > self.len {
+        if !self.fits(slot, bytes.len()) {
             return Err(InjectError::Failed(format!(
-                "the argument does not fit in one page ({} bytes)",
+                "an argument does not fit in the scratch page ({} bytes)",
                 self.len
             )));
         }
+        let at = slot.offset();
         self.tracee.write_mem(self.addr + at, bytes)?;
         Ok(self.addr + at)
     }
@@ -812,20 +817,21 @@ impl<'t> Scratch<'t> {
     /// `openat(AT_FDCWD, path, flags, mode)` in the process: its new descriptor.
     ///
     /// # Errors
-    /// The tracing failure, a path longer than the page, or `openat`'s errno
-    /// in the process (as `opening 'PATH'`).
+    /// The tracing failure, or `openat`'s errno in the process (as `opening
+    /// 'PATH'`; `ENAMETOOLONG` for a path longer than the page).
     pub fn open_at(&mut self, path: &Path, flags: OFlag, mode: u32) -> Result<i32, InjectError> {
+        let what = format!("opening {}", crate::quote::quote(path.as_os_str()));
         let mut bytes = path.as_os_str().as_bytes().to_vec();
         bytes.push(0);
-        let at = self.put(Slot::Path, &bytes).map_err(|e| match e {
-            InjectError::Failed(_) => InjectError::Failed(format!(
-                "the path {} is too long",
-                crate::quote::quote(path.as_os_str())
-            )),
-            e => e,
-        })?;
+        if !self.fits(Slot::Path, bytes.len()) {
+            // What the kernel would say of a path this long (a page is PATH_MAX).
+            return Err(InjectError::InProcess {
+                what,
+                errno: Errno::ENAMETOOLONG,
+            });
+        }
+        let at = self.put(Slot::Path, &bytes)?;
         let flags = u64::from(flags.bits().cast_unsigned());
-        let what = format!("opening {}", crate::quote::quote(path.as_os_str()));
         let fd = self.tracee.call(
             &what,
             libc::SYS_openat,
@@ -980,6 +986,40 @@ mod tests {
             child.try_wait().unwrap().is_none(),
             "SIGHUP is ignored, it lives on"
         );
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// A path longer than the page is refused as the kernel would refuse it,
+    /// and nothing is written past the page (into whatever the target has
+    /// mapped next to it).
+    #[test]
+    fn a_path_longer_than_the_page_writes_nothing() {
+        use std::os::unix::fs::FileExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+        let mut t = Tracee::attach(pid).unwrap();
+        let mut page = Scratch::map(&mut t).unwrap();
+        let (addr, len) = (page.addr, page.len);
+        let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+        let around = || {
+            let mut buf = vec![0u8; 2 * usize::try_from(len).unwrap()];
+            let n = mem.read_at(&mut buf, addr).unwrap_or(0);
+            buf.truncate(n);
+            buf
+        };
+        let before = around();
+        let long = "a/".repeat(usize::try_from(len).unwrap());
+        match page.open_at(Path::new(&long), OFlag::O_RDONLY, 0) {
+            Err(InjectError::InProcess { errno, .. }) => assert_eq!(errno, Errno::ENAMETOOLONG),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(around(), before, "nothing written");
+        page.release().unwrap();
+        t.detach().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
     }

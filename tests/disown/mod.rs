@@ -410,6 +410,25 @@ fn a_long_output_path_fits_the_scratch_page() {
     let log = log.display().to_string();
     assert_eq!(a.fds(), ["/dev/null", log.as_str(), log.as_str()]);
     assert_eq!(maps(), before, "the scratch page is unmapped");
+
+    // Eighteen: longer than the page (and than PATH_MAX). It is refused
+    // before anything is written past the page.
+    let (out, rc) =
+        sh.run("(for i in $(seq 18); do mkdir -p $d && cd $d || exit; done); echo made");
+    assert_eq!(rc, 0, "{out}");
+    let b = Victim::of(&sh.last_line("sleep 301 & echo $!"));
+    let tty = b.fds();
+    let (out, rc) = sh.run(&format!(
+        "rdisown -o $p/$d/$d/$d/$d/$d/$d/$d/$d/$d/out.log {}",
+        b.0.pid
+    ));
+    assert_eq!(rc, 1, "{out}");
+    assert!(
+        out.starts_with(&format!("rdisown: PID {} (sleep): opening '", b.0.pid))
+            && out.ends_with("' failed in the process: File name too long; left as it was\n"),
+        "{out}"
+    );
+    assert_eq!(b.fds(), tty, "descriptors untouched");
 }
 
 /// disown names itself as invoked: as rdisown, its diagnostics say rdisown.
