@@ -2,10 +2,14 @@
 //!
 //! The flow: [`main`] → [`run`]: job specs resolved on one `/proc` scan
 //! ([`hupkit_common::jobs`]), each target checked ([`refusal`]), then
-//! [`cut_loose`] makes the process itself ignore SIGHUP, re-point its
-//! terminal descriptors and drop its controlling terminal, with system calls
-//! injected through ptrace ([`hupkit_common::inject`]); stopped targets are
-//! continued and a job record is written.
+//! `cut_loose`, from a thread of its own per process: attach
+//! ([`hupkit_common::inject::Tracee`]), map a scratch page in it
+//! ([`hupkit_common::inject::Scratch`]), and make the process itself ignore
+//! SIGHUP, drop its controlling terminal and re-point its terminal
+//! descriptors (found by [`hupkit_common::proc::terminal_fds`]), one typed
+//! injected call each; stopped targets are continued and a job record is
+//! written. Errors about one process are reported and the next one is done;
+//! the status is then 1 ([`Diag::status`]).
 
 pub mod cli;
 
