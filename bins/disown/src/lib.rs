@@ -434,13 +434,12 @@ fn admitted(cli: &Cli, snap: &Snapshot, procs: Vec<Stat>, diag: &mut Diag) -> Ve
     procs
         .into_iter()
         .filter(|p| {
-            let Some(why) = refusal(snap, p).or_else(|| handler_refusal(p, cli.all)) else {
+            // A handler is the one refusal that -a overrides: the message says so.
+            let refused = refusal(snap, p)
+                .map(|why| (why, ""))
+                .or_else(|| handler_refusal(p, cli.all).map(|why| (why, " (-a forces)")));
+            let Some((why, forces)) = refused else {
                 return true;
-            };
-            let forces = if why.starts_with("has its own SIGHUP") {
-                " (-a forces)"
-            } else {
-                ""
             };
             diag.error(&format!(
                 "PID {} ({}) {why}; left alone{forces}",
