@@ -40,16 +40,21 @@
 //!   is [`InjectError::NotX86_64`], checked before any injection.
 //!
 //! Only general-purpose registers are touched; memory is written only in a
-//! scratch page the target maps for us, and 16 bytes (the signal masks) and a
-//! `siginfo` below its stack's red zone, where the kernel itself would put a
-//! signal frame. Whatever fails, the registers are restored and the thread
-//! detached (also on drop). `x86_64` only: on other architectures
+//! scratch page the target maps for us ([`Scratch`], with one typed function
+//! per call that needs memory; [`Tracee::dup3`] and the other calls need
+//! none), and 16 bytes (the signal masks) and a `siginfo` below its stack's
+//! red zone, where the kernel itself would put a signal frame. Whatever
+//! fails, the registers are restored and the thread detached (also on drop). `x86_64` only: on other architectures
 //! [`Tracee::attach`] refuses with [`InjectError::Unsupported`].
 
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::libc;
 use nix::unistd::Pid;
 
 pub use crate::ptrace::STOP_WAIT;
@@ -59,6 +64,11 @@ pub const SYSCALL_WAIT: Duration = Duration::from_millis(500);
 
 /// How long one injected system call may take.
 pub const CALL_WAIT: Duration = Duration::from_secs(10);
+
+/// The size of the kernel's signal set (`_NSIG / 8`: 64 signals, one bit
+/// each), the last argument of `rt_sigaction` and `rt_sigprocmask`; glibc's
+/// `sigset_t` is 128 bytes and the kernel refuses that size.
+pub const SIGSET_SIZE: u64 = std::mem::size_of::<u64>() as u64;
 
 /// Why an injection could not be done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,8 +85,37 @@ pub enum InjectError {
     Stuck,
     /// A call injected in it did not return within [`CALL_WAIT`]: it is let go in that call.
     CallStuck,
+    /// A system call made in the process failed there (`what failed in the process: Strerror`).
+    InProcess {
+        /// The call, with its operand: `rt_sigaction`, `opening 'FILE'`.
+        what: String,
+        /// The errno it returned.
+        errno: Errno,
+    },
     /// Something else failed; the text says what.
     Failed(String),
+}
+
+impl InjectError {
+    /// The exit status this error means (as uutils' `UError::code`): every
+    /// failure to act on one process is a plain failure, 1.
+    #[must_use]
+    pub fn status(&self) -> crate::exit::Status {
+        crate::exit::FAILURE
+    }
+}
+
+impl From<InjectError> for crate::Error {
+    fn from(e: InjectError) -> Self {
+        let status = e.status();
+        match e {
+            InjectError::Attach(errno) => crate::Error::sys("cannot trace it", errno, status),
+            InjectError::InProcess { what, errno } => {
+                crate::Error::sys(format!("{what} failed in the process"), errno, status)
+            }
+            e => crate::Error::failed(e.to_string(), status),
+        }
+    }
 }
 
 impl fmt::Display for InjectError {
@@ -100,6 +139,11 @@ impl fmt::Display for InjectError {
                 "a system call made in it did not return within {} s; it was let go inside that call",
                 CALL_WAIT.as_secs()
             ),
+            InjectError::InProcess { what, errno } => write!(
+                f,
+                "{what} failed in the process: {}",
+                crate::diag::strerror(*errno)
+            ),
             InjectError::Failed(why) => f.write_str(why),
         }
     }
@@ -113,7 +157,9 @@ mod imp {
     use nix::sys::ptrace;
     use nix::sys::signal::Signal;
 
-    use super::{CALL_WAIT, Duration, Errno, InjectError, Instant, Pid, STOP_WAIT, SYSCALL_WAIT};
+    use super::{
+        CALL_WAIT, Duration, Errno, InjectError, Instant, Pid, SIGSET_SIZE, STOP_WAIT, SYSCALL_WAIT,
+    };
     use crate::ptrace::{Stop, resume, wait_stop};
 
     /// The code segment of 64-bit user code on `x86_64` Linux (`__USER_CS`).
@@ -127,6 +173,18 @@ mod imp {
     const MASKS_BELOW: u64 = 512;
     /// Where a `siginfo` to queue again goes, below the stack pointer.
     const SIGINFO_BELOW: u64 = 1024;
+    /// Room for `struct ptrace_syscall_info` (88 bytes in Linux 6.x; the
+    /// kernel writes at most the size given, and says how much it had).
+    const SYSCALL_INFO_WORDS: usize = 12;
+    /// How much of one executable mapping is searched for a `syscall`
+    /// instruction (4 MiB): the vDSO has one in its first page, a program's
+    /// text within its first functions; a bound keeps a huge mapping from
+    /// costing a huge read.
+    const GADGET_SCAN_BYTES: u64 = 1 << 22;
+    /// How many times an injected call interrupted by a signal is run again:
+    /// every signal is blocked after the first call, so one retry is the
+    /// rule; the bound only keeps a misbehaving kernel from looping us.
+    const MAX_RESTARTS: u32 = 8;
 
     /// How calls are executed.
     enum Mode {
@@ -153,6 +211,11 @@ mod imp {
         /// Where its own signal mask was saved, once all signals were blocked.
         mask_at: Option<u64>,
         detached: bool,
+    }
+
+    /// `what: Strerror` of an I/O error (never Rust's `(os error N)` text).
+    fn io_failed(what: &str, e: &std::io::Error) -> InjectError {
+        fail(what, e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))
     }
 
     fn fail(what: &str, e: Errno) -> InjectError {
@@ -197,7 +260,7 @@ mod imp {
             return Err(InjectError::NotX86_64);
         }
         if at_syscall {
-            let mut info = [0u64; 12];
+            let mut info = [0u64; SYSCALL_INFO_WORDS];
             // SAFETY: PTRACE_GET_SYSCALL_INFO writes at most `addr` bytes (the
             // size of `info`) at `data`, which points to `info`.
             let n = unsafe {
@@ -244,7 +307,7 @@ mod imp {
             }
         }
         for (a, b) in candidates {
-            let len = usize::try_from((b - a).min(1 << 22)).ok()?;
+            let len = usize::try_from((b - a).min(GADGET_SCAN_BYTES)).ok()?;
             let mut buf = vec![0u8; len];
             let Ok(n) = mem.read_at(&mut buf, a) else {
                 continue;
@@ -369,12 +432,19 @@ mod imp {
             t.write_mem(at, &u64::MAX.to_ne_bytes())?;
             let r = t.syscall(
                 libc::SYS_rt_sigprocmask,
-                [libc::SIG_SETMASK as u64, at, at + 8, 8, 0, 0],
+                [
+                    libc::SIG_SETMASK as u64,
+                    at,
+                    at + SIGSET_SIZE,
+                    SIGSET_SIZE,
+                    0,
+                    0,
+                ],
             )?;
             if let Some(e) = super::errno_of(r) {
                 return Err(fail("rt_sigprocmask failed in the process", e));
             }
-            t.mask_at = Some(at + 8);
+            t.mask_at = Some(at + SIGSET_SIZE);
             Ok(t)
         }
 
@@ -422,7 +492,7 @@ mod imp {
                 let r = self.syscall_once(nr, args)?;
                 tries += 1;
                 // Interrupted by a signal (taken or blocked by now): run it again.
-                if !RESTART.contains(&r) || tries == 8 {
+                if !RESTART.contains(&r) || tries == MAX_RESTARTS {
                     return Ok(r);
                 }
             }
@@ -439,7 +509,7 @@ mod imp {
                             Stop::Syscall => {}
                             other => {
                                 return Err(InjectError::Failed(format!(
-                                    "expected a syscall entry, got {other:?}"
+                                    "expected a syscall entry, got {other}"
                                 )));
                             }
                         }
@@ -454,7 +524,7 @@ mod imp {
                         Stop::Syscall => {}
                         other => {
                             return Err(InjectError::Failed(format!(
-                                "expected a syscall exit, got {other:?}"
+                                "expected a syscall exit, got {other}"
                             )));
                         }
                     }
@@ -470,7 +540,7 @@ mod imp {
                         Stop::Signal(libc::SIGTRAP) => {}
                         other => {
                             return Err(InjectError::Failed(format!(
-                                "expected a single-step trap, got {other:?}"
+                                "expected a single-step trap, got {other}"
                             )));
                         }
                     }
@@ -485,9 +555,9 @@ mod imp {
             let mem = std::fs::OpenOptions::new()
                 .write(true)
                 .open(format!("/proc/{}/mem", self.tid))
-                .map_err(|e| InjectError::Failed(format!("cannot open its memory: {e}")))?;
+                .map_err(|e| io_failed("cannot open its memory", &e))?;
             mem.write_all_at(bytes, addr)
-                .map_err(|e| InjectError::Failed(format!("cannot write its memory: {e}")))
+                .map_err(|e| io_failed("cannot write its memory", &e))
         }
 
         /// Restores the registers and lets the thread go.
@@ -539,7 +609,7 @@ mod imp {
                 ends = self.requeue();
                 let r = self.syscall(
                     libc::SYS_rt_sigprocmask,
-                    [libc::SIG_SETMASK as u64, mask, 0, 8, 0, 0],
+                    [libc::SIG_SETMASK as u64, mask, 0, SIGSET_SIZE, 0, 0],
                 );
                 ends = ends.and(r.and_then(|r| match super::errno_of(r) {
                     Some(e) => Err(fail("rt_sigprocmask failed in the process", e)),
@@ -607,12 +677,283 @@ mod imp {
 
 pub use imp::Tracee;
 
+/// The kernel's `struct sigaction`, as `rt_sigaction(2)` reads it on
+/// `x86_64` (`struct kernel_sigaction`). glibc's `libc::sigaction` is not
+/// it: its 128-byte `sa_mask` comes second, and `sigaction(3)` translates.
+/// The target gets exactly the kernel's shape, field by field.
+/// On `x86_64` each field is 64 bits wide.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct KernelSigaction {
+    /// `SIG_IGN`, `SIG_DFL` or a handler's address.
+    handler: u64,
+    /// `SA_*`.
+    flags: u64,
+    /// With `SA_RESTORER` only.
+    restorer: u64,
+    /// The signals blocked while the handler runs.
+    mask: u64,
+}
+
+impl KernelSigaction {
+    /// Its bytes, as the target's memory is to hold them.
+    fn to_bytes(self) -> [u8; std::mem::size_of::<KernelSigaction>()] {
+        let mut out = [0u8; std::mem::size_of::<KernelSigaction>()];
+        let fields = [self.handler, self.flags, self.restorer, self.mask];
+        for (chunk, field) in out.chunks_exact_mut(size_of::<u64>()).zip(fields) {
+            chunk.copy_from_slice(&field.to_ne_bytes());
+        }
+        out
+    }
+}
+
+/// `AT_FDCWD` as a system-call argument (its bit pattern, sign-extended).
+const AT_FDCWD: u64 = (libc::AT_FDCWD as i64).cast_unsigned();
+
+/// What the scratch page holds: one slot per kind of argument our calls
+/// pass by address. Calls run one at a time, so one slot of each is enough.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    /// A [`KernelSigaction`], for `rt_sigaction`.
+    Sigaction,
+    /// A NUL-terminated path, for `openat`: the rest of the page.
+    Path,
+}
+
+impl Slot {
+    /// Its offset in the page: the sigaction first, the path after it
+    /// (16-byte aligned, as the kernel's copies like).
+    const fn offset(self) -> u64 {
+        match self {
+            Slot::Sigaction => 0,
+            Slot::Path => (std::mem::size_of::<KernelSigaction>() as u64).next_multiple_of(16),
+        }
+    }
+}
+
+/// The page size of this system (`sysconf(_SC_PAGESIZE)`), which the
+/// target shares; 4096 if it cannot be had.
+fn page_size() -> u64 {
+    // SAFETY: sysconf(3) with a valid name reads a constant; no memory is touched.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+}
+
+/// A page of memory mapped in the target for the arguments of our calls
+/// (reptyr's scratch page): mapped at the real page size, written only
+/// through its typed slots, unmapped by [`Scratch::release`] or on drop.
+/// It holds the tracee for as long as it lives; the tracee's own calls
+/// are reached through it.
+pub struct Scratch<'t> {
+    tracee: &'t mut Tracee,
+    addr: u64,
+    len: u64,
+    mapped: bool,
+}
+
+impl<'t> Scratch<'t> {
+    /// Maps a private anonymous page in the target.
+    ///
+    /// # Errors
+    /// The tracing failure, or `mmap`'s errno in the process.
+    pub fn map(tracee: &'t mut Tracee) -> Result<Scratch<'t>, InjectError> {
+        let len = page_size();
+        let prot = u64::from((libc::PROT_READ | libc::PROT_WRITE).cast_unsigned());
+        let flags = u64::from((libc::MAP_PRIVATE | libc::MAP_ANONYMOUS).cast_unsigned());
+        // fd -1 (all bits set), offset 0: anonymous memory.
+        let addr = tracee.call("mmap", libc::SYS_mmap, [0, len, prot, flags, u64::MAX, 0])?;
+        Ok(Scratch {
+            tracee,
+            addr: addr.cast_unsigned(),
+            len,
+            mapped: true,
+        })
+    }
+
+    /// The tracee, for the calls that take no memory.
+    pub fn tracee(&mut self) -> &mut Tracee {
+        self.tracee
+    }
+
+    /// Whether `len` bytes fit in `slot`.
+    fn fits(&self, slot: Slot, len: usize) -> bool {
+        u64::try_from(len).is_ok_and(|len| slot.offset() + len <= self.len)
+    }
+
+    /// Writes `bytes` into `slot`; its address in the target.
+    fn put(&mut self, slot: Slot, bytes: &[u8]) -> Result<u64, InjectError> {
+        if !self.fits(slot, bytes.len()) {
+            return Err(InjectError::Failed(format!(
+                "an argument does not fit in the scratch page ({} bytes)",
+                self.len
+            )));
+        }
+        let at = slot.offset();
+        self.tracee.write_mem(self.addr + at, bytes)?;
+        Ok(self.addr + at)
+    }
+
+    /// `rt_sigaction(SIGHUP, {SIG_IGN}, NULL)`: the process ignores SIGHUP.
+    ///
+    /// # Errors
+    /// The tracing failure, or `rt_sigaction`'s errno in the process.
+    pub fn ignore_sighup(&mut self) -> Result<(), InjectError> {
+        let act = KernelSigaction {
+            handler: libc::SIG_IGN as u64,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        let at = self.put(Slot::Sigaction, &act.to_bytes())?;
+        let signo = u64::from(libc::SIGHUP.cast_unsigned());
+        self.tracee.call(
+            "rt_sigaction",
+            libc::SYS_rt_sigaction,
+            [signo, at, 0, SIGSET_SIZE, 0, 0],
+        )?;
+        Ok(())
+    }
+
+    /// `openat(AT_FDCWD, path, flags, mode)` in the process: its new descriptor.
+    ///
+    /// # Errors
+    /// The tracing failure, or `openat`'s errno in the process (as `opening
+    /// 'PATH'`; `ENAMETOOLONG` for a path longer than the page).
+    pub fn open_at(&mut self, path: &Path, flags: OFlag, mode: u32) -> Result<i32, InjectError> {
+        let what = format!("opening {}", crate::quote::quote(path.as_os_str()));
+        let mut bytes = path.as_os_str().as_bytes().to_vec();
+        bytes.push(0);
+        if !self.fits(Slot::Path, bytes.len()) {
+            // What the kernel would say of a path this long (a page is PATH_MAX).
+            return Err(InjectError::InProcess {
+                what,
+                errno: Errno::ENAMETOOLONG,
+            });
+        }
+        let at = self.put(Slot::Path, &bytes)?;
+        let flags = u64::from(flags.bits().cast_unsigned());
+        let fd = self.tracee.call(
+            &what,
+            libc::SYS_openat,
+            [AT_FDCWD, at, flags, u64::from(mode), 0, 0],
+        )?;
+        i32::try_from(fd).map_err(|_| InjectError::Failed(format!("{what}: bad descriptor {fd}")))
+    }
+
+    /// Unmaps the page.
+    ///
+    /// # Errors
+    /// The tracing failure, or `munmap`'s errno in the process.
+    pub fn release(mut self) -> Result<(), InjectError> {
+        self.unmap()
+    }
+
+    fn unmap(&mut self) -> Result<(), InjectError> {
+        if !self.mapped {
+            return Ok(());
+        }
+        self.mapped = false;
+        self.tracee
+            .call(
+                "munmap",
+                libc::SYS_munmap,
+                [self.addr, self.len, 0, 0, 0, 0],
+            )
+            .map(drop)
+    }
+}
+
+impl Drop for Scratch<'_> {
+    fn drop(&mut self) {
+        let _ = self.unmap();
+    }
+}
+
+/// A descriptor number as a system-call argument.
+fn fd_arg(fd: i32) -> u64 {
+    u64::from(fd.cast_unsigned())
+}
+
+/// The typed calls that take no memory, one function per call.
+impl Tracee {
+    /// Runs system call `nr`; its result, or [`InjectError::InProcess`] named
+    /// `what` if it failed in the process.
+    ///
+    /// # Errors
+    /// The tracing failure, or the call's errno.
+    pub fn call(&mut self, what: &str, nr: i64, args: [u64; 6]) -> Result<i64, InjectError> {
+        let ret = self.syscall(nr, args)?;
+        match errno_of(ret) {
+            Some(errno) => Err(InjectError::InProcess {
+                what: what.to_string(),
+                errno,
+            }),
+            None => Ok(ret),
+        }
+    }
+
+    /// `dup3(from, to, 0)`: `to` now points where `from` does.
+    ///
+    /// # Errors
+    /// The tracing failure, or `dup3`'s errno in the process.
+    pub fn dup3(&mut self, from: i32, to: i32) -> Result<(), InjectError> {
+        self.call(
+            "dup3",
+            libc::SYS_dup3,
+            [fd_arg(from), fd_arg(to), 0, 0, 0, 0],
+        )
+        .map(drop)
+    }
+
+    /// `close(fd)`.
+    ///
+    /// # Errors
+    /// The tracing failure, or `close`'s errno in the process.
+    pub fn close(&mut self, fd: i32) -> Result<(), InjectError> {
+        self.call("close", libc::SYS_close, [fd_arg(fd), 0, 0, 0, 0, 0])
+            .map(drop)
+    }
+
+    /// `ioctl(fd, TIOCNOTTY)`: the terminal `fd` is on stops being the
+    /// process's controlling terminal.
+    ///
+    /// # Errors
+    /// The tracing failure, or `ioctl`'s errno in the process (`ENOTTY`: it
+    /// is not its controlling terminal).
+    pub fn drop_ctty(&mut self, fd: i32) -> Result<(), InjectError> {
+        self.call(
+            "ioctl TIOCNOTTY",
+            libc::SYS_ioctl,
+            [fd_arg(fd), libc::TIOCNOTTY, 0, 0, 0, 0],
+        )
+        .map(drop)
+    }
+
+    /// `fcntl(fd, F_SETFL, flags)`: sets the status flags of `fd` (the
+    /// access mode and creation flags in `flags` are ignored by the kernel).
+    ///
+    /// # Errors
+    /// The tracing failure, or `fcntl`'s errno in the process.
+    pub fn fcntl_setfl(&mut self, fd: i32, flags: OFlag) -> Result<(), InjectError> {
+        let setfl = u64::from(libc::F_SETFL.cast_unsigned());
+        let flags = u64::from(flags.bits().cast_unsigned());
+        self.call(
+            "fcntl F_SETFL",
+            libc::SYS_fcntl,
+            [fd_arg(fd), setfl, flags, 0, 0, 0],
+        )
+        .map(drop)
+    }
+}
+
 /// The `-errno` of a raw system-call return value, if it is one.
 #[must_use]
 pub fn errno_of(ret: i64) -> Option<Errno> {
-    (-4095..=-1)
+    // The kernel's MAX_ERRNO: a return value in -4095..=-1 is `-errno`.
+    const MAX_ERRNO: i64 = 4095;
+    (-MAX_ERRNO..=-1)
         .contains(&ret)
-        .then(|| Errno::from_raw(i32::try_from(-ret).unwrap_or(5)))
+        .then(|| Errno::from_raw(i32::try_from(-ret).unwrap_or(Errno::EIO as i32)))
 }
 
 #[cfg(test)]
@@ -620,23 +961,14 @@ pub fn errno_of(ret: i64) -> Option<Errno> {
 mod tests {
     use super::*;
     use crate::proc::Status;
-    use nix::libc;
     use nix::sys::signal::Signal;
 
     /// Makes `pid` ignore SIGHUP through a scratch page, like disown does.
     fn ignore_sighup(pid: Pid) -> Result<(), InjectError> {
         let mut t = Tracee::attach(pid)?;
-        let prot = u64::from((libc::PROT_READ | libc::PROT_WRITE).cast_unsigned());
-        let flags = u64::from((libc::MAP_PRIVATE | libc::MAP_ANONYMOUS).cast_unsigned());
-        let page = t.syscall(libc::SYS_mmap, [0, 4096, prot, flags, u64::MAX, 0])?;
-        assert!(errno_of(page).is_none(), "mmap: {page}");
-        let page = page.cast_unsigned();
-        let mut act = [0u8; 32];
-        act[..8].copy_from_slice(&1u64.to_ne_bytes()); // SIG_IGN
-        t.write_mem(page, &act)?;
-        let r = t.syscall(libc::SYS_rt_sigaction, [1, page, 0, 8, 0, 0])?;
-        assert_eq!(r, 0);
-        assert_eq!(t.syscall(libc::SYS_munmap, [page, 4096, 0, 0, 0, 0])?, 0);
+        let mut page = Scratch::map(&mut t)?;
+        page.ignore_sighup()?;
+        page.release()?;
         t.detach()
     }
 
@@ -654,6 +986,40 @@ mod tests {
             child.try_wait().unwrap().is_none(),
             "SIGHUP is ignored, it lives on"
         );
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// A path longer than the page is refused as the kernel would refuse it,
+    /// and nothing is written past the page (into whatever the target has
+    /// mapped next to it).
+    #[test]
+    fn a_path_longer_than_the_page_writes_nothing() {
+        use std::os::unix::fs::FileExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+        let mut t = Tracee::attach(pid).unwrap();
+        let mut page = Scratch::map(&mut t).unwrap();
+        let (addr, len) = (page.addr, page.len);
+        let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+        let around = || {
+            let mut buf = vec![0u8; 2 * usize::try_from(len).unwrap()];
+            let n = mem.read_at(&mut buf, addr).unwrap_or(0);
+            buf.truncate(n);
+            buf
+        };
+        let before = around();
+        let long = "a/".repeat(usize::try_from(len).unwrap());
+        match page.open_at(Path::new(&long), OFlag::O_RDONLY, 0) {
+            Err(InjectError::InProcess { errno, .. }) => assert_eq!(errno, Errno::ENAMETOOLONG),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(around(), before, "nothing written");
+        page.release().unwrap();
+        t.detach().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
     }

@@ -1,4 +1,6 @@
-//! Readers for `/proc/PID/stat` and `/proc/PID/status`.
+//! Readers for `/proc/PID/stat` and `/proc/PID/status`, and the scans of a
+//! process's descriptors and threads that the tools need
+//! ([`terminal_fds`], [`live_thread`]).
 //!
 //! The job-control tools read these once per process per invocation, so the
 //! parsers are small and allocation-light, and they read exactly the fields the
@@ -12,6 +14,7 @@
 
 use std::fs;
 use std::io;
+use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 
 use nix::sys::signal::Signal;
@@ -346,6 +349,79 @@ impl Status {
     }
 }
 
+/// A descriptor of a process that is on its controlling terminal (or on
+/// `/dev/tty`), with its open-file status flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TerminalFd {
+    /// The descriptor number.
+    pub fd: i32,
+    /// Its `O_*` flags from `/proc/PID/fdinfo/FD`, if they could be read.
+    pub flags: Option<i32>,
+}
+
+/// The descriptors of `p` on its controlling terminal or on `/dev/tty`, in
+/// numeric order; none if its descriptors cannot be read.
+#[must_use]
+pub fn terminal_fds(p: &Stat) -> Vec<TerminalFd> {
+    let mut out = Vec::new();
+    let Ok(dir) = fs::read_dir(proc_path(p.pid, "fd")) else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let link = fs::read_link(e.path()).unwrap_or_default();
+        let on_tty = link == std::path::Path::new("/dev/tty")
+            || fs::metadata(e.path()).is_ok_and(|m| {
+                m.file_type().is_char_device()
+                    && p.tty_nr != 0
+                    && crate::tty::number(&e.path()).ok() == Some(p.tty_nr)
+            });
+        if on_tty {
+            out.push(TerminalFd {
+                fd,
+                flags: fd_flags(p.pid, fd),
+            });
+        }
+    }
+    out.sort_by_key(|t| t.fd);
+    out
+}
+
+/// The `O_*` flags of descriptor `fd` of `pid` (the octal `flags:` line of
+/// `/proc/PID/fdinfo/FD`).
+#[must_use]
+pub fn fd_flags(pid: Pid, fd: i32) -> Option<i32> {
+    let text = fs::read_to_string(proc_path(pid, &format!("fdinfo/{fd}"))).ok()?;
+    let value = text.lines().find_map(|l| l.strip_prefix("flags:"))?;
+    i32::from_str_radix(value.trim(), 8).ok()
+}
+
+/// A live thread of `pid` (to trace, say): the main thread, unless it has
+/// exited while others run on, then the first live one in
+/// `/proc/PID/task`; `pid` itself if none can be found.
+#[must_use]
+pub fn live_thread(pid: Pid) -> Pid {
+    let live = |s: &Stat| s.state != ProcState::Zombie;
+    if Stat::read(pid).is_ok_and(|s| live(&s)) {
+        return pid;
+    }
+    let Ok(tasks) = fs::read_dir(proc_path(pid, "task")) else {
+        return pid;
+    };
+    tasks
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .map(Pid::from_raw)
+        .find(|t| {
+            read_small(&proc_path(pid, &format!("task/{t}/stat")))
+                .and_then(|raw| Stat::parse(&raw))
+                .is_ok_and(|s| live(&s))
+        })
+        .unwrap_or(pid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,5 +499,26 @@ mod tests {
             st.disposition(Signal::SIGINT),
             crate::signal::Disposition::Default
         );
+    }
+
+    #[test]
+    fn fd_flags_and_live_thread_of_self() {
+        use std::os::fd::AsRawFd;
+        let me = nix::unistd::getpid();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let w = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .unwrap();
+        let r = fs::File::open(&path).unwrap();
+        let acc = |f: &fs::File| fd_flags(me, f.as_raw_fd()).map(|x| x & nix::libc::O_ACCMODE);
+        assert_eq!(acc(&r), Some(nix::libc::O_RDONLY));
+        assert_eq!(acc(&w), Some(nix::libc::O_WRONLY));
+        let append = fd_flags(me, w.as_raw_fd()).unwrap() & nix::libc::O_APPEND;
+        assert_ne!(append, 0);
+        assert_eq!(fd_flags(me, -1), None);
+        assert_eq!(live_thread(me), me);
     }
 }

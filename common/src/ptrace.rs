@@ -28,6 +28,13 @@ use nix::unistd::Pid;
 /// How long a thread may take to reach a ptrace stop we asked for.
 pub const STOP_WAIT: Duration = Duration::from_secs(2);
 
+/// How much longer each poll of [`wait_stop`] sleeps than the one before,
+/// and the most it sleeps: a stop is usually a matter of microseconds, so
+/// the first polls are cheap, and a slow one costs at most a millisecond of
+/// lateness without spinning a core.
+const POLL_STEP: Duration = Duration::from_micros(20);
+const POLL_MAX: Duration = Duration::from_millis(1);
+
 /// A ptrace stop (or the end of the tracee), from a raw wait status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -40,6 +47,18 @@ pub enum Stop {
     Event(i32, i32),
     /// A signal-delivery-stop (or the trap of a single step): the signal number, 1 to 64.
     Signal(i32),
+}
+
+/// In words, for a diagnostic (`expected a syscall exit, got signal 11`).
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Gone => f.write_str("its end"),
+            Stop::Syscall => f.write_str("a system-call stop"),
+            Stop::Event(event, sig) => write!(f, "ptrace event {event} (signal {sig})"),
+            Stop::Signal(sig) => write!(f, "signal {sig}"),
+        }
+    }
 }
 
 /// Decodes a raw wait status.
@@ -79,7 +98,7 @@ pub fn wait_stop(tid: Pid, deadline: Instant) -> Result<Option<Stop>, Errno> {
                 } else {
                     std::thread::sleep(pause);
                 }
-                pause = (pause + Duration::from_micros(20)).min(Duration::from_millis(1));
+                pause = (pause + POLL_STEP).min(POLL_MAX);
             }
             -1 => match Errno::last() {
                 Errno::EINTR => {}

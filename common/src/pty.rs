@@ -211,6 +211,11 @@ impl Transcript {
     /// Waits until the reader has seen the end (every slave closed), or nothing
     /// new has arrived for `quiet`, or `deadline` passes; then returns
     /// everything shown.
+    ///
+    /// "Quiet" also means that the master has nothing left to read and no
+    /// hang-up to report: on a loaded machine the reader thread may not have
+    /// run for longer than `quiet`, and output already written must not be
+    /// taken for silence.
     #[must_use]
     pub fn settle(&self, quiet: Duration, deadline: Instant) -> Vec<u8> {
         let (mut len, mut since) = (self.shared.text().len(), Instant::now());
@@ -218,12 +223,27 @@ impl Transcript {
             let now_len = self.shared.text().len();
             if now_len != len {
                 (len, since) = (now_len, Instant::now());
-            } else if since.elapsed() >= quiet {
+            } else if since.elapsed() >= quiet && !self.master_has_news() {
                 break;
             }
             std::thread::sleep(WAIT_POLL);
         }
         self.bytes()
+    }
+
+    /// Whether the master has data the reader has not taken yet, or reports
+    /// that every slave is closed (the reader will then end soon).
+    fn master_has_news(&self) -> bool {
+        let Some(master) = self.master.as_ref() else {
+            return false;
+        };
+        let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(n) if n > 0 => fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP)),
+            _ => false,
+        }
     }
 
     /// Hangs the terminal up: stops the reader and closes every copy of the

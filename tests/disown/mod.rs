@@ -86,7 +86,7 @@ fn every_kind_of_job_survives_the_hangup() {
         let (out, rc) = sh.run(&format!("rdisown {}", v.0.pid));
         assert_eq!(rc, 0, "{out}");
         // (The writer's own ticks may be interleaved on the terminal.)
-        let prefix = format!("disown: PID {} (", v.0.pid);
+        let prefix = format!("rdisown: PID {} (", v.0.pid);
         assert!(
             out.lines()
                 .any(|l| l.starts_with(&prefix) && l.contains("SIGHUP ignored")),
@@ -98,7 +98,7 @@ fn every_kind_of_job_survives_the_hangup() {
     let pipe_lead = Victim::of(lead.lines().last().unwrap());
     let (out, rc) = sh.run("rdisown %+");
     assert_eq!(rc, 0, "{out}");
-    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("disown: ")).collect();
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("rdisown: ")).collect();
     assert_eq!(lines.len(), 2, "both members of the pipeline:\n{out}");
     let pipe_cat = Victim::of(lines[1].split_ascii_whitespace().nth(2).unwrap());
 
@@ -287,7 +287,7 @@ fn keep_tty_null_and_handlers() {
     assert_eq!(
         (out.as_str(), rc),
         (
-            format!("disown: PID {} (sleep): SIGHUP ignored\n", a.0.pid).as_str(),
+            format!("rdisown: PID {} (sleep): SIGHUP ignored\n", a.0.pid).as_str(),
             0
         )
     );
@@ -322,7 +322,7 @@ fn group_and_tree() {
     let (out, rc) = sh.run(&format!("rdisown --null -g {lead}"));
     assert_eq!(rc, 0, "{out}");
     assert_eq!(
-        out.lines().filter(|l| l.starts_with("disown: ")).count(),
+        out.lines().filter(|l| l.starts_with("rdisown: ")).count(),
         2,
         "-g: the whole group\n{out}"
     );
@@ -333,7 +333,7 @@ fn group_and_tree() {
     }));
     let (out, rc) = sh.run(&format!("rdisown --null -r -v {parent}"));
     assert_eq!(rc, 0, "{out}");
-    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("disown: ")).collect();
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("rdisown: ")).collect();
     assert_eq!(
         lines.len(),
         3,
@@ -388,4 +388,63 @@ fn output_link_of_another_user_is_not_followed() {
         "SIGHUP was touched"
     );
     assert_eq!(status.tracer_pid, 0);
+}
+
+/// An output path longer than the old scratch slot (2000 bytes) but within
+/// a page: the target opens it, and the scratch page it was written in is
+/// unmapped again (the process's mappings are as before).
+#[test]
+fn a_long_output_path_fits_the_scratch_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sh = Shell::start(dir.path());
+    // Nine directories of 240 bytes: the absolute path is over 2,100 bytes.
+    let (out, rc) = sh.run("d=$(printf '%0240d' 0); p=$d/$d/$d/$d/$d/$d/$d/$d/$d; mkdir -p $p");
+    assert_eq!(rc, 0, "{out}");
+    let a = Victim::of(&sh.last_line("sleep 300 & echo $!"));
+    let maps = || std::fs::read_to_string(format!("/proc/{}/maps", a.0.pid)).unwrap();
+    let before = maps();
+    let (out, rc) = sh.run(&format!("rdisown -o $p/out.log {}", a.0.pid));
+    assert_eq!(rc, 0, "{out}");
+    let log = dir
+        .path()
+        .join(vec!["0".repeat(240); 9].join("/"))
+        .join("out.log");
+    assert!(log.as_os_str().len() > 2100);
+    let log = log.display().to_string();
+    assert_eq!(a.fds(), ["/dev/null", log.as_str(), log.as_str()]);
+    assert_eq!(maps(), before, "the scratch page is unmapped");
+
+    // Eighteen: longer than the page (and than PATH_MAX). It is refused
+    // before anything is written past the page.
+    let (out, rc) =
+        sh.run("(for i in $(seq 18); do mkdir -p $d && cd $d || exit; done); echo made");
+    assert_eq!(rc, 0, "{out}");
+    let b = Victim::of(&sh.last_line("sleep 301 & echo $!"));
+    let tty = b.fds();
+    let (out, rc) = sh.run(&format!(
+        "rdisown -o $p/$d/$d/$d/$d/$d/$d/$d/$d/$d/out.log {}",
+        b.0.pid
+    ));
+    assert_eq!(rc, 1, "{out}");
+    assert!(
+        out.starts_with(&format!("rdisown: PID {} (sleep): opening '", b.0.pid))
+            && out.ends_with("' failed in the process: File name too long; left as it was\n"),
+        "{out}"
+    );
+    assert_eq!(b.fds(), tty, "descriptors untouched");
+}
+
+/// disown names itself as invoked: as rdisown, its diagnostics say rdisown.
+#[test]
+fn diagnostics_use_the_name_invoked() {
+    let out = Command::new(util::bin("rdisown"))
+        .arg("x")
+        .env("HUPKIT_NO_RECORD", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "rdisown: 'x': not a job spec (%N, %+, %-, %name, %?text, PID or PID@STARTTIME)\n"
+    );
 }

@@ -801,7 +801,7 @@ fn hostile_command_lines_are_quoted() {
     // disown names the process by its comm.
     let out = view(&mut sh, &format!("rdisown {pid}"));
     assert!(
-        out.starts_with(&format!("disown: PID {pid} ({name}")),
+        out.starts_with(&format!("rdisown: PID {pid} ({name}")),
         "rdisown:\n{out}"
     );
     // Its job record, listed.

@@ -2,11 +2,15 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, CommandFactory, Parser, ValueHint};
+use clap::{CommandFactory, Parser, ValueHint};
+use hupkit_common::cli::{Help, Version};
 
 /// The exit statuses.
 pub const EXIT_STATUS: &[(&str, &str)] = &[
-    ("0", "every process was cut loose"),
+    (
+        "0",
+        "every process was cut loose (one that exited meanwhile needs nothing)",
+    ),
     (
         "1",
         "a process could not be (each one is explained; the others were done)",
@@ -24,8 +28,8 @@ terminal (TIOCNOTTY, except for a session leader); a stopped process is
 continued, or the kernel would kill it when its group is orphaned at logout.
 
 It is done from inside the process, with ptrace: disown makes the process run
-a few system calls (rt_sigprocmask, mmap, rt_sigaction, openat, dup3, ioctl,
-close, munmap) and then resume where it was; a program blocked reading the
+a few system calls (rt_sigprocmask, mmap, rt_sigaction, openat, fcntl, dup3,
+ioctl, close, munmap) and then resume where it was; a program blocked reading the
 terminal then reads end-of-file. Signals that arrive meanwhile are held back
 (blocked, or taken and queued again) and delivered after, none lost or doubled.
 A process that does not stop within 2 s (in vfork, or in another
@@ -79,13 +83,14 @@ pub struct Cli {
     #[arg(short = 'v', long)]
     pub verbose: bool,
 
-    /// Print help
-    #[arg(short = 'h', long, action = ArgAction::Help)]
-    pub help: Option<bool>,
+    /// `-h`, `--help` (for now: the next issue gives disown bash's `-h`, and
+    /// help `--help` alone, `LongHelp`).
+    #[command(flatten)]
+    pub help: Help,
 
-    /// Print version
-    #[arg(short = 'V', long, action = ArgAction::Version)]
-    pub version: Option<bool>,
+    /// `-V`, `--version`.
+    #[command(flatten)]
+    pub version: Version,
 
     /// Jobs: %N, %+, %-, %name, %?text (their whole group), PID, PID@STARTTIME
     #[arg(value_name = "JOB", required = true)]

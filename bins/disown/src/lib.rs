@@ -2,29 +2,36 @@
 //!
 //! The flow: [`main`] → [`run`]: job specs resolved on one `/proc` scan
 //! ([`hupkit_common::jobs`]), each target checked ([`refusal`]), then
-//! [`cut_loose`] makes the process itself ignore SIGHUP, re-point its
-//! terminal descriptors and drop its controlling terminal, with system calls
-//! injected through ptrace ([`hupkit_common::inject`]); stopped targets are
-//! continued and a job record is written.
+//! `cut_loose`, from a thread of its own per process: attach
+//! ([`hupkit_common::inject::Tracee`]), map a scratch page in it
+//! ([`hupkit_common::inject::Scratch`]), and make the process itself ignore
+//! SIGHUP, drop its controlling terminal and re-point its terminal
+//! descriptors (found by [`hupkit_common::proc::terminal_fds`]), one typed
+//! injected call each; stopped targets are continued and a job record is
+//! written. Errors about one process are reported and the next one is done;
+//! the status is then 1 ([`Diag::status`]).
 
 pub mod cli;
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use hupkit_common::Context;
 use hupkit_common::diag::Diag;
-use hupkit_common::inject::{InjectError, Tracee, errno_of};
-use hupkit_common::jobs::{JobSpec, Snapshot, Target};
-use hupkit_common::proc::{Stat, Status};
+use hupkit_common::exit::{self, Status as ExitStatus};
+use hupkit_common::inject::{InjectError, Scratch, Tracee};
+use hupkit_common::jobs::{Job, JobSpec, Snapshot, Target};
+use hupkit_common::proc::{self, Stat, Status};
 use hupkit_common::quote::quote;
 use hupkit_common::records;
 use hupkit_common::safefile::FileError;
 use hupkit_common::safepath::{self, Purpose};
 use hupkit_common::signal::Disposition;
 use hupkit_common::tty;
+use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
 use nix::sys::signal::Signal;
@@ -32,17 +39,18 @@ use nix::unistd::Pid;
 
 use crate::cli::Cli;
 
-/// The whole program, for the binary's entry (see its `main.rs` for the
-/// start-up): parses `args` (argv\[0\] first), runs, returns the exit status.
+/// Parses, runs, maps to an exit status.
 #[must_use]
-pub fn main(args: Vec<std::ffi::OsString>) -> hupkit_common::exit::Status {
-    hupkit_common::cli::status::<Cli>(
-        cli::command(),
-        args,
-        hupkit_common::exit::USAGE,
-        |cli, _| Ok(hupkit_common::exit::Status::new(run(cli))),
-    )
+pub fn main(args: Vec<std::ffi::OsString>) -> ExitStatus {
+    hupkit_common::cli::status::<Cli>(cli::command(), args, exit::USAGE, run)
 }
+
+/// The permissions of an output file disown or the target creates: 0600
+/// whatever the umask, as rnohup's `nohup.out` (it may hold what a user
+/// typed or saw).
+const OUTPUT_MODE: u32 = 0o600;
+/// The umask that makes disown's own check create it so.
+const OUTPUT_UMASK: u32 = 0o777 & !OUTPUT_MODE;
 
 /// Where the output of the processes goes.
 enum Output {
@@ -60,59 +68,51 @@ fn output_file(cli: &Cli, diag: &mut Diag) -> Option<Output> {
     if cli.null {
         return Some(Output::Null);
     }
-    let cwd = std::env::current_dir().unwrap_or_default();
-    // disown may run as root for another user's process: the file is reached
-    // under the same rules as detach's -o (no link, directory or shared-directory
-    // entry of another user), so a planted link never makes root create or open
-    // a file of another user's choosing. The target then opens the same path
-    // itself.
-    let try_open = |p: &Path| {
-        safepath::locate(p, Purpose::Output)
-            .and_then(|l| {
-                // A FIFO without a reader fails at once (ENXIO) instead of hanging.
-                l.open_write(OFlag::O_APPEND | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
-            })
-            .map(drop)
-    };
-    let old = hupkit_common::stdio::umask(0o177);
-    let result = (|| {
-        let first = cwd.join(cli.output.as_deref().unwrap_or(Path::new("nohup.out")));
-        let e1 = match try_open(&first) {
-            Ok(()) => return Some(first),
-            Err(e) => e,
-        };
-        let shown = cli
-            .output
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("nohup.out"));
-        diag.error(&format!(
-            "failed to open {}: {}",
-            quote(shown.as_os_str()),
-            strerror_io(&e1)
-        ));
-        if cli.output.is_some() {
-            return None;
-        }
-        let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
-        let second = Path::new(&home).join("nohup.out");
-        match try_open(&second) {
-            Ok(()) => Some(second),
-            Err(e) => {
-                diag.error(&format!(
-                    "failed to open {}: {}",
-                    quote(second.as_os_str()),
-                    strerror_io(&e)
-                ));
-                None
-            }
-        }
-    })();
+    let old = hupkit_common::stdio::umask(OUTPUT_UMASK);
+    let found = find_output(cli, diag);
     let _ = hupkit_common::stdio::umask(old);
-    result.map(Output::File)
+    found.map(Output::File)
 }
 
-fn strerror_io(e: &FileError) -> String {
-    e.to_string()
+/// Whether disown can open `path` for appending, under safepath's rules.
+///
+/// disown may run as root for another user's process: the file is reached
+/// under the same rules as detach's -o (no link, directory or shared-directory
+/// entry of another user), so a planted link never makes root create or open
+/// a file of another user's choosing. The target then opens the same path
+/// itself.
+fn try_open(path: &Path) -> Result<(), FileError> {
+    let located = safepath::locate(path, Purpose::Output)?;
+    // A FIFO without a reader fails at once (ENXIO) instead of hanging.
+    located
+        .open_write(OFlag::O_APPEND | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+        .map(drop)
+}
+
+/// The first output file that opens, each failure reported.
+fn find_output(cli: &Cli, diag: &mut Diag) -> Option<PathBuf> {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let shown = cli.output.as_deref().unwrap_or(Path::new("nohup.out"));
+    let first = cwd.join(shown);
+    match try_open(&first) {
+        Ok(()) => return Some(first),
+        Err(e) => diag.error(&format!("failed to open {}: {e}", quote(shown.as_os_str()))),
+    }
+    if cli.output.is_some() {
+        return None;
+    }
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+    let second = Path::new(&home).join("nohup.out");
+    match try_open(&second) {
+        Ok(()) => Some(second),
+        Err(e) => {
+            diag.error(&format!(
+                "failed to open {}: {e}",
+                quote(second.as_os_str())
+            ));
+            None
+        }
+    }
 }
 
 /// Why a process must be left alone, if it must.
@@ -181,75 +181,18 @@ struct TtyFd {
     reader: bool,
 }
 
-/// The descriptors of `p` that are its controlling terminal (or /dev/tty).
+/// The descriptors of `p` that are its controlling terminal (or /dev/tty):
+/// readers (fd 0, and any opened read-only) go to /dev/null, the others to
+/// the output file. Flags that cannot be read count as read-write.
 fn tty_fds(p: &Stat) -> Vec<TtyFd> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{}/fd", p.pid)) else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let link = std::fs::read_link(e.path()).unwrap_or_default();
-        let on_tty = link == Path::new("/dev/tty")
-            || std::fs::metadata(e.path()).is_ok_and(|m| {
-                m.file_type().is_char_device()
-                    && p.tty_nr != 0
-                    && tty::number(&e.path()).ok() == Some(p.tty_nr)
-            });
-        if !on_tty {
-            continue;
-        }
-        let flags = std::fs::read_to_string(format!("/proc/{}/fdinfo/{fd}", p.pid))
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("flags:"))
-                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-            })
-            .unwrap_or(2);
-        out.push(TtyFd {
-            fd,
-            // O_ACCMODE == O_RDONLY: only read.
-            reader: fd == 0
-                || flags & libc::O_ACCMODE.cast_unsigned() == libc::O_RDONLY.cast_unsigned(),
-        });
-    }
-    out.sort_by_key(|t| t.fd);
-    out
-}
-
-/// A live thread of `pid` to attach to: the main thread, unless it has exited.
-fn thread_of(pid: Pid) -> Pid {
-    if Stat::read(pid).is_ok_and(|s| s.state != hupkit_common::proc::ProcState::Zombie) {
-        return pid;
-    }
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .ok()
-        .and_then(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
-                .map(Pid::from_raw)
-                .find(|t| {
-                    std::fs::read_to_string(format!("/proc/{pid}/task/{t}/stat"))
-                        .is_ok_and(|s| !s.contains(") Z "))
-                })
+    let read_only = |flags: i32| flags & libc::O_ACCMODE == libc::O_RDONLY;
+    proc::terminal_fds(p)
+        .into_iter()
+        .map(|t| TtyFd {
+            fd: t.fd,
+            reader: t.fd == 0 || t.flags.is_some_and(read_only),
         })
-        .unwrap_or(pid)
-}
-
-/// `AT_FDCWD` as a system-call argument (its bit pattern, sign-extended).
-const AT_FDCWD: u64 = (libc::AT_FDCWD as i64).cast_unsigned();
-
-fn check(ret: i64, what: &str) -> Result<i64, InjectError> {
-    match errno_of(ret) {
-        Some(e) => Err(InjectError::Failed(format!(
-            "{what} failed in the process: {}",
-            hupkit_common::diag::strerror(e)
-        ))),
-        None => Ok(ret),
-    }
+        .collect()
 }
 
 /// What was done to one process, for its report line.
@@ -258,168 +201,31 @@ struct Done {
     redirected: Vec<String>,
     tty_dropped: bool,
     /// From attach to detach: how long the process was held.
-    held: std::time::Duration,
+    held: Duration,
 }
 
-/// Cuts one process loose; the injected calls, in order.
-#[allow(clippy::too_many_lines)] // one sequence of injected calls, read top to bottom
+/// `Ok(true)` if an injected call succeeded in the process, `Ok(false)` if
+/// it failed there (a failure that changes nothing, such as a `close`);
+/// a tracing failure stays an error.
+fn succeeded(call: Result<(), InjectError>) -> Result<bool, InjectError> {
+    match call {
+        Ok(()) => Ok(true),
+        Err(InjectError::InProcess { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Cuts one process loose: attach, map a scratch page, make the changes,
+/// unmap, detach.
 fn cut_loose(p: &Stat, output: &Output) -> Result<Done, InjectError> {
     let handler =
         Status::read(p.pid).map_or(Disposition::Default, |s| s.disposition(Signal::SIGHUP));
     let fds = tty_fds(p);
-    let started = std::time::Instant::now();
-    let mut t = Tracee::attach(thread_of(p.pid))?;
-    let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
-    let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
-    let page = check(
-        t.syscall(libc::SYS_mmap, [0, 4096, prot, flags, u64::MAX, 0])?,
-        "mmap",
-    )?
-    .cast_unsigned();
-    let result = (|| {
-        // (A process with its own handler gets here only with -a.)
-        let sighup = if handler == Disposition::Ignore {
-            "SIGHUP already ignored"
-        } else {
-            let mut act = [0u8; 32];
-            act[..8].copy_from_slice(&1u64.to_ne_bytes()); // SIG_IGN
-            t.write_mem(page, &act)?;
-            check(
-                t.syscall(
-                    libc::SYS_rt_sigaction,
-                    [libc::SIGHUP as u64, page, 0, 8, 0, 0],
-                )?,
-                "rt_sigaction",
-            )?;
-            "SIGHUP ignored"
-        };
-        let mut done = Done {
-            sighup,
-            redirected: Vec::new(),
-            tty_dropped: false,
-            held: std::time::Duration::ZERO,
-        };
-        let target = match output {
-            Output::Untouched => return Ok(done),
-            Output::File(path) => path.clone(),
-            Output::Null => PathBuf::from("/dev/null"),
-        };
-        // Drop the controlling terminal first, while a descriptor still points at it.
-        if p.pid != p.session && p.tty_nr != 0 {
-            t.write_mem(page + 2048, b"/dev/tty\0")?;
-            let fd = match fds.first() {
-                Some(f) => i64::from(f.fd),
-                None => check(
-                    t.syscall(
-                        libc::SYS_openat,
-                        [
-                            AT_FDCWD,
-                            page + 2048,
-                            (libc::O_RDONLY | libc::O_NOCTTY | libc::O_CLOEXEC) as u64,
-                            0,
-                            0,
-                            0,
-                        ],
-                    )?,
-                    "openat /dev/tty",
-                )?,
-            };
-            let r = t.syscall(
-                libc::SYS_ioctl,
-                [fd.cast_unsigned(), libc::TIOCNOTTY, 0, 0, 0, 0],
-            )?;
-            if fds.is_empty() {
-                t.syscall(libc::SYS_close, [fd.cast_unsigned(), 0, 0, 0, 0, 0])?;
-            }
-            done.tty_dropped = errno_of(r).is_none();
-        }
-        if fds.is_empty() {
-            return Ok(done);
-        }
-        let mut path = target.as_os_str().as_bytes().to_vec();
-        path.push(0);
-        if path.len() > 2000 {
-            return Err(InjectError::Failed("the output path is too long".into()));
-        }
-        t.write_mem(page + 64, &path)?;
-        t.write_mem(page + 2048, b"/dev/null\0")?;
-        let nul = check(
-            t.syscall(
-                libc::SYS_openat,
-                [
-                    AT_FDCWD,
-                    page + 2048,
-                    (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
-                    0,
-                    0,
-                    0,
-                ],
-            )?,
-            "openat /dev/null",
-        )?;
-        let out = check(
-            t.syscall(
-                libc::SYS_openat,
-                [
-                    AT_FDCWD,
-                    page + 64,
-                    // O_NONBLOCK so that the process never hangs on a FIFO without a
-                    // reader; cleared just below.
-                    (libc::O_WRONLY
-                        | libc::O_APPEND
-                        | libc::O_CREAT
-                        | libc::O_CLOEXEC
-                        | libc::O_NONBLOCK) as u64,
-                    0o600,
-                    0,
-                    0,
-                ],
-            )?,
-            &format!("opening {}", quote(target.as_os_str())),
-        );
-        let out = match out {
-            Ok(fd) => fd,
-            Err(e) => {
-                t.syscall(libc::SYS_close, [nul.cast_unsigned(), 0, 0, 0, 0, 0])?;
-                return Err(e);
-            }
-        };
-        let blocking = (libc::O_WRONLY | libc::O_APPEND) as u64;
-        t.syscall(
-            libc::SYS_fcntl,
-            [out.cast_unsigned(), libc::F_SETFL as u64, blocking, 0, 0, 0],
-        )?;
-        for f in &fds {
-            let from = if f.reader { nul } else { out };
-            check(
-                t.syscall(
-                    libc::SYS_dup3,
-                    [
-                        from.cast_unsigned(),
-                        u64::from(f.fd.cast_unsigned()),
-                        0,
-                        0,
-                        0,
-                        0,
-                    ],
-                )?,
-                "dup3",
-            )?;
-            done.redirected.push(format!(
-                "{}->{}",
-                f.fd,
-                if f.reader {
-                    "/dev/null".to_string()
-                } else {
-                    target.display().to_string()
-                }
-            ));
-        }
-        t.syscall(libc::SYS_close, [nul.cast_unsigned(), 0, 0, 0, 0, 0])?;
-        t.syscall(libc::SYS_close, [out.cast_unsigned(), 0, 0, 0, 0, 0])?;
-        Ok(done)
-    })();
-    let unmapped = t.syscall(libc::SYS_munmap, [page, 4096, 0, 0, 0, 0]);
+    let started = Instant::now();
+    let mut t = Tracee::attach(proc::live_thread(p.pid))?;
+    let mut page = Scratch::map(&mut t)?;
+    let result = changes(&mut page, p, handler, &fds, output);
+    let unmapped = page.release();
     t.detach()?;
     let mut done = result?;
     unmapped?;
@@ -427,203 +233,271 @@ fn cut_loose(p: &Stat, output: &Output) -> Result<Done, InjectError> {
     Ok(done)
 }
 
-/// The processes the specs name.
-fn targets(cli: &Cli, snap: &Snapshot, diag: &mut Diag) -> (Vec<Stat>, bool) {
+/// The injected calls, in order: SIGHUP ignored, the terminal dropped, the
+/// descriptors re-pointed.
+fn changes(
+    page: &mut Scratch<'_>,
+    p: &Stat,
+    handler: Disposition,
+    fds: &[TtyFd],
+    output: &Output,
+) -> Result<Done, InjectError> {
+    // (A process with its own handler gets here only with -a.)
+    let sighup = if handler == Disposition::Ignore {
+        "SIGHUP already ignored"
+    } else {
+        page.ignore_sighup()?;
+        "SIGHUP ignored"
+    };
+    let mut done = Done {
+        sighup,
+        redirected: Vec::new(),
+        tty_dropped: false,
+        held: Duration::ZERO,
+    };
+    let target = match output {
+        Output::Untouched => return Ok(done),
+        Output::File(path) => path.as_path(),
+        Output::Null => Path::new(DEV_NULL),
+    };
+    // Drop the controlling terminal first, while a descriptor still points at
+    // it (a session leader's would hang up its whole session: left alone).
+    if p.pid != p.session && p.tty_nr != 0 {
+        done.tty_dropped = drop_terminal(page, fds)?;
+    }
+    if !fds.is_empty() {
+        done.redirected = redirect(page, fds, target)?;
+    }
+    Ok(done)
+}
+
+const DEV_NULL: &str = "/dev/null";
+
+/// `TIOCNOTTY` on one of its terminal descriptors (else on /dev/tty, opened
+/// for it and closed after); whether the terminal was dropped.
+fn drop_terminal(page: &mut Scratch<'_>, fds: &[TtyFd]) -> Result<bool, InjectError> {
+    let (fd, opened) = if let Some(f) = fds.first() {
+        (f.fd, false)
+    } else {
+        let flags = OFlag::O_RDONLY | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+        (page.open_at(Path::new("/dev/tty"), flags, 0)?, true)
+    };
+    let t = page.tracee();
+    let dropped = succeeded(t.drop_ctty(fd))?;
+    if opened {
+        succeeded(t.close(fd))?;
+    }
+    Ok(dropped)
+}
+
+/// Re-points each terminal descriptor, readers to /dev/null, writers to
+/// `target`; the `FD->PATH` of each, for the report.
+fn redirect(
+    page: &mut Scratch<'_>,
+    fds: &[TtyFd],
+    target: &Path,
+) -> Result<Vec<String>, InjectError> {
+    let null = page.open_at(Path::new(DEV_NULL), OFlag::O_RDONLY | OFlag::O_CLOEXEC, 0)?;
+    // O_NONBLOCK so that the process never hangs on a FIFO without a reader;
+    // cleared just below.
+    let append = OFlag::O_WRONLY | OFlag::O_APPEND;
+    let creating = append | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    let out = match page.open_at(target, creating, OUTPUT_MODE) {
+        Ok(fd) => fd,
+        Err(e) => {
+            succeeded(page.tracee().close(null))?;
+            return Err(e);
+        }
+    };
+    let t = page.tracee();
+    succeeded(t.fcntl_setfl(out, append))?;
+    let mut redirected = Vec::new();
+    for f in fds {
+        let (from, to) = if f.reader {
+            (null, DEV_NULL.to_string())
+        } else {
+            (out, target.display().to_string())
+        };
+        t.dup3(from, f.fd)?;
+        redirected.push(format!("{}->{to}", f.fd));
+    }
+    succeeded(t.close(null))?;
+    succeeded(t.close(out))?;
+    Ok(redirected)
+}
+
+/// The processes the specs name: each spec's, then (`-r`) their
+/// descendants, each once.
+fn targets(cli: &Cli, snap: &Snapshot, diag: &mut Diag) -> Vec<Stat> {
     let session = nix::unistd::getsid(None).unwrap_or_else(|_| nix::unistd::getpid());
     let jobs = snap.jobs(session, &[nix::unistd::getpgrp()], false);
-    let mut ok = true;
     let mut pids: Vec<Pid> = Vec::new();
     for text in &cli.jobs {
-        let spec = match JobSpec::parse(text) {
-            Ok(s) => s,
-            Err(msg) => {
-                diag.error(&msg.to_string());
-                ok = false;
-                continue;
-            }
-        };
-        if let JobSpec::Pid(pid, _) = spec {
-            // Kernel threads are not in the snapshot: name them rather than "no such process".
-            if let Ok(st) = Stat::read(pid) {
-                if st.is_kernel_thread() {
-                    diag.error(&format!(
-                        "PID {pid} ({}) is a kernel thread; left alone",
-                        st.name()
-                    ));
-                    ok = false;
-                    continue;
-                }
-            }
-        }
-        let group_wanted = cli.group || !matches!(spec, JobSpec::Pid(..));
-        match snap.resolve(&spec, &jobs) {
-            Ok(Target::Job(job)) if group_wanted => {
-                pids.extend(job.members.iter().map(|&i| snap.procs[i].pid));
-            }
-            Err(_) if matches!(spec, JobSpec::Pid(pid, None) if Stat::read(pid).is_ok()) => {
-                // Not in the snapshot (a kernel thread): take it as it is,
-                // and let the refusals speak.
-                if let JobSpec::Pid(pid, _) = spec {
-                    pids.push(pid);
-                }
-            }
-            Ok(Target::Job(_) | Target::Process(_)) => {
-                let JobSpec::Pid(pid, _) = spec else { continue };
-                let p = snap.get(pid).cloned();
-                match p {
-                    Some(p) if cli.group && p.pgrp.as_raw() == 0 => {
-                        diag.error(&format!(
-                            "{spec}: {}; name its processes by PID",
-                            hupkit_common::jobs::GROUP_OUTSIDE_NAMESPACE
-                        ));
-                        ok = false;
-                    }
-                    Some(p) if cli.group => pids.extend(
-                        snap.procs
-                            .iter()
-                            .filter(|q| q.pgrp == p.pgrp)
-                            .map(|q| q.pid),
-                    ),
-                    Some(p) => pids.push(p.pid),
-                    None => {}
-                }
-            }
-            Err(msg) => {
-                diag.error(&msg.to_string());
-                ok = false;
-            }
-        }
+        spec_pids(cli, snap, &jobs, text, diag, &mut pids);
     }
     if cli.tree {
-        let mut i = 0;
-        while i < pids.len() {
-            let parent = pids[i];
-            for q in snap.procs.iter().filter(|q| q.ppid == parent) {
-                if !pids.contains(&q.pid) {
-                    pids.push(q.pid);
-                }
-            }
-            i += 1;
-        }
+        add_descendants(snap, &mut pids);
     }
     let mut seen = Vec::new();
-    let procs = pids
-        .into_iter()
+    pids.into_iter()
         .filter(|p| {
             let new = !seen.contains(p);
             seen.push(*p);
             new
         })
         .filter_map(|p| snap.get(p).cloned().or_else(|| Stat::read(p).ok()))
-        .collect();
-    (procs, ok)
+        .collect()
 }
 
-/// Cuts loose every process the command line names; returns the exit status.
-#[must_use]
-pub fn run(cli: &Cli) -> i32 {
-    let mut diag = Diag::new(OsStr::new("disown"));
-    let snap = match Snapshot::take() {
+/// Adds to `pids` the processes job spec `text` names; a spec that names
+/// none is reported.
+fn spec_pids(
+    cli: &Cli,
+    snap: &Snapshot,
+    jobs: &[Job],
+    text: &str,
+    diag: &mut Diag,
+    pids: &mut Vec<Pid>,
+) {
+    let spec = match JobSpec::parse(text) {
         Ok(s) => s,
-        Err(e) => {
-            diag.error(&format!("cannot read /proc: {e}"));
-            return 1;
+        Err(e) => return bad_spec(diag, &e),
+    };
+    if let JobSpec::Pid(pid, _) = spec {
+        // Kernel threads are not in the snapshot: name them rather than "no such process".
+        if let Ok(st) = Stat::read(pid) {
+            if st.is_kernel_thread() {
+                return diag.error(&format!(
+                    "PID {pid} ({}) is a kernel thread; left alone",
+                    st.name()
+                ));
+            }
         }
-    };
-    let (procs, mut ok) = targets(cli, &snap, &mut diag);
-    // Refusals first: nothing is created (not even nohup.out) for a refused target.
-    let procs: Vec<Stat> = procs
-        .into_iter()
-        .filter(
-            |p| match refusal(&snap, p).or_else(|| handler_refusal(p, cli.all)) {
-                Some(why) => {
-                    let forces = if why.starts_with("has its own SIGHUP") {
-                        " (-a forces)"
-                    } else {
-                        ""
-                    };
-                    diag.error(&format!(
-                        "PID {} ({}) {why}; left alone{forces}",
-                        p.pid,
-                        p.name()
-                    ));
-                    ok = false;
-                    false
-                }
-                None => true,
-            },
-        )
-        .collect();
-    if procs.is_empty() {
-        return 1;
     }
-    let Some(output) = output_file(cli, &mut diag) else {
-        return 1;
+    let group_wanted = cli.group || !matches!(spec, JobSpec::Pid(..));
+    match snap.resolve(&spec, jobs) {
+        Ok(Target::Job(job)) if group_wanted => {
+            pids.extend(job.members.iter().map(|&i| snap.procs[i].pid));
+        }
+        Err(_) if matches!(spec, JobSpec::Pid(pid, None) if Stat::read(pid).is_ok()) => {
+            // Not in the snapshot (a kernel thread): take it as it is,
+            // and let the refusals speak.
+            if let JobSpec::Pid(pid, _) = spec {
+                pids.push(pid);
+            }
+        }
+        Ok(Target::Job(_) | Target::Process(_)) => {
+            let JobSpec::Pid(pid, _) = spec else { return };
+            match snap.get(pid) {
+                Some(p) if cli.group && p.pgrp.as_raw() == 0 => diag.error(&format!(
+                    "{spec}: {}; name its processes by PID",
+                    hupkit_common::jobs::GROUP_OUTSIDE_NAMESPACE
+                )),
+                Some(p) if cli.group => pids.extend(
+                    snap.procs
+                        .iter()
+                        .filter(|q| q.pgrp == p.pgrp)
+                        .map(|q| q.pid),
+                ),
+                Some(p) => pids.push(p.pid),
+                None => {}
+            }
+        }
+        Err(e) => bad_spec(diag, &e),
+    }
+}
+
+/// Reports a job spec that names nothing; its error says why.
+fn bad_spec(diag: &mut Diag, e: &impl std::fmt::Display) {
+    diag.error(&e.to_string());
+}
+
+/// Adds every descendant of `pids` (`-r`), breadth first.
+fn add_descendants(snap: &Snapshot, pids: &mut Vec<Pid>) {
+    let mut i = 0;
+    while i < pids.len() {
+        let parent = pids[i];
+        for q in snap.procs.iter().filter(|q| q.ppid == parent) {
+            if !pids.contains(&q.pid) {
+                pids.push(q.pid);
+            }
+        }
+        i += 1;
+    }
+}
+
+/// The processes that may be cut loose; each refusal is reported.
+/// Refusals come first: nothing is created (not even nohup.out) for a
+/// refused target.
+fn admitted(cli: &Cli, snap: &Snapshot, procs: Vec<Stat>, diag: &mut Diag) -> Vec<Stat> {
+    procs
+        .into_iter()
+        .filter(|p| {
+            // A handler is the one refusal that -a overrides: the message says so.
+            let refused = refusal(snap, p)
+                .map(|why| (why, ""))
+                .or_else(|| handler_refusal(p, cli.all).map(|why| (why, " (-a forces)")));
+            let Some((why, forces)) = refused else {
+                return true;
+            };
+            diag.error(&format!(
+                "PID {} ({}) {why}; left alone{forces}",
+                p.pid,
+                p.name()
+            ));
+            false
+        })
+        .collect()
+}
+
+/// Cuts loose every process the command line names. Each process that
+/// cannot be is explained on standard error, and the status is then 1
+/// ([`Diag::status`]); the others are done.
+///
+/// # Errors
+/// `/proc` cannot be read.
+pub fn run(cli: &Cli, diag: &mut Diag) -> hupkit_common::Result<ExitStatus> {
+    let snap = Snapshot::take().context(exit::FAILURE, || "cannot read /proc")?;
+    let procs = targets(cli, &snap, diag);
+    let procs = admitted(cli, &snap, procs, diag);
+    if procs.is_empty() {
+        return Ok(exit::FAILURE);
+    }
+    let Some(output) = output_file(cli, diag) else {
+        return Ok(exit::FAILURE);
     };
-    let mut stopped: Vec<Stat> = Vec::new();
-    let mut done_procs: Vec<Stat> = Vec::new();
+    let mut stopped: Vec<&Stat> = Vec::new();
+    let mut done: Vec<&Stat> = Vec::new();
     for p in &procs {
-        let label = format!("PID {} ({})", p.pid, p.name());
-        let was_stopped = p.state.is_stopped();
         // Each process is traced from a thread of its own: one that cannot be
         // stopped in time is released, untouched, when that thread ends.
         let outcome = std::thread::scope(|s| s.spawn(|| cut_loose(p, &output)).join())
             .unwrap_or_else(|_| Err(InjectError::Failed("internal error".into())));
-        match outcome {
-            Ok(done) => {
-                let mut line = format!("disown: {label}: {}", done.sighup);
-                if !done.redirected.is_empty() {
-                    let _ = write!(line, "; fds {}", done.redirected.join(", "));
-                }
-                if done.tty_dropped {
-                    line.push_str("; terminal dropped");
-                }
-                if was_stopped {
-                    stopped.push(p.clone());
-                    line.push_str("; continued");
-                }
-                if cli.verbose {
-                    let _ = write!(line, "; held {} µs", done.held.as_micros());
-                }
-                line.push('\n');
-                let _ =
-                    hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, line.as_bytes());
-                done_procs.push(p.clone());
-            }
-            Err(InjectError::Attach(nix::errno::Errno::EPERM)) => {
-                diag.error(&format!(
-                    "{label}: cannot trace it: {}; left alone",
-                    permission_hint(p)
-                ));
-                ok = false;
-            }
-            Err(e @ InjectError::CallStuck) => {
-                diag.error(&format!("{label}: {e}"));
-                ok = false;
-            }
-            Err(e) => {
-                diag.error(&format!("{label}: {e}; left as it was"));
-                ok = false;
+        let was_stopped = p.state.is_stopped();
+        if report(cli, p, was_stopped, outcome, diag) {
+            done.push(p);
+            if was_stopped {
+                stopped.push(p);
             }
         }
     }
     // A stopped process would be killed with its orphaned group at logout: continue it.
-    for p in &stopped {
+    for p in stopped {
         let _ = nix::sys::signal::kill(p.pid, Signal::SIGCONT);
     }
-    for p in job_heads(&done_procs) {
+    for p in job_heads(&done) {
         record(p, &output);
     }
-    i32::from(!ok)
+    Ok(diag.status())
 }
 
 /// The process that stands for each job (process group) among `done`, in
 /// order: the group's leader if it was cut loose, else the first process of
 /// the group that was. One record per job: the short-lived children of a
 /// loop would otherwise pile up as records of processes long gone.
-fn job_heads(done: &[Stat]) -> Vec<&Stat> {
+fn job_heads<'a>(done: &[&'a Stat]) -> Vec<&'a Stat> {
     let mut heads: Vec<&Stat> = Vec::new();
-    for p in done {
+    for &p in done {
         match heads
             .iter_mut()
             .find(|h| h.pgrp == p.pgrp && p.pgrp.as_raw() != 0)
@@ -634,6 +508,68 @@ fn job_heads(done: &[Stat]) -> Vec<&Stat> {
         }
     }
     heads
+}
+
+/// Says what was done to `p` (on standard output) or why it was not (on
+/// standard error); whether it was cut loose.
+fn report(
+    cli: &Cli,
+    p: &Stat,
+    was_stopped: bool,
+    outcome: Result<Done, InjectError>,
+    diag: &mut Diag,
+) -> bool {
+    let label = format!("PID {} ({})", p.pid, p.name());
+    match outcome {
+        Ok(done) => {
+            // The report names the program as invoked: disown or rdisown.
+            let mut line = format!(
+                "{}: {label}: {}",
+                diag.prog().to_string_lossy(),
+                done.sighup
+            );
+            if !done.redirected.is_empty() {
+                let _ = write!(line, "; fds {}", done.redirected.join(", "));
+            }
+            if done.tty_dropped {
+                line.push_str("; terminal dropped");
+            }
+            if was_stopped {
+                line.push_str("; continued");
+            }
+            if cli.verbose {
+                let _ = write!(line, "; held {} µs", done.held.as_micros());
+            }
+            line.push('\n');
+            let _ = hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, line.as_bytes());
+            true
+        }
+        Err(InjectError::Attach(Errno::EPERM)) => {
+            diag.error(&format!(
+                "{label}: cannot trace it: {}; left alone",
+                permission_hint(p)
+            ));
+            false
+        }
+        Err(InjectError::Gone) => {
+            // It ended while disown worked on it (a loop's short-lived child,
+            // say): there is nothing left to cut loose, and nothing failed.
+            let line = format!(
+                "{}: {label}: it exited meanwhile; nothing to do\n",
+                diag.prog().to_string_lossy()
+            );
+            let _ = hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, line.as_bytes());
+            false
+        }
+        Err(e @ InjectError::CallStuck) => {
+            diag.error(&format!("{label}: {e}"));
+            false
+        }
+        Err(e) => {
+            diag.error(&format!("{label}: {e}; left as it was"));
+            false
+        }
+    }
 }
 
 /// Writes the job record of a job that was cut loose (silently), unless
