@@ -18,6 +18,8 @@ mod jobcontrol;
 mod records;
 // Every tool under hostile input, races, PID reuse, fuzzing and soak.
 mod reliability;
+// rjobs after the drop: where output goes, -A, empty views, devpts instances.
+mod rjobs;
 // rnohup against GNU nohup, stream by stream, and its own options.
 mod rnohup;
 // Shared helpers: the binaries, pseudo-terminals, deadlines, reaping guards.

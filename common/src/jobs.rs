@@ -284,9 +284,20 @@ impl Snapshot {
     /// session but another group (POSIX; such groups get SIGHUP+SIGCONT when stopped).
     #[must_use]
     pub fn orphaned(&self, session: Pid, pgid: Pid) -> bool {
+        self.orphaned_without(session, pgid, None)
+    }
+
+    /// Whether a process group would be orphaned once process `leaving` is gone
+    /// (the shell, at its exit): no member would keep a parent in the same
+    /// session but another group. When a stopped group becomes orphaned so, the
+    /// kernel sends it SIGHUP and SIGCONT.
+    #[must_use]
+    pub fn orphaned_without(&self, session: Pid, pgid: Pid, leaving: Option<Pid>) -> bool {
         !self.procs.iter().filter(|p| p.pgrp == pgid).any(|p| {
-            self.get(p.ppid)
-                .is_some_and(|parent| parent.session == session && parent.pgrp != pgid)
+            Some(p.ppid) != leaving
+                && self
+                    .get(p.ppid)
+                    .is_some_and(|parent| parent.session == session && parent.pgrp != pgid)
         })
     }
 

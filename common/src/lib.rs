@@ -12,6 +12,8 @@
 //! - [`stdio`]: fd-level helpers for the standard streams, which may be closed.
 //! - [`proc`]: readers for `/proc/PID/stat` and `/proc/PID/status`.
 //! - [`jobs`]: jobs as process groups of a session, from one `/proc` scan, and job specs.
+//! - [`output`]: where a process's output goes (file, terminal, hung-up
+//!   terminal: lost, pipe...), from `/proc/PID/fd`.
 //! - [`tty`]: terminal names from device numbers; [`pty`]: pseudo-terminals and
 //!   the transcript of what one shows (huplab's and the tests' one pty reader).
 //! - [`ptrace`]: why a stopped process is stopped.
@@ -44,6 +46,7 @@ pub mod exit;
 pub mod identity;
 pub mod inject;
 pub mod jobs;
+pub mod output;
 pub mod pidfd;
 pub mod proc;
 pub mod ptrace;

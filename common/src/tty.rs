@@ -54,10 +54,35 @@ pub fn name(tty_nr: u64) -> String {
 /// The device number of a terminal path (its `st_rdev`, in `tty_nr` form).
 pub fn number(path: &Path) -> std::io::Result<u64> {
     use std::os::unix::fs::MetadataExt;
-    let rdev = std::fs::metadata(path)?.rdev();
+    Ok(from_rdev(std::fs::metadata(path)?.rdev()))
+}
+
+/// A device number (`st_rdev`) in `tty_nr` form.
+#[must_use]
+pub fn from_rdev(rdev: u64) -> u64 {
     let major = nix::sys::stat::major(rdev);
     let minor = nix::sys::stat::minor(rdev);
-    Ok(((minor & 0xfff00) << 12) | ((major & 0xfff) << 8) | (minor & 0xff))
+    ((minor & 0xfff00) << 12) | ((major & 0xfff) << 8) | (minor & 0xff)
+}
+
+/// The devpts instance (the `st_dev` of the device node) through which `pid`
+/// holds terminal `tty_nr` open, from its descriptors: `Ok(None)` when none of
+/// them is that terminal, an error when they cannot be read (another user's
+/// process). Device numbers alone are ambiguous: every devpts instance (a
+/// container's) numbers its terminals from 0 again; `stat` through
+/// `/proc/PID/fd/N` reaches the open terminal itself, in its own instance.
+pub fn instance_held(pid: nix::unistd::Pid, tty_nr: u64) -> std::io::Result<Option<u64>> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let dir = PathBuf::from(format!("/proc/{pid}/fd"));
+    for entry in std::fs::read_dir(&dir)? {
+        let Ok(meta) = entry.and_then(|e| std::fs::metadata(e.path())) else {
+            continue;
+        };
+        if meta.file_type().is_char_device() && from_rdev(meta.rdev()) == tty_nr {
+            return Ok(Some(meta.dev()));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -74,5 +99,17 @@ mod tests {
         );
         assert_eq!(name(0), "?");
         assert_eq!(number(Path::new("/dev/null")).map(split).unwrap(), (1, 3));
+    }
+
+    #[test]
+    fn instance_of_an_open_terminal() {
+        use std::os::unix::fs::MetadataExt;
+        let pty = crate::pty::open().unwrap();
+        let n = number(&pty.path).unwrap();
+        let me = nix::unistd::getpid();
+        let dev = std::fs::metadata(&pty.path).unwrap().dev();
+        // (Tests run in threads of one process: another may hold a terminal
+        // too, so only the found instance is checked.)
+        assert_eq!(instance_held(me, n).unwrap(), Some(dev));
     }
 }

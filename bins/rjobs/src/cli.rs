@@ -10,7 +10,7 @@ pub const EXIT_STATUS: &[(&str, &str)] = &[
     ("0", "listed (possibly nothing)"),
     (
         "1",
-        "the terminal given to -t has no session; or --prune could not remove a record",
+        "the terminal given to -t has no session, or its name is ambiguous; or --prune could not remove a record",
     ),
     ("2", "bad usage"),
 ];
@@ -19,7 +19,11 @@ const AFTER_HELP: &str = "\
 A job is a process group of the session, as the kernel keeps it: rjobs sees
 every job of the session, from any shell, including jobs the shell has
 forgotten (disown). The session leader's group (the shell) and rjobs' own are
-left out. Jobs are numbered in start order, renumbered when one ends (bash
+left out, in every view (-A too). A running job of a session that has a
+terminal, not in its foreground, is shown with `&`; a job of a session without
+a terminal (a daemon's) is no background job and has none. An empty listing
+says so in one line when standard output is a terminal (`rjobs: no jobs in
+this session`, `rjobs: no job records`), and prints nothing into a pipe. Jobs are numbered in start order, renumbered when one ends (bash
 keeps its numbers: check rjobs before using %N); %+ is the most recently
 started stopped job, else the most recently started one (the kernel does not
 record when a job stopped), %- the one before. Job specs for rbg, rfg and disown:
@@ -34,9 +38,25 @@ of the machine), it shows as plain Stopped.
 -l columns: SIGHUP is each process's disposition (default: dies at hangup;
 ignored: survives it; caught: its handler decides); TTY-FDS lists which of fds
 0-2 are the session's terminal (after a hangup, reads there return end-of-file
-and writes fail); ORPHANED means no member's parent is in the session outside
+and writes fail); OUTPUT is where fds 1 and 2 lead, one label when both lead
+to the same place, else `1:LABEL 2:LABEL`: `tty` (its controlling terminal),
+`tty:pts/5` (another live terminal), `lost (pts/3 hung up)` (a terminal that
+has hung up: writes fail with EIO and the output is lost; `rdisown -o FILE PID`
+sends it to a file), `file:PATH` (nohup.out shows as its path), `/dev/null`,
+`pipe`, `socket`, `pty-master` (it drives a terminal of its own: tmux, ssh),
+`closed`, `?` (another user's process); --json gives each as `stdout` and
+`stderr`, with `kind`, `path` and `lost`. ORPHANED means no member's parent is in the session outside
 the group (a stopped orphaned group gets SIGHUP+SIGCONT from the kernel);
-TRACED names the tracer's PID.";
+TRACED names the tracer's PID.
+
+-t TTY: a device number names one terminal per devpts instance (a container
+numbers its own pts/0, pts/1...), so rjobs picks the session that holds TTY
+itself open (compared through the descriptors of its processes); when none
+can be told apart, the name is ambiguous and rjobs says so.
+
+--explain predicts death at hangup for a stopped job the shell has disowned:
+when the shell exits (at hangup too), the job's group is orphaned, and the
+kernel sends a stopped orphaned group SIGHUP and SIGCONT.";
 
 /// List the jobs (process groups) of a terminal session, and how separated each one is.
 #[derive(Debug, Parser)]
@@ -49,7 +69,7 @@ TRACED names the tracer's PID.";
 )]
 #[allow(clippy::struct_excessive_bools)]
 pub struct Cli {
-    /// Show each member process, with its SIGHUP disposition, terminal fds, controlling terminal, orphaned group and tracer
+    /// Show each member process, with its SIGHUP disposition, terminal fds, controlling terminal, orphaned group, tracer and where its output goes (lost when its terminal has hung up)
     #[arg(short = 'l', long)]
     pub long: bool,
 
@@ -73,7 +93,7 @@ pub struct Cli {
     #[arg(long, conflicts_with = "explain")]
     pub json: bool,
 
-    /// Explain one process (PID, PID@STARTTIME or a job spec): its session, group, terminal, SIGHUP, fds, and what hangup, shell exit and kill -HUP of the shell would do to it
+    /// Explain one process (PID, PID@STARTTIME or a job spec): its session, group, terminal, SIGHUP, where fds 0-2 lead, and what hangup, shell exit and kill -HUP of the shell would do to it
     #[arg(long, value_name = "TARGET", conflicts_with_all = ["records", "all_sessions", "long", "tty"])]
     pub explain: Option<String>,
 

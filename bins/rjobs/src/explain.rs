@@ -7,13 +7,16 @@
 //! orphaned groups when they become orphaned; bash forwards SIGHUP to the jobs in
 //! its table on SIGHUP (and at exit only as a login shell with `huponexit`), and
 //! sends SIGTERM+SIGCONT to stopped jobs when it exits. Whether a job is still
-//! in the shell's table cannot be seen from outside: the verdict says so.
+//! in the shell's table cannot be seen from outside: the verdict says so. A
+//! stopped job the shell has disowned is not safe either: when the shell exits
+//! (at hangup too) its group becomes orphaned, and the kernel sends a stopped
+//! orphaned group SIGHUP and SIGCONT.
 
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 use hupkit_common::jobs::Snapshot;
+use hupkit_common::output::{self, Sink};
 use hupkit_common::proc::{Stat, Status};
 use hupkit_common::signal::Disposition;
 use hupkit_common::tty;
@@ -28,10 +31,15 @@ struct Facts {
     foreground: bool,
     stopped: bool,
     orphaned: bool,
+    /// Whether the group becomes orphaned when the session leader (the shell)
+    /// exits: its only link to the session is the shell.
+    orphaned_at_exit: bool,
     /// No terminal (or its session's leader has none): no hangup, no job table.
     detached: bool,
     /// Which of fds 0-2 are the terminal.
     on_tty: Vec<i32>,
+    /// Whether fd 1 or 2 leads to a terminal that has hung up.
+    lost_now: bool,
 }
 
 /// The three verdicts: terminal hangup, shell exit, `kill -HUP` of the shell.
@@ -56,6 +64,13 @@ pub fn explain(snap: &Snapshot, p: &Stat) -> String {
     let _ = writeln!(out, "  terminal hangup:      {}", v.hangup);
     let _ = writeln!(out, "  shell exit:           {}", v.exit);
     let _ = writeln!(out, "  kill -HUP the shell:  {}", v.hupsh);
+    if facts.lost_now {
+        let _ = writeln!(
+            out,
+            "  now: its output goes to a terminal that has hung up: it is lost (rdisown -o FILE {} sends it to a file)",
+            p.pid
+        );
+    }
     if facts.orphaned && facts.stopped {
         let _ = writeln!(
             out,
@@ -114,7 +129,7 @@ fn facts(out: &mut String, snap: &Snapshot, p: &Stat) -> Facts {
         Disposition::Caught => "caught by its own handler (the program decides)",
     };
     let _ = writeln!(out, "  SIGHUP: {hup_text}");
-    let on_tty = std_fds(out, p);
+    let (on_tty, lost_now) = std_fds(out, p);
     let orphaned = snap.orphaned(p.session, p.pgrp);
     let _ = writeln!(
         out,
@@ -127,14 +142,18 @@ fn facts(out: &mut String, snap: &Snapshot, p: &Stat) -> Facts {
         foreground,
         stopped,
         orphaned,
+        orphaned_at_exit: !orphaned && snap.orphaned_without(p.session, p.pgrp, Some(p.session)),
         detached: p.tty_nr == 0 || leader.is_some_and(|l| l.tty_nr == 0),
         on_tty,
+        lost_now,
     }
 }
 
-/// Prints where fds 0-2 of `p` lead; returns those that are its terminal.
-fn std_fds(out: &mut String, p: &Stat) -> Vec<i32> {
+/// Prints where fds 0-2 of `p` lead; returns those that are its terminal, and
+/// whether its output (fd 1 or 2) goes to a terminal that has hung up.
+fn std_fds(out: &mut String, p: &Stat) -> (Vec<i32>, bool) {
     let mut on_tty = Vec::new();
+    let mut lost = false;
     for fd in 0..3 {
         let path = format!("/proc/{}/fd/{fd}", p.pid);
         let target = match std::fs::read_link(&path) {
@@ -143,17 +162,27 @@ fn std_fds(out: &mut String, p: &Stat) -> Vec<i32> {
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => "?".to_string(),
             Err(_) => "closed".to_string(),
         };
-        let is_tty = p.tty_nr != 0 && tty::number(Path::new(&path)).ok() == Some(p.tty_nr);
-        if is_tty {
+        let sink = output::of(p.pid, fd, p.tty_nr);
+        let note = match &sink {
+            Sink::Terminal => " (the terminal)".to_string(),
+            Sink::HungUp(_) if fd > 0 => {
+                lost = true;
+                " (a terminal that has hung up: output LOST, writes fail with EIO)".to_string()
+            }
+            Sink::HungUp(_) => " (a terminal that has hung up: reads return end-of-file)".into(),
+            Sink::OtherTerminal(_) => " (a terminal, not its controlling one)".to_string(),
+            Sink::PtyMaster => " (a pseudo-terminal master: it drives a terminal)".to_string(),
+            Sink::Pipe => " (a pipe)".to_string(),
+            Sink::Socket => " (a socket)".to_string(),
+            Sink::File { .. } => " (a file)".to_string(),
+            _ => String::new(),
+        };
+        if sink == Sink::Terminal {
             on_tty.push(fd);
         }
-        let _ = writeln!(
-            out,
-            "  fd {fd}: {target}{}",
-            if is_tty { " (the terminal)" } else { "" }
-        );
+        let _ = writeln!(out, "  fd {fd}: {target}{note}");
     }
-    on_tty
+    (on_tty, lost)
 }
 
 /// What hangup, shell exit and `kill -HUP` of the shell would do; `lost` is
@@ -166,7 +195,11 @@ fn verdicts(f: &Facts, lost: &str) -> Verdicts {
         match f.hup {
             Disposition::Ignore => (
                 format!("lives{lost}"),
-                "lives".to_string(),
+                if f.stopped {
+                    "dies, if it is still in bash's job table (bash sends SIGTERM and SIGCONT to its stopped jobs when it exits), unless it handles SIGTERM; lives if the shell disowned it".to_string()
+                } else {
+                    "lives".to_string()
+                },
                 "lives".to_string(),
             ),
             Disposition::Caught => (
@@ -193,17 +226,32 @@ fn verdicts(f: &Facts, lost: &str) -> Verdicts {
     }
 }
 
-/// The verdicts for a job member that dies of SIGHUP.
+/// The verdicts for a job member that dies of SIGHUP. A stopped one dies at
+/// hangup and at shell exit even when the shell has disowned it, if the
+/// shell's exit orphans its group (the kernel's SIGHUP and SIGCONT).
 fn default_verdicts(f: &Facts, lost: &str) -> (String, String, String) {
+    const ORPHAN: &str = "if the shell disowned it, the kernel does the same when the shell's exit orphans its group";
+    const KEPT: &str =
+        "if the shell disowned it, it stays stopped (its group keeps a parent in the session)";
     let hang = if f.foreground {
         "dies: the kernel sends SIGHUP to the terminal's foreground group".to_string()
+    } else if f.stopped && f.orphaned_at_exit {
+        format!("dies: bash sends SIGHUP and SIGCONT to its stopped jobs; {ORPHAN}")
+    } else if f.stopped {
+        format!("dies, if it is still in bash's job table (bash sends SIGHUP and SIGCONT); {KEPT}")
     } else {
         format!(
             "dies, if it is still in bash's job table (bash forwards SIGHUP); lives if the shell disowned it{lost}"
         )
     };
-    let ex = if f.stopped {
-        "dies: bash sends SIGTERM and SIGCONT to its stopped jobs when it exits".to_string()
+    let ex = if f.stopped && f.orphaned_at_exit {
+        format!(
+            "dies: bash sends SIGTERM and SIGCONT to its stopped jobs when it exits; {ORPHAN} (SIGHUP and SIGCONT)"
+        )
+    } else if f.stopped {
+        format!(
+            "dies, if it is still in bash's job table (bash sends SIGTERM and SIGCONT to its stopped jobs when it exits); {KEPT}"
+        )
     } else {
         "lives: bash sends nothing to running jobs at exit (a login shell with huponexit would send SIGHUP)"
             .to_string()

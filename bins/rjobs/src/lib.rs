@@ -19,6 +19,7 @@ use hupkit_common::diag::Diag;
 use hupkit_common::exit::{self, Status};
 use hupkit_common::identity::Liveness;
 use hupkit_common::jobs::{Job, JobSpec, JobState, SessionJobs, Snapshot, Target};
+use hupkit_common::output::{self, Sink};
 use hupkit_common::proc::{self, ProcState, Stat};
 use hupkit_common::quote::quote;
 use hupkit_common::records;
@@ -45,6 +46,9 @@ struct Member {
     tty_fds: String,
     ctty: String,
     traced: i32,
+    /// Where fds 1 and 2 lead.
+    stdout: Sink,
+    stderr: Sink,
     /// Exact (lossy UTF-8), for JSON.
     command: String,
     /// Quoted for a shell, for text.
@@ -58,6 +62,9 @@ struct Row {
     pgid: Pid,
     state: JobState,
     foreground: bool,
+    /// Whether its session has a terminal (a job of a terminal-less session
+    /// is no background job: no `&`).
+    on_terminal: bool,
     orphaned: bool,
     /// Exact (lossy UTF-8), for JSON.
     command: String,
@@ -108,21 +115,17 @@ fn member(p: &Stat, session_tty: u64) -> Member {
         tty_fds,
         ctty: tty::name(p.tty_nr),
         traced: status.map_or(0, |s| s.tracer_pid),
+        stdout: output::of(p.pid, 1, p.tty_nr),
+        stderr: output::of(p.pid, 2, p.tty_nr),
         command: Snapshot::cmdline(p),
         command_text: Snapshot::cmdline_text(p),
     }
 }
 
-/// The rows of one session's jobs; `probe`: learn why each stopped job is
-/// stopped (a brief ptrace attach to one member of each).
-fn rows(
-    snap: &Snapshot,
-    session: Pid,
-    exclude: &[Pid],
-    with_leader: bool,
-    long: bool,
-    probe: bool,
-) -> Vec<Row> {
+/// The rows of one session's jobs (the leader's group and those in `exclude`
+/// left out); `probe`: learn why each stopped job is stopped (a brief ptrace
+/// attach to one member of each).
+fn rows(snap: &Snapshot, session: Pid, exclude: &[Pid], long: bool, probe: bool) -> Vec<Row> {
     let session_tty = snap.get(session).map_or_else(
         || {
             snap.procs
@@ -132,7 +135,7 @@ fn rows(
         },
         |l| l.tty_nr,
     );
-    let mut jobs: Vec<Job> = snap.jobs(session, exclude, with_leader);
+    let mut jobs: Vec<Job> = snap.jobs(session, exclude, false);
     if probe {
         for job in &mut jobs {
             snap.probe_stop(job);
@@ -145,6 +148,7 @@ fn rows(
             pgid: job.pgid,
             state: job.state,
             foreground: job.foreground,
+            on_terminal: session_tty != 0,
             orphaned: snap.orphaned(session, job.pgid),
             command: snap.command(job),
             command_text: snap.command_text(job),
@@ -160,14 +164,7 @@ fn rows(
         .collect()
 }
 
-fn session_of(
-    snap: &Snapshot,
-    sid: Pid,
-    exclude: &[Pid],
-    with_leader: bool,
-    long: bool,
-    probe: bool,
-) -> Session {
+fn session_of(snap: &Snapshot, sid: Pid, exclude: &[Pid], long: bool, probe: bool) -> Session {
     let leader = snap.get(sid);
     Session {
         sid,
@@ -183,16 +180,24 @@ fn session_of(
             None if sid.as_raw() == 0 => "(outside this PID namespace)".into(),
             None => "(gone)".into(),
         },
-        jobs: rows(snap, sid, exclude, with_leader, long, probe),
+        jobs: rows(snap, sid, exclude, long, probe),
     }
 }
 
 fn text_jobs(out: &mut String, jobs: &[Row], long: bool) {
+    // OUTPUT is as wide as its longest entry, so a long path shifts nothing.
+    let output_w = jobs
+        .iter()
+        .flat_map(|j| &j.members)
+        .map(|m| output::label(&m.stdout, &m.stderr).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(6);
     for j in jobs {
-        let amp = if j.foreground || j.state != JobState::Running {
-            ""
-        } else {
+        let amp = if j.on_terminal && !j.foreground && j.state == JobState::Running {
             " &"
+        } else {
+            ""
         };
         let fg = if j.foreground { "  (foreground)" } else { "" };
         let _ = writeln!(
@@ -207,8 +212,8 @@ fn text_jobs(out: &mut String, jobs: &[Row], long: bool) {
         if long {
             let _ = writeln!(
                 out,
-                "      {:<7} {:<2} {:<8} {:<8} {:<8} {:<8} {:<7} COMMAND",
-                "PID", "ST", "SIGHUP", "TTY-FDS", "CTTY", "ORPHANED", "TRACED"
+                "      {:<7} {:<2} {:<8} {:<8} {:<8} {:<8} {:<7} {:<output_w$} COMMAND",
+                "PID", "ST", "SIGHUP", "TTY-FDS", "CTTY", "ORPHANED", "TRACED", "OUTPUT"
             );
             for m in &j.members {
                 let traced = if m.traced == 0 {
@@ -218,7 +223,7 @@ fn text_jobs(out: &mut String, jobs: &[Row], long: bool) {
                 };
                 let _ = writeln!(
                     out,
-                    "      {:<7} {:<2} {:<8} {:<8} {:<8} {:<8} {:<7} {}",
+                    "      {:<7} {:<2} {:<8} {:<8} {:<8} {:<8} {:<7} {:<output_w$} {}",
                     m.pid,
                     m.state,
                     m.sighup,
@@ -226,11 +231,21 @@ fn text_jobs(out: &mut String, jobs: &[Row], long: bool) {
                     m.ctty,
                     if j.orphaned { "yes" } else { "no" },
                     traced,
+                    output::label(&m.stdout, &m.stderr),
                     m.command_text
                 );
             }
         }
     }
+}
+
+/// A descriptor's sink as JSON: `{"kind":..., "path":..., "lost":...}`.
+fn sink_json(sink: &Sink) -> Value {
+    Value::Object(vec![
+        ("kind", Value::Str(sink.kind().into())),
+        ("path", sink.path().map_or(Value::Null, Value::Str)),
+        ("lost", Value::Bool(sink.is_lost())),
+    ])
 }
 
 fn json_jobs(jobs: &[Row], long: bool) -> Value {
@@ -274,6 +289,8 @@ fn json_jobs(jobs: &[Row], long: bool) -> Value {
                                                 Value::Int(m.traced.into())
                                             },
                                         ),
+                                        ("stdout", sink_json(&m.stdout)),
+                                        ("stderr", sink_json(&m.stderr)),
                                         ("command", Value::Str(m.command.clone())),
                                     ])
                                 })
@@ -296,27 +313,69 @@ fn print(out: &str) -> Result<Status> {
 }
 
 /// The session whose controlling terminal is `path` (`pts/3` means `/dev/pts/3`).
+///
+/// A device number names one terminal per devpts instance: a container's
+/// `pts/0` has the number of ours. So each session with that number is checked
+/// through its members' descriptors ([`tty::instance_held`]): one that holds
+/// the terminal of `path`'s instance is the one; one that holds another
+/// instance's is not; one whose descriptors do not tell is taken only when it
+/// is the only candidate and no other instance is in sight, else the name is
+/// ambiguous.
 fn session_of_tty(snap: &Snapshot, path: &Path) -> Result<Pid> {
+    use std::os::unix::fs::MetadataExt;
     let path = if path.is_absolute() {
         path.to_path_buf()
     } else {
         PathBuf::from("/dev").join(path)
     };
-    let n = tty::number(&path).context(exit::FAILURE, || quote(path.as_os_str()))?;
-    snap.procs
-        .iter()
-        .find(|p| p.tty_nr == n && p.pid == p.session)
-        .or_else(|| snap.procs.iter().find(|p| p.tty_nr == n))
-        .map(|p| p.session)
-        .ok_or_else(|| {
-            Error::failed(
-                format!(
-                    "no session has {} as its controlling terminal",
-                    quote(path.as_os_str())
-                ),
-                exit::FAILURE,
-            )
-        })
+    let quoted = || quote(path.as_os_str());
+    let n = tty::number(&path).context(exit::FAILURE, quoted)?;
+    let want = std::fs::metadata(&path)
+        .context(exit::FAILURE, quoted)?
+        .dev();
+    // Sessions in start order of their first process on the terminal, leaders first.
+    let mut sessions: Vec<Pid> = Vec::new();
+    for p in snap.procs.iter().filter(|p| p.tty_nr == n) {
+        if !sessions.contains(&p.session) {
+            sessions.push(p.session);
+        }
+    }
+    let (mut same, mut unknown, mut other) = (Vec::new(), Vec::new(), false);
+    for sid in sessions {
+        let mut seen = None;
+        let members = snap
+            .procs
+            .iter()
+            .filter(|p| p.session == sid && p.tty_nr == n);
+        for p in members {
+            // Unreadable (another user's), or not held open: it does not tell.
+            if let Ok(Some(dev)) = tty::instance_held(p.pid, n) {
+                seen = Some(dev == want);
+                if dev == want {
+                    break;
+                }
+            }
+        }
+        match seen {
+            Some(true) => same.push(sid),
+            Some(false) => other = true,
+            None => unknown.push(sid),
+        }
+    }
+    match (same.as_slice(), unknown.as_slice(), other) {
+        ([sid, ..], _, _) | ([], [sid], false) => Ok(*sid),
+        ([], [], _) => Err(Error::failed(
+            format!("no session has {} as its controlling terminal", quoted()),
+            exit::FAILURE,
+        )),
+        ([], _, _) => Err(Error::failed(
+            format!(
+                "{}: ambiguous terminal name: sessions of other terminals (another devpts instance) have its number",
+                quoted()
+            ),
+            exit::FAILURE,
+        )),
+    }
 }
 
 /// Runs the view `cli` asks for.
@@ -328,33 +387,43 @@ pub fn run(cli: &Cli, diag: &mut Diag) -> Result<Status> {
         return run_explain(target);
     }
     let snap = Snapshot::take().context(exit::FAILURE, || "cannot read /proc")?;
+    // rjobs' own group is no job, in any view; nor is a session leader's.
+    let own = [nix::unistd::getpgrp()];
     // -A does not attach to every stopped process of the machine to learn why it
     // is stopped: its stopped jobs show as plain Stopped.
     let sessions: Vec<Session> = if cli.all_sessions {
         snap.sessions()
             .into_iter()
-            .map(|sid| session_of(&snap, sid, &[], true, cli.long, false))
+            .map(|sid| session_of(&snap, sid, &own, cli.long, false))
             .collect()
     } else {
         let sid = match &cli.tty {
             Some(t) => session_of_tty(&snap, t)?,
             None => nix::unistd::getsid(None).unwrap_or_else(|_| nix::unistd::getpid()),
         };
-        vec![session_of(
-            &snap,
-            sid,
-            &[nix::unistd::getpgrp()],
-            false,
-            cli.long,
-            true,
-        )]
+        vec![session_of(&snap, sid, &own, cli.long, true)]
     };
     let out = if cli.json {
         sessions_json(&sessions, cli.all_sessions, cli.long)
+    } else if !cli.all_sessions && sessions[0].jobs.is_empty() {
+        match &cli.tty {
+            None => empty_note("no jobs in this session"),
+            Some(_) => empty_note(&format!("no jobs in the session of {}", sessions[0].tty)),
+        }
     } else {
         sessions_text(&sessions, cli.all_sessions, cli.long)
     };
     print(&out)
+}
+
+/// What an empty listing prints: one line saying so on a terminal, where a
+/// person reads it; nothing in a pipe, where a script counts lines.
+fn empty_note(what: &str) -> String {
+    if stdio::kind(stdio::STDOUT) == stdio::StreamKind::Tty {
+        format!("rjobs: {what}\n")
+    } else {
+        String::new()
+    }
 }
 
 /// The JSON of the sessions listed: an array of sessions with `-A`, else the
@@ -468,9 +537,14 @@ fn record_state(r: &records::Record, live: &std::collections::HashSet<i32>) -> &
 /// skipped with a word; a record that cannot be pruned is an error.
 fn run_records(cli: &Cli, diag: &mut Diag) -> Result<Status> {
     let Some(dir) = records::dir() else {
-        return print(if cli.json { "[]\n" } else { "" });
+        return print(&if cli.json {
+            "[]\n".to_string()
+        } else {
+            empty_note("no job records")
+        });
     };
     let mut rows = Vec::new();
+    let mut pruned = 0usize;
     let live = live_pids();
     for entry in records::list(&dir) {
         match entry {
@@ -484,6 +558,8 @@ fn run_records(cli: &Cli, diag: &mut Diag) -> Result<Status> {
                         format!("cannot remove {}", quote(path.as_os_str()))
                     }) {
                         diag.report(&e);
+                    } else {
+                        pruned += 1;
                     }
                     continue;
                 }
@@ -493,6 +569,10 @@ fn run_records(cli: &Cli, diag: &mut Diag) -> Result<Status> {
     }
     let out = if cli.json {
         records_json(&rows)
+    } else if rows.is_empty() && pruned > 0 {
+        empty_note(&format!("no job records left ({pruned} pruned)"))
+    } else if rows.is_empty() {
+        empty_note("no job records")
     } else {
         records_text(&rows)
     };
