@@ -9,6 +9,7 @@ mod disown;
 mod generated;
 mod huplab;
 mod jobcontrol;
+mod logout;
 mod reliability;
 mod rnohup;
 mod util;

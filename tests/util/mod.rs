@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod container;
 pub mod shell;
 
 use std::os::fd::{AsFd, OwnedFd};
