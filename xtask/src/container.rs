@@ -722,9 +722,10 @@ fn spawn_nspawn(layout: Layout, cgroups: &[PathBuf]) -> Result<i32, String> {
     i32::try_from(child.id()).map_err(|_| "PID out of range".to_owned())
 }
 
-/// Brings the container up (see the module documentation). When it is up
-/// already with the same layout, only `KillUserProcesses` is set.
-pub fn up(layout: Layout, kill: bool) -> Result<(), String> {
+/// Brings the container up (see the module documentation), with `layout`
+/// (unified when `None`). When it is up already with that layout (or any, when
+/// `None`), only `KillUserProcesses` is set.
+pub fn up(layout: Option<Layout>, kill: bool) -> Result<(), String> {
     if !nix::unistd::geteuid().is_root() {
         return Err("container up needs root (debootstrap, cgroups, systemd-nspawn)".into());
     }
@@ -743,7 +744,7 @@ pub fn up(layout: Layout, kill: bool) -> Result<(), String> {
     }
     fs::create_dir_all(dir()).map_err(|e| format!("cannot create '{}': {e}", dir().display()))?;
     if let Some(state) = running() {
-        if state.layout != layout {
+        if layout.is_some_and(|l| l != state.layout) {
             return Err(format!(
                 "the container is up with the {} layout: cargo xtask container down first",
                 state.layout.name()
@@ -753,10 +754,11 @@ pub fn up(layout: Layout, kill: bool) -> Result<(), String> {
         eprintln!(
             "xtask container: already up (nspawn PID {}, {})",
             state.pid,
-            layout.name()
+            state.layout.name()
         );
         return Ok(());
     }
+    let layout = layout.unwrap_or(Layout::Unified);
     if std::net::TcpStream::connect(("127.0.0.1", PORT)).is_ok() {
         return Err(format!(
             "127.0.0.1:{PORT} is in use by a process this task did not start"

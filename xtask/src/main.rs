@@ -44,14 +44,14 @@ fn container(args: &[&str]) -> ExitCode {
     use xtask::container::{self as ct, Layout};
     match args {
         ["up", opts @ ..] => {
-            let mut layout = Layout::Unified;
+            let mut layout = None;
             let mut kill = true;
             let mut rest = opts;
             loop {
                 match rest {
                     [] => break,
-                    ["--unified", more @ ..] => (layout, rest) = (Layout::Unified, more),
-                    ["--hybrid", more @ ..] => (layout, rest) = (Layout::Hybrid, more),
+                    ["--unified", more @ ..] => (layout, rest) = (Some(Layout::Unified), more),
+                    ["--hybrid", more @ ..] => (layout, rest) = (Some(Layout::Hybrid), more),
                     ["--kill-user-processes", w, more @ ..] => match yes_no(w) {
                         Some(k) => (kill, rest) = (k, more),
                         None => return usage(),
