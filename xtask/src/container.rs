@@ -24,8 +24,15 @@
 //!   started in a session of its own and, before it execs, moves itself into
 //!   cgroups that this task creates (`hupkit-container` under each cgroup
 //!   hierarchy the container's systemd uses), so the container does not sit in
-//!   a cgroup root. Its PID and start time go to a state file; `down` acts on
-//!   that process only, after checking the start time (never by name).
+//!   a cgroup root. Its PID and start time go to a state file. `down` asks
+//!   for a poweroff over ssh; if nspawn has not exited 20 s later, it kills
+//!   what is in those cgroups (`cgroup.kill`): killing nspawn alone would leave
+//!   the container's init running, reparented. Never a process picked by name.
+//! - **Layouts**: `--unified` sets `SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1`;
+//!   `--hybrid` leaves it unset, so that nspawn picks the hybrid layout of a
+//!   hybrid host (`=0` gives the legacy, v1-only layout: "System is tainted:
+//!   cgroupsv1", and its poweroff was seen to hang on stopping the user
+//!   managers). `up` checks the layout the container got.
 //! - **Ready** means: sshd answers as root and `systemctl is-system-running`
 //!   says `running` or `degraded`, within a deadline.
 //! - **Settings** are changed on the running container over ssh as root:
@@ -691,13 +698,17 @@ fn spawn_nspawn(layout: Layout, cgroups: &[PathBuf]) -> Result<i32, String> {
             "--keep-unit",
             "--console=read-only",
         ])
-        .env(
-            "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY",
-            if layout == Layout::Unified { "1" } else { "0" },
-        )
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);
+    // "1" asks for pure cgroup2. "0" would ask for the legacy layout (v1 only,
+    // no cgroup2 at all inside), not the hybrid one: nspawn chooses hybrid by
+    // itself on a hybrid host when the variable is not set. `up` checks which
+    // layout the container got.
+    match layout {
+        Layout::Unified => cmd.env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1"),
+        Layout::Hybrid => cmd.env_remove("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"),
+    };
     // SAFETY: between fork and exec the closure makes only async-signal-safe
     // system calls (setsid, open, write, close) on memory prepared before the
     // fork (the C strings above); it allocates nothing and takes no lock.
@@ -720,6 +731,54 @@ fn spawn_nspawn(layout: Layout, cgroups: &[PathBuf]) -> Result<i32, String> {
         .spawn()
         .map_err(|e| format!("cannot start systemd-nspawn: {e}"))?;
     i32::try_from(child.id()).map_err(|_| "PID out of range".to_owned())
+}
+
+/// Waits until the container booted by nspawn `pid` is ready and checks the
+/// layout it got; takes it down and says why if it is not. Returns what
+/// `systemctl is-system-running` said.
+fn wait_ready(pid: i32, start: u64, layout: Layout) -> Result<String, String> {
+    let end = Instant::now() + BOOT_DEADLINE;
+    let mut said = String::new();
+    loop {
+        if start_time(pid) != Some(start) {
+            let _ = down();
+            return Err(format!(
+                "systemd-nspawn exited while booting: {}",
+                last_line(&console_log())
+            ));
+        }
+        if let Ok(out) = root_run("systemctl is-system-running") {
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .clone_into(&mut said);
+            if said == "running" || said == "degraded" {
+                break;
+            }
+        }
+        if Instant::now() > end {
+            let _ = down();
+            return Err(format!(
+                "the container was not ready within {} s (systemctl is-system-running: '{said}')",
+                BOOT_DEADLINE.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // The layout the container got, from its own /sys/fs/cgroup.
+    let check = match layout {
+        Layout::Unified => "test -e /sys/fs/cgroup/cgroup.controllers",
+        Layout::Hybrid => {
+            "test -d /sys/fs/cgroup/systemd && test -e /sys/fs/cgroup/unified/cgroup.controllers"
+        }
+    };
+    if root_ok(check).is_err() {
+        let _ = down();
+        return Err(format!(
+            "the container did not get the {} layout (this host's cgroups do not offer it)",
+            layout.name()
+        ));
+    }
+    Ok(said)
 }
 
 /// Brings the container up (see the module documentation), with `layout`
@@ -783,33 +842,7 @@ pub fn up(layout: Option<Layout>, kill: bool) -> Result<(), String> {
         layout,
         cgroups,
     })?;
-    let end = Instant::now() + BOOT_DEADLINE;
-    let mut said = String::new();
-    loop {
-        if start_time(pid) != Some(start) {
-            let _ = down();
-            return Err(format!(
-                "systemd-nspawn exited while booting: {}",
-                last_line(&console_log())
-            ));
-        }
-        if let Ok(out) = root_run("systemctl is-system-running") {
-            String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .clone_into(&mut said);
-            if said == "running" || said == "degraded" {
-                break;
-            }
-        }
-        if Instant::now() > end {
-            let _ = down();
-            return Err(format!(
-                "the container was not ready within {} s (systemctl is-system-running: '{said}')",
-                BOOT_DEADLINE.as_secs()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let said = wait_ready(pid, start, layout)?;
     eprintln!(
         "xtask container: up in {:.1} s (root filesystem {:.1} s, boot {:.1} s): nspawn PID {pid}, {} layout, system {said}, KillUserProcesses={}, ssh -p {PORT} {USER}@127.0.0.1",
         t0.elapsed().as_secs_f64(),
@@ -852,38 +885,82 @@ fn gone_within(state: &State, limit: Duration) -> bool {
     }
 }
 
-/// Stops the container: `systemctl poweroff` over ssh, else SIGTERM, then
-/// SIGKILL, to the recorded nspawn process only; then removes its cgroups.
+/// The PIDs in cgroup `c` and below it.
+fn cgroup_procs(c: &Path) -> Vec<i32> {
+    let mut pids: Vec<i32> = fs::read_to_string(c.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    if let Ok(entries) = fs::read_dir(c) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                pids.extend(cgroup_procs(&e.path()));
+            }
+        }
+    }
+    pids
+}
+
+/// SIGKILL to every process in the cgroups made for the container (nspawn
+/// and, if nspawn went first, the container's own processes, which outlive it):
+/// `cgroup.kill` on cgroup2, else each PID listed. Returns how many were there.
+fn kill_cgroups(cgroups: &[PathBuf]) -> usize {
+    let mut found = 0;
+    for c in cgroups {
+        let pids = cgroup_procs(c);
+        found += pids.len();
+        if pids.is_empty() {
+            continue;
+        }
+        if fs::write(c.join("cgroup.kill"), "1").is_err() {
+            for p in pids {
+                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            }
+        }
+    }
+    found
+}
+
+/// Stops the container: `systemctl poweroff` over ssh; if that does not end it
+/// within 20 s, SIGKILL to everything in the cgroups made for it (only those:
+/// never a process picked by name); then removes those cgroups.
 pub fn down() -> Result<(), String> {
     let Some(state) = read_state() else {
         eprintln!("xtask container: not up");
         return Ok(());
     };
-    let pid = Pid::from_raw(state.pid);
     if start_time(state.pid) == Some(state.start) {
         // The connection may drop as the container stops: the answer is not
-        // what tells; the process going away is.
+        // what tells; nspawn going away is.
         let _ = ssh("root", 20, false)
-            .arg("systemctl poweroff")
+            .arg("systemctl --no-block poweroff")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        if !gone_within(&state, Duration::from_secs(30)) {
-            eprintln!("xtask container: poweroff did not finish in 30 s: SIGTERM to nspawn");
-            if start_time(state.pid) == Some(state.start) {
-                let _ = kill(pid, Signal::SIGTERM);
-            }
-            if !gone_within(&state, Duration::from_secs(15)) {
-                eprintln!("xtask container: SIGKILL to nspawn");
-                if start_time(state.pid) == Some(state.start) {
-                    let _ = kill(pid, Signal::SIGKILL);
-                }
-                if !gone_within(&state, Duration::from_secs(10)) {
-                    return Err(format!("systemd-nspawn (PID {pid}) does not exit"));
-                }
-            }
+        if !gone_within(&state, Duration::from_secs(20)) {
+            eprintln!(
+                "xtask container: poweroff did not finish in 20 s: SIGKILL to the container's cgroups"
+            );
         }
+    }
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        if kill_cgroups(&state.cgroups) == 0 {
+            break;
+        }
+        if Instant::now() > end {
+            return Err(format!(
+                "processes of the container remain in {} after SIGKILL",
+                state
+                    .cgroups
+                    .first()
+                    .map_or(Path::new("?"), PathBuf::as_path)
+                    .display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
     // The cgroups empty a moment after the last process exits.
     let end = Instant::now() + Duration::from_secs(10);
