@@ -513,6 +513,10 @@ fn ensure_rootfs() -> Result<(), String> {
     let _ = fs::remove_file(marker());
     let mut last = String::new();
     for attempt in 1..=DEBOOTSTRAP_TRIES {
+        if attempt > 1 {
+            // A mirror's hiccup: wait a little longer each time.
+            std::thread::sleep(Duration::from_secs(10 * u64::from(attempt - 1)));
+        }
         remove_tree(&partial)?;
         eprintln!(
             "xtask container: debootstrap {SUITE} from {mirror} (attempt {attempt} of {DEBOOTSTRAP_TRIES}, about a minute)"
@@ -533,8 +537,11 @@ fn ensure_rootfs() -> Result<(), String> {
         }
     }
     if !last.is_empty() {
-        let _ = remove_tree(&partial);
-        return Err(format!("{last} ({DEBOOTSTRAP_TRIES} attempts)"));
+        // Kept for its debootstrap/debootstrap.log; the next `up` removes it.
+        return Err(format!(
+            "{last}, {DEBOOTSTRAP_TRIES} times (log: '{}')",
+            partial.join("debootstrap/debootstrap.log").display()
+        ));
     }
     remove_tree(&rootfs())?;
     fs::rename(&partial, rootfs())
