@@ -23,7 +23,7 @@ _detach() {
 
     case "${cmd}" in
         detach)
-            opts="-a -c -e -o -E -l -p -u -m -v -h -V --append --chdir --stderr --stdout --env --lock --pidfile --user --umask --verbose --notify --status --stop --retry --help --version"
+            opts="-a -c -e -o -E -l -p -u -m -v -h -V --append --chdir --stderr --stdout --env --lock --pidfile --user --umask --verbose --notify --status --stop --job --retry --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -188,6 +188,10 @@ _detach() {
                     return 0
                     ;;
                 --notify)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --job)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -4,12 +4,23 @@
 
 // A failed step in a test helper is a failed test: panicking there is the point.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+// detach: real daemons, pidfiles, records, readiness, hostile paths.
 mod detach;
+// disown on a real `bash -i`, then a hangup: every kind of job survives.
 mod disown;
+// The committed completions and man pages match the clap definitions.
 mod generated;
+// huplab: the same table for the same event, nothing left behind.
 mod huplab;
+// rjobs, rbg and rfg on a real `bash -i` in a pseudo-terminal.
 mod jobcontrol;
+// The logout level against a real systemd + logind over real ssh (cargo xtask container up).
 mod logout;
+// Job records: one per job, its own start time, aligned columns, HUPKIT_NO_RECORD.
+mod records;
+// Every tool under hostile input, races, PID reuse, fuzzing and soak.
 mod reliability;
+// rnohup against GNU nohup, stream by stream, and its own options.
 mod rnohup;
+// Shared helpers: the binaries, pseudo-terminals, deadlines, reaping guards.
 mod util;

@@ -1,17 +1,12 @@
 //! `detach`: run a command as a daemon. All logic is in `hupkit_detach`.
 //!
-//! A C `main` (`#![no_main]`): Rust's start-up before a Rust `main` reads
-//! `/proc/self/maps` to place the main thread's stack guard, about 150 µs of CPU
-//! in a start that is measured against start-stop-daemon (docs/benchmarks.md).
-//! `hupkit_detach::main` does the two things of that start-up detach relies on.
+//! Start-up: both ([`Startup::LIKE_RUST`]). Closed fds 0-2 are opened on
+//! `/dev/null`, so that no pidfile, lock or output file detach opens can land on
+//! fd 0-2 and be taken for a standard stream; SIGPIPE is ignored, so that a
+//! closed stdout under `--status` or `--stop` is a quiet write error, not a death
+//! (the daemon's own dispositions are reset to default before exec anyway).
 #![no_main]
 
-use std::ffi::{c_char, c_int};
+use hupkit_common::entry::Startup;
 
-/// The process entry point, called by the C runtime.
-#[unsafe(no_mangle)]
-extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
-    // SAFETY: argc and argv come straight from the C runtime, as `collect` requires.
-    let args = unsafe { hupkit_common::cargs::collect(argc, argv) };
-    hupkit_detach::main(args).code()
-}
+hupkit_common::entry!(hupkit_detach::main, Startup::LIKE_RUST);

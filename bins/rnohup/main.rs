@@ -1,16 +1,11 @@
 //! `rnohup`: run a command immune to hangups. All logic is in `hupkit_rnohup`.
 //!
-//! A C `main` (`#![no_main]`), because Rust's start-up would reopen closed fds 0-2
-//! on `/dev/null` and ignore SIGPIPE before a Rust `main` runs, and `rnohup` must
-//! see the standard streams and signal dispositions exactly as inherited.
+//! Start-up: none ([`Startup::AS_INHERITED`]). rnohup must see the standard
+//! streams and signal dispositions exactly as inherited: a closed stdout is
+//! closed for it (GNU's `nohup` behaves so), and an ignored or default SIGPIPE
+//! is passed on to the command as it came.
 #![no_main]
 
-use std::ffi::{c_char, c_int};
+use hupkit_common::entry::Startup;
 
-/// The process entry point, called by the C runtime.
-#[unsafe(no_mangle)]
-extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
-    // SAFETY: argc and argv come straight from the C runtime, as `collect` requires.
-    let args = unsafe { hupkit_common::cargs::collect(argc, argv) };
-    hupkit_rnohup::main(&args).code()
-}
+hupkit_common::entry!(hupkit_rnohup::main, Startup::AS_INHERITED);

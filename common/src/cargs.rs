@@ -1,10 +1,10 @@
 //! argv from a C `main`.
 //!
-//! Tools whose behaviour depends on the standard streams exactly as inherited
-//! (`rnohup` must see a closed stdout as closed) define a C `main` with
-//! `#![no_main]`, because Rust's own start-up reopens closed fds 0-2 on
-//! `/dev/null` and sets SIGPIPE to ignored before `main` runs. This module turns
-//! that `main`'s arguments into `OsString`s.
+//! Every tool's binary has a C `main` (`#![no_main]`, defined by
+//! [`crate::entry!`]): Rust's own start-up would reopen closed fds 0-2 on
+//! `/dev/null` and set SIGPIPE to ignored before `main` runs, which `rnohup`
+//! must not have done, and the others ask for explicitly ([`crate::entry`]). This
+//! module turns that `main`'s arguments into `OsString`s.
 
 use std::ffi::{CStr, OsString, c_char, c_int};
 use std::os::unix::ffi::OsStringExt;

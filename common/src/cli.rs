@@ -97,20 +97,11 @@ pub fn program_name(command: &clap::Command, args: &[OsString]) -> OsString {
     }
 }
 
-/// A tool's whole `main`: parse the process's arguments with `command` (usage
-/// errors exit `usage_status`), run, and turn the result into an `ExitCode`.
-pub fn main<T: FromArgMatches>(
-    command: clap::Command,
-    usage_status: Status,
-    run: impl FnOnce(&T, &mut Diag) -> Result<Status>,
-) -> std::process::ExitCode {
-    status::<T>(command, std::env::args_os().collect(), usage_status, run).into()
-}
-
-/// [`main`] for a C `main` (`#![no_main]`): the same, returning the status.
-/// This is the one place where a tool's result becomes its exit status: an
-/// [`Error`] is reported (with its `Try` line for a usage error) and exits with
-/// its own status.
+/// A tool's whole `main`, called from its entry ([`crate::entry!`]) with argv:
+/// parse `args` with `command` (usage errors exit `usage_status`), run, and
+/// return the exit status. This is the one place where a tool's result becomes
+/// its exit status: an [`Error`] is reported (with its `Try` line for a usage
+/// error) and exits with its own status.
 pub fn status<T: FromArgMatches>(
     command: clap::Command,
     args: Vec<OsString>,

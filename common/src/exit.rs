@@ -4,7 +4,7 @@
 //! itself fails, 126 when the command was found but could not be run, 127 when it
 //! was not found, and 128+N for a child killed by signal N; LSB's codes where a
 //! `--status` mode exists. Every tool's `run` returns a [`Status`] (or an
-//! [`crate::Error`], which knows its own), and [`crate::cli::main`] turns it into
+//! [`crate::Error`], which knows its own), and [`crate::cli::status`] turns it into
 //! the process's exit status in one place.
 
 use nix::errno::Errno;

@@ -67,7 +67,7 @@ impl Identity {
             (Ok(stat), Ok(boot))
                 if stat.starttime == self.starttime
                     && boot == self.boot_id
-                    && !matches!(stat.state, 'Z' | 'X') =>
+                    && !stat.state.has_exited() =>
             {
                 Liveness::Alive
             }

@@ -23,7 +23,9 @@ use std::fmt;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::proc::Stat;
+use crate::error::Error;
+use crate::exit;
+use crate::proc::{ProcState, Stat};
 
 /// Every process, as read once from `/proc`.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +45,28 @@ pub enum JobState {
     Stopped(Option<Signal>),
     /// Every member has exited (zombies not yet reaped).
     Done,
+}
+
+impl JobState {
+    /// The state of a group from its members': `Done` when none is alive,
+    /// `Stopped` (signal not probed) when every live one is stopped, else `Running`.
+    pub fn of<'s>(members: impl IntoIterator<Item = &'s Stat>) -> JobState {
+        let mut live = false;
+        for p in members {
+            if p.state.has_exited() {
+                continue;
+            }
+            if !p.state.is_stopped() {
+                return JobState::Running;
+            }
+            live = true;
+        }
+        if live {
+            JobState::Stopped(None)
+        } else {
+            JobState::Done
+        }
+    }
 }
 
 impl fmt::Display for JobState {
@@ -157,19 +181,7 @@ impl Snapshot {
         }
         for (n, job) in jobs.iter_mut().enumerate() {
             job.number = n + 1;
-            let live: Vec<&Stat> = job
-                .members
-                .iter()
-                .map(|&i| &self.procs[i])
-                .filter(|p| !matches!(p.state, 'Z' | 'X'))
-                .collect();
-            job.state = if live.is_empty() {
-                JobState::Done
-            } else if live.iter().all(|p| matches!(p.state, 'T' | 't')) {
-                JobState::Stopped(None)
-            } else {
-                JobState::Running
-            };
+            job.state = JobState::of(job.members.iter().map(|&i| &self.procs[i]));
             job.foreground = job
                 .members
                 .iter()
@@ -190,6 +202,13 @@ impl Snapshot {
         jobs
     }
 
+    /// The state of process group `pgid` as this snapshot saw it ([`JobState::of`]
+    /// its members; `Done` when it has none).
+    #[must_use]
+    pub fn group_state(&self, pgid: Pid) -> JobState {
+        JobState::of(self.procs.iter().filter(|p| p.pgrp == pgid))
+    }
+
     /// Learns why a stopped job is stopped (ptrace, see [`crate::ptrace`]).
     pub fn probe_stop(&self, job: &mut Job) {
         if let JobState::Stopped(None) = job.state {
@@ -197,7 +216,7 @@ impl Snapshot {
                 .members
                 .iter()
                 .map(|&i| &self.procs[i])
-                .find(|p| p.state == 'T')
+                .find(|p| p.state == ProcState::Stopped)
                 .and_then(|p| crate::ptrace::stop_signal(p.pid));
             job.state = JobState::Stopped(sig);
         }
@@ -272,45 +291,32 @@ impl Snapshot {
     }
 
     /// Resolves a job spec among `jobs`.
-    pub fn resolve<'j>(&self, spec: &JobSpec, jobs: &'j [Job]) -> Result<Target<'j>, String> {
-        let one = |found: Vec<&'j Job>, what: &str| match found.as_slice() {
+    pub fn resolve<'j>(&self, spec: &JobSpec, jobs: &'j [Job]) -> Result<Target<'j>, ResolveError> {
+        let one = |found: Vec<&'j Job>| match found.as_slice() {
             [job] => Ok(Target::Job(job)),
-            [] => Err(format!("{what}: no such job")),
-            _ => Err(format!("{what}: ambiguous job spec")),
+            [] => Err(ResolveError::NoSuchJob(spec.clone())),
+            _ => Err(ResolveError::Ambiguous(spec.clone())),
         };
         match spec {
-            JobSpec::Number(n) => one(
-                jobs.iter().filter(|j| j.number == *n).collect(),
-                &spec.to_string(),
-            ),
-            JobSpec::Current => one(
-                jobs.iter().filter(|j| j.mark == '+').collect(),
-                &spec.to_string(),
-            ),
-            JobSpec::Previous => one(
-                jobs.iter().filter(|j| j.mark == '-').collect(),
-                &spec.to_string(),
-            ),
-            JobSpec::Prefix(text) => one(
-                jobs.iter()
-                    .filter(|j| self.command(j).starts_with(text.as_str()))
-                    .collect(),
-                &spec.to_string(),
-            ),
-            JobSpec::Contains(text) => one(
-                jobs.iter()
-                    .filter(|j| self.command(j).contains(text.as_str()))
-                    .collect(),
-                &spec.to_string(),
-            ),
+            JobSpec::Number(n) => one(jobs.iter().filter(|j| j.number == *n).collect()),
+            JobSpec::Current => one(jobs.iter().filter(|j| j.mark == '+').collect()),
+            JobSpec::Previous => one(jobs.iter().filter(|j| j.mark == '-').collect()),
+            JobSpec::Prefix(text) => one(jobs
+                .iter()
+                .filter(|j| self.command(j).starts_with(text.as_str()))
+                .collect()),
+            JobSpec::Contains(text) => one(jobs
+                .iter()
+                .filter(|j| self.command(j).contains(text.as_str()))
+                .collect()),
             JobSpec::Pid(pid, starttime) => {
                 let Some(p) = self
                     .get(*pid)
                     .filter(|p| starttime.is_none_or(|t| t == p.starttime))
                 else {
                     return Err(match starttime {
-                        Some(_) => format!("{spec}: no such process (or its PID was reused)"),
-                        None => format!("{spec}: no such process"),
+                        Some(_) => ResolveError::Reused(spec.clone()),
+                        None => ResolveError::NoSuchProcess(spec.clone()),
                     });
                 };
                 Ok(match jobs.iter().find(|j| j.pgid == p.pgrp) {
@@ -319,6 +325,63 @@ impl Snapshot {
                 })
             }
         }
+    }
+}
+
+/// The caller's session and its jobs, from one scan: what rbg, rfg, disown and
+/// `rjobs --explain` resolve job specs among. The session leader's group (the
+/// shell) and the caller's own group are not jobs.
+#[derive(Debug)]
+pub struct SessionJobs {
+    /// The scan.
+    pub snap: Snapshot,
+    /// The caller's session.
+    pub session: Pid,
+    /// Its jobs, numbered as rjobs(1) shows them.
+    pub jobs: Vec<Job>,
+}
+
+impl SessionJobs {
+    /// Scans `/proc` and lists the jobs of the caller's session.
+    pub fn of_caller() -> std::io::Result<SessionJobs> {
+        let snap = Snapshot::take()?;
+        let session = nix::unistd::getsid(None).unwrap_or_else(|_| nix::unistd::getpid());
+        let jobs = snap.jobs(session, &[nix::unistd::getpgrp()], false);
+        Ok(SessionJobs {
+            snap,
+            session,
+            jobs,
+        })
+    }
+
+    /// Resolves a job spec among the session's jobs ([`Snapshot::resolve`]).
+    pub fn resolve(&self, spec: &JobSpec) -> Result<Target<'_>, ResolveError> {
+        self.snap.resolve(spec, &self.jobs)
+    }
+}
+
+/// Why a job spec names nothing usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// No job matches.
+    #[error("{0}: no such job")]
+    NoSuchJob(JobSpec),
+    /// More than one job matches a `%name` or `%?text`.
+    #[error("{0}: ambiguous job spec")]
+    Ambiguous(JobSpec),
+    /// No process has this PID.
+    #[error("{0}: no such process")]
+    NoSuchProcess(JobSpec),
+    /// No process has this PID and start time.
+    #[error("{0}: no such process (or its PID was reused)")]
+    Reused(JobSpec),
+}
+
+impl From<ResolveError> for Error {
+    /// A job that cannot be found is a failure ([`exit::FAILURE`]); tools whose
+    /// failures exit otherwise (rfg: 125) map it themselves.
+    fn from(e: ResolveError) -> Error {
+        Error::failed(e.to_string(), exit::FAILURE)
     }
 }
 
@@ -354,11 +417,9 @@ pub enum JobSpec {
 }
 
 impl JobSpec {
-    /// Parses a job spec; `Err` is a one-line message.
-    pub fn parse(text: &str) -> Result<JobSpec, String> {
-        let bad = || {
-            format!("'{text}': not a job spec (%N, %+, %-, %name, %?text, PID or PID@STARTTIME)")
-        };
+    /// Parses a job spec.
+    pub fn parse(text: &str) -> Result<JobSpec, JobSpecError> {
+        let bad = || JobSpecError::NotAJobSpec(text.to_string());
         if let Some(rest) = text.strip_prefix('%') {
             return Ok(match rest {
                 "" | "+" | "%" => JobSpec::Current,
@@ -386,9 +447,29 @@ impl JobSpec {
         };
         let pid: i32 = pid.parse().map_err(|_| bad())?;
         if pid <= 0 {
-            return Err(format!("'{text}': not a process ID"));
+            return Err(JobSpecError::NotAPid(text.to_string()));
         }
         Ok(JobSpec::Pid(Pid::from_raw(pid), start))
+    }
+}
+
+/// Why a job spec could not be parsed; the text is shown as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobSpecError {
+    /// Not of any job-spec form.
+    #[error("'{0}': not a job spec (%N, %+, %-, %name, %?text, PID or PID@STARTTIME)")]
+    NotAJobSpec(String),
+    /// A number, but not a process ID (zero or negative).
+    #[error("'{0}': not a process ID")]
+    NotAPid(String),
+}
+
+impl From<JobSpecError> for Error {
+    /// A bad job spec is bad usage ([`exit::USAGE`]), reported on one line
+    /// without the `Try --help` line; tools whose usage status differs (rfg:
+    /// 125) map it themselves.
+    fn from(e: JobSpecError) -> Error {
+        Error::failed(e.to_string(), exit::USAGE)
     }
 }
 
@@ -427,10 +508,51 @@ mod tests {
             JobSpec::parse("123@456"),
             Ok(JobSpec::Pid(Pid::from_raw(123), Some(456)))
         );
-        for bad in ["", "x", "0", "-1", "%0", "%?", "1@x", "1@", "@1"] {
-            assert!(JobSpec::parse(bad).is_err(), "{bad}");
+        for bad in ["", "x", "%0", "%?", "1@x", "1@", "@1"] {
+            assert_eq!(
+                JobSpec::parse(bad),
+                Err(JobSpecError::NotAJobSpec(bad.into())),
+                "{bad}"
+            );
         }
+        for bad in ["0", "-1"] {
+            assert_eq!(JobSpec::parse(bad), Err(JobSpecError::NotAPid(bad.into())));
+        }
+        let e = Error::from(JobSpec::parse("x").unwrap_err());
+        assert_eq!(
+            e.to_string(),
+            "'x': not a job spec (%N, %+, %-, %name, %?text, PID or PID@STARTTIME)"
+        );
+        assert_eq!(e.status(), exit::USAGE);
+        assert!(!e.is_usage(), "no Try line after a bad job spec");
         assert_eq!(JobSpec::parse("%?foo").unwrap().to_string(), "%?foo");
+    }
+
+    #[test]
+    fn resolve_errors_name_the_spec() {
+        let snap = Snapshot::take().unwrap();
+        let none = JobSpec::parse("%9999").unwrap();
+        let e = snap.resolve(&none, &[]).unwrap_err();
+        assert_eq!(e.to_string(), "%9999: no such job");
+        assert_eq!(Error::from(e).status(), exit::FAILURE);
+        let reused = JobSpec::Pid(nix::unistd::getpid(), Some(u64::MAX));
+        assert_eq!(
+            snap.resolve(&reused, &[]).unwrap_err().to_string(),
+            format!(
+                "{}@{}: no such process (or its PID was reused)",
+                nix::unistd::getpid(),
+                u64::MAX
+            )
+        );
+    }
+
+    #[test]
+    fn group_state_aggregates_members() {
+        let me = nix::unistd::getpgrp();
+        let snap = Snapshot::take().unwrap();
+        assert_eq!(snap.group_state(me), JobState::Running);
+        // No process has group PID_MAX_LIMIT + 1.
+        assert_eq!(snap.group_state(Pid::from_raw(4_194_305)), JobState::Done);
     }
 
     #[test]

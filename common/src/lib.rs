@@ -12,7 +12,8 @@
 //! - [`stdio`]: fd-level helpers for the standard streams, which may be closed.
 //! - [`proc`]: readers for `/proc/PID/stat` and `/proc/PID/status`.
 //! - [`jobs`]: jobs as process groups of a session, from one `/proc` scan, and job specs.
-//! - [`tty`]: terminal names from device numbers; [`pty`]: pseudo-terminals.
+//! - [`tty`]: terminal names from device numbers; [`pty`]: pseudo-terminals and
+//!   the transcript of what one shows (huplab's and the tests' one pty reader).
 //! - [`ptrace`]: why a stopped process is stopped.
 //! - [`inject`]: system calls run inside another process (ptrace), for disown.
 //! - [`records`]: the job-record store (what rnohup, detach and disown started).
@@ -24,16 +25,20 @@
 //!   (`openat`, `O_NOFOLLOW`), trusting only root's and the caller's links,
 //!   directories and files, for what a privileged tool reads as well as writes.
 //! - [`cli`]: clap parsing with GNU-style usage errors and exit statuses.
-//! - [`cargs`]: argv from a C `main`, for tools that must run before the Rust
-//!   runtime touches the standard streams.
+//! - [`entry`]: every tool's C `main` ([`entry!`]), with the start-up each tool
+//!   asks for; [`cargs`]: argv from that `main`.
 //!
-//! Design decisions: `unsafe` is confined to the syscall edge in [`stdio`],
-//! [`signal`] and [`cargs`], each block with a `// SAFETY:` comment; nothing here
-//! panics or exits the process.
+//! Design decisions: `unsafe` is confined to the syscall edge, in [`stdio`]
+//! (raw fds 0-2), [`signal`] (dispositions, the raw signal reset), [`cargs`] and
+//! [`entry`] (argv from the C runtime), [`pidfd`] (`pidfd_open` and the pidfd
+//! calls libc does not wrap), [`pty`] (`setsid` and `TIOCSCTTY` before exec)
+//! and [`records`] (`getrlimit`), each block with a `// SAFETY:` comment; nothing
+//! here panics or exits the process.
 
 pub mod cargs;
 pub mod cli;
 pub mod diag;
+pub mod entry;
 pub mod error;
 pub mod exit;
 pub mod identity;

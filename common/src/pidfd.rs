@@ -5,6 +5,9 @@
 //! can never reach a process that later reuses the PID. It becomes readable when
 //! the process exits, which also works for processes that are not our children.
 //! nix has no wrapper yet; these are the raw system calls (Linux 5.3+).
+//!
+//! [`signal_group`] signals a whole job the same way: through its leader's
+//! pidfd when the leader lives, else with `killpg` after re-checking a member.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
@@ -14,6 +17,10 @@ use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
+
+use crate::diag::strerror;
+use crate::identity::{Identity, Liveness};
+use crate::proc::Stat;
 
 /// A process file descriptor.
 #[derive(Debug)]
@@ -118,6 +125,53 @@ impl PidFd {
     }
 }
 
+/// Why a group could not be signalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GroupSignalError {
+    /// No member seen by the scan is still in the group.
+    #[error("its processes are gone")]
+    Gone,
+    /// The signal was refused.
+    #[error("{}", strerror(*.0))]
+    Sys(Errno),
+}
+
+/// Sends `sig` to the whole group `pgid`, whose leader the scan saw as `leader`:
+/// through the leader's pidfd (`PIDFD_SIGNAL_PROCESS_GROUP`, Linux 6.9+) after
+/// checking that it is still that process, else with `killpg` after re-checking
+/// that one of `members` still belongs to the group. Either way, a group whose
+/// ID was reused by another process is never signalled.
+pub fn signal_group(
+    pgid: Pid,
+    leader: Option<&Stat>,
+    members: &[&Stat],
+    sig: Signal,
+) -> Result<(), GroupSignalError> {
+    if let Some(leader) = leader {
+        let id = Identity {
+            pid: leader.pid,
+            starttime: leader.starttime,
+            boot_id: crate::identity::boot_id().unwrap_or_default(),
+        };
+        if let Ok(fd) = PidFd::open(pgid) {
+            if id.liveness() == Liveness::Alive {
+                match fd.signal_group(sig) {
+                    Ok(()) => return Ok(()),
+                    Err(Errno::EINVAL) => {} // kernel before 6.9: fall back
+                    Err(e) => return Err(GroupSignalError::Sys(e)),
+                }
+            }
+        }
+    }
+    let still = members.iter().any(|m| {
+        Stat::read(m.pid).is_ok_and(|now| now.starttime == m.starttime && now.pgrp == pgid)
+    });
+    if !still {
+        return Err(GroupSignalError::Gone);
+    }
+    nix::sys::signal::killpg(pgid, sig).map_err(GroupSignalError::Sys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +190,24 @@ mod tests {
         child.wait().unwrap();
         // Reaped: the kernel now knows the status (9 = killed by SIGKILL).
         assert_eq!(fd.exit_status(), Ok(Some(9)));
+    }
+
+    #[test]
+    fn a_gone_group_is_not_signalled() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+        let seen = Stat::read(pid);
+        child.wait().unwrap();
+        // Seen (or not) before it was reaped; either way it is gone now.
+        let members: Vec<&Stat> = seen.as_ref().into_iter().collect();
+        assert_eq!(
+            signal_group(pid, None, &members, Signal::SIGCONT),
+            Err(GroupSignalError::Gone)
+        );
+        assert_eq!(GroupSignalError::Gone.to_string(), "its processes are gone");
+        assert_eq!(
+            GroupSignalError::Sys(Errno::EPERM).to_string(),
+            "Operation not permitted"
+        );
     }
 }

@@ -26,8 +26,8 @@ pub struct Stat {
     pub comm: String,
     /// The same name, as the kernel holds it (any bytes but NUL).
     pub comm_bytes: Vec<u8>,
-    /// State letter: `R`, `S`, `D`, `T` (stopped), `t` (traced), `Z`, `X`, `I`...
-    pub state: char,
+    /// What the process is doing (the state letter of proc(5)).
+    pub state: ProcState,
     /// Parent process ID.
     pub ppid: Pid,
     /// Process group ID.
@@ -44,6 +44,87 @@ pub struct Stat {
     pub num_threads: i64,
     /// Start time in clock ticks after boot: with the PID, the process's identity.
     pub starttime: u64,
+}
+
+/// A process's state, the third field of `/proc/PID/stat` (proc(5)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProcState {
+    /// `R`: running or runnable.
+    Running,
+    /// `S`: interruptible sleep.
+    Sleeping,
+    /// `D`: uninterruptible (disk) sleep.
+    DiskSleep,
+    /// `T`: stopped by a signal (job control).
+    Stopped,
+    /// `t`: stopped by its tracer.
+    TracingStop,
+    /// `Z`: exited, not yet reaped.
+    Zombie,
+    /// `X`: dead, being reaped (rarely seen).
+    Dead,
+    /// `I`: an idle kernel thread.
+    Idle,
+    /// `P`: parked (a kernel thread).
+    Parked,
+    /// `W`, `K`, `x` and anything a later kernel adds: kept as its letter.
+    Other(char),
+}
+
+impl ProcState {
+    /// The state of a proc(5) letter.
+    #[must_use]
+    pub fn from_letter(letter: char) -> ProcState {
+        match letter {
+            'R' => ProcState::Running,
+            'S' => ProcState::Sleeping,
+            'D' => ProcState::DiskSleep,
+            'T' => ProcState::Stopped,
+            't' => ProcState::TracingStop,
+            'Z' => ProcState::Zombie,
+            'X' => ProcState::Dead,
+            'I' => ProcState::Idle,
+            'P' => ProcState::Parked,
+            other => ProcState::Other(other),
+        }
+    }
+
+    /// The proc(5) letter, as `ps` shows it.
+    #[must_use]
+    pub fn letter(self) -> char {
+        match self {
+            ProcState::Running => 'R',
+            ProcState::Sleeping => 'S',
+            ProcState::DiskSleep => 'D',
+            ProcState::Stopped => 'T',
+            ProcState::TracingStop => 't',
+            ProcState::Zombie => 'Z',
+            ProcState::Dead => 'X',
+            ProcState::Idle => 'I',
+            ProcState::Parked => 'P',
+            ProcState::Other(c) => c,
+        }
+    }
+
+    /// Whether the process has exited (a zombie, or dead): it runs no more
+    /// and can no longer be signalled to any effect.
+    #[must_use]
+    pub fn has_exited(self) -> bool {
+        matches!(self, ProcState::Zombie | ProcState::Dead)
+    }
+
+    /// Whether the process is stopped, by a signal or by its tracer.
+    #[must_use]
+    pub fn is_stopped(self) -> bool {
+        matches!(self, ProcState::Stopped | ProcState::TracingStop)
+    }
+}
+
+impl std::fmt::Display for ProcState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so that a width (`{:<2}`) applies, as it does to a `char`.
+        f.pad(self.letter().encode_utf8(&mut [0u8; 4]))
+    }
 }
 
 /// The kernel-thread flag in [`Stat::flags`].
@@ -89,12 +170,16 @@ pub struct Status {
     pub sig_cgt: SignalMask,
 }
 
+/// The first buffer of [`read_small`]: one page, which holds any `stat` line
+/// (about 300 bytes at most) and a `status` file (about 1.5 KiB) in one read.
+const SMALL_FILE_BUFFER: usize = 4096;
+
 /// Reads a small /proc file with one buffer (std's `fs::read` starts at 32 bytes
 /// for these size-less files and grows, costing a system call per doubling).
 pub fn read_small(path: &std::path::Path) -> io::Result<Vec<u8>> {
     use std::io::Read;
     let mut f = fs::File::open(path)?;
-    let mut buf = vec![0u8; 4096];
+    let mut buf = vec![0u8; SMALL_FILE_BUFFER];
     let mut len = 0;
     loop {
         if len == buf.len() {
@@ -172,10 +257,12 @@ impl Stat {
             pid: Pid::from_raw(pid),
             comm,
             comm_bytes,
-            state: field(3)?
-                .chars()
-                .next()
-                .ok_or_else(|| invalid("stat: no state"))?,
+            state: ProcState::from_letter(
+                field(3)?
+                    .chars()
+                    .next()
+                    .ok_or_else(|| invalid("stat: no state"))?,
+            ),
             ppid: pid_field(4)?,
             pgrp: pid_field(5)?,
             session: pid_field(6)?,
@@ -269,7 +356,7 @@ mod tests {
         let st = Stat::parse(raw).unwrap();
         assert_eq!(st.pid, Pid::from_raw(42));
         assert_eq!(st.comm, "a (b) c");
-        assert_eq!(st.state, 'S');
+        assert_eq!(st.state, ProcState::Sleeping);
         assert_eq!(st.ppid, Pid::from_raw(1));
         assert_eq!(st.pgrp, Pid::from_raw(42));
         assert_eq!(st.session, Pid::from_raw(42));
@@ -278,6 +365,22 @@ mod tests {
         assert_eq!(st.num_threads, 3);
         assert_eq!(st.starttime, 12345);
         assert!(!st.is_kernel_thread());
+    }
+
+    #[test]
+    fn state_letters_round_trip() {
+        for c in ['R', 'S', 'D', 'T', 't', 'Z', 'X', 'I', 'P', 'W', 'x'] {
+            assert_eq!(ProcState::from_letter(c).letter(), c);
+            assert_eq!(ProcState::from_letter(c).to_string(), c.to_string());
+            assert_eq!(
+                format!("{:<2}|", ProcState::from_letter(c)),
+                format!("{c:<2}|")
+            );
+        }
+        assert!(ProcState::Zombie.has_exited() && ProcState::Dead.has_exited());
+        assert!(!ProcState::Stopped.has_exited());
+        assert!(ProcState::Stopped.is_stopped() && ProcState::TracingStop.is_stopped());
+        assert!(!ProcState::Sleeping.is_stopped());
     }
 
     #[test]

@@ -10,6 +10,11 @@
 //! `\xNN`, so any argv round-trips. Unknown keys are ignored, so the format can
 //! grow; a record that cannot be parsed is reported and skipped, never fatal.
 //!
+//! `started` is when the job's process started (its `/proc/PID/stat` start
+//! time, placed on the wall clock), not when the record was written: disown
+//! records a job long after it started. `HUPKIT_NO_RECORD=1` turns recording
+//! off for every tool ([`write_dir`]).
+//!
 //! A record never changes what the recorded command does: [`write`] skips a
 //! record larger than `RLIMIT_FSIZE` (writing it would raise SIGXFSZ, whose
 //! default action kills the writer) rather than touching SIGXFSZ's disposition,
@@ -66,6 +71,9 @@ pub struct Record {
     pub id: Identity,
     /// When it was recorded, RFC 3339 in UTC.
     pub when: String,
+    /// When the process started, RFC 3339 in UTC (empty in records written
+    /// before this field existed: [`Record::started`] falls back to `when`).
+    pub started: String,
     /// Which tool.
     pub level: Level,
     /// The command and its arguments.
@@ -144,10 +152,45 @@ fn unescape(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The wall-clock time at which a process with start time `starttime` (clock
+/// ticks after boot, `/proc/PID/stat` field 22) started, RFC 3339 in UTC.
+///
+/// The kernel counts start times on the boot-time clock (`CLOCK_BOOTTIME`,
+/// suspend included); the wall clock now minus the boot-time clock now is the
+/// boot's wall-clock time, to the nanosecond (`/proc/stat`'s `btime` has only
+/// whole seconds).
+#[must_use]
+pub fn start_time(starttime: u64) -> Option<String> {
+    let now = |clock| {
+        let mut ts = nix::libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime only writes the struct it is given, which lives here.
+        let r = unsafe { nix::libc::clock_gettime(clock, &raw mut ts) };
+        (r == 0).then(|| i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec))
+    };
+    let real = now(nix::libc::CLOCK_REALTIME)?;
+    let boot = now(nix::libc::CLOCK_BOOTTIME)?;
+    // SAFETY: sysconf reads a constant of the system and touches no memory.
+    let hz = i128::from(unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) });
+    if hz <= 0 {
+        return None;
+    }
+    let since_boot = i128::from(starttime) * 1_000_000_000 / hz;
+    let at = real - boot + since_boot;
+    let secs = i64::try_from(at.div_euclid(1_000_000_000)).ok()?;
+    let nanos = u32::try_from(at.rem_euclid(1_000_000_000)).ok()?;
+    let t = chrono::DateTime::from_timestamp(secs, nanos)?;
+    Some(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
 impl Record {
-    /// A record for the process `pid` (which must be alive), now.
+    /// A record for the process `pid` (which must be alive), now; `started`
+    /// is that process's start time.
     pub fn new(pid: Pid, level: Level, argv: Vec<OsString>) -> std::io::Result<Record> {
         let id = Identity::of(pid)?;
+        let started = start_time(id.starttime).unwrap_or_default();
         let tty = std::fs::read_link(format!("/proc/{pid}/fd/0"))
             .ok()
             .filter(|p| p.starts_with("/dev/pts") || p.starts_with("/dev/tty"))
@@ -157,6 +200,7 @@ impl Record {
             id,
             // UTC: no time zone file to read on every record (rjobs shows local time).
             when: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            started,
             level,
             argv,
             cwd: std::env::current_dir()
@@ -169,6 +213,16 @@ impl Record {
             output: OsString::new(),
             pidfile: OsString::new(),
         })
+    }
+
+    /// When the job started: `started`, or `when` for an older record.
+    #[must_use]
+    pub fn started(&self) -> &str {
+        if self.started.is_empty() {
+            &self.when
+        } else {
+            &self.started
+        }
     }
 
     /// The file name of this record.
@@ -197,6 +251,11 @@ impl Record {
             self.level.as_str()
         );
         w.write_all(head.as_bytes())?;
+        if !self.started.is_empty() {
+            w.write_all(b"started=")?;
+            w.write_all(self.started.as_bytes())?;
+            w.write_all(b"\n")?;
+        }
         let fields: [(&str, &[u8]); 5] = [
             ("host", self.host.as_bytes()),
             ("cwd", self.cwd.as_bytes()),
@@ -243,6 +302,7 @@ impl Record {
                 boot_id: String::new(),
             },
             when: String::new(),
+            started: String::new(),
             level: Level::Nohup,
             argv: Vec::new(),
             cwd: OsString::new(),
@@ -260,6 +320,7 @@ impl Record {
                 "starttime" => start = v.parse::<u64>().ok(),
                 "boot_id" => boot = Some(v.to_string()),
                 "when" => when = Some(v.to_string()),
+                "started" => r.started = v.to_string(),
                 "level" => level = Level::parse(v),
                 "host" => r.host = String::from_utf8_lossy(&unescape(v)?).into_owned(),
                 "cwd" => r.cwd = os()?,
@@ -292,6 +353,16 @@ pub fn dir() -> Option<PathBuf> {
         }
     };
     Some(base.join("hupkit/jobs"))
+}
+
+/// The directory a tool writes its records to: [`dir`], unless
+/// `HUPKIT_NO_RECORD=1` turns records off. Every record writer asks this.
+#[must_use]
+pub fn write_dir() -> Option<PathBuf> {
+    if std::env::var_os("HUPKIT_NO_RECORD").is_some_and(|v| v == "1") {
+        return None;
+    }
+    dir()
 }
 
 /// The memory a record step may need beyond its arguments (paths, host name,
@@ -347,6 +418,9 @@ pub fn write(dir: &Path, record: &Record) -> Result<PathBuf, FileError> {
 
 /// One entry of the store: a record, or why a file could not be read.
 #[derive(Debug)]
+// Nearly every entry is a record: boxing it would add an allocation per record
+// to save space only in the rare corrupt one.
+#[allow(clippy::large_enum_variant)]
 pub enum Entry {
     /// A valid record, with its file.
     Record(PathBuf, Record),
@@ -400,7 +474,7 @@ fn read_records(
             .map_err(std::io::Error::from);
         out.push(match read {
             Ok(()) => match std::str::from_utf8(&buf).ok().and_then(Record::parse) {
-                Some(r) => (r.when.clone(), Entry::Record(path, r)),
+                Some(r) => (r.started().to_string(), Entry::Record(path, r)),
                 None => (
                     String::new(),
                     Entry::Corrupt(path, "not a valid job record".into()),
@@ -412,7 +486,7 @@ fn read_records(
     out
 }
 
-/// Every record in `dir`, oldest first; a missing directory is an empty store.
+/// Every record in `dir`, oldest job first; a missing directory is an empty store.
 ///
 /// Files are opened relative to the directory's descriptor, read into reused
 /// buffers, on up to four threads: `rjobs --records` reads ten thousand of

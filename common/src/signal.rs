@@ -129,10 +129,39 @@ pub fn reset_all_raw() -> Result<(), Errno> {
 mod tests {
     use super::*;
 
+    /// Whether `/proc/self/status` shows no ignored and no blocked signal. Raw
+    /// system calls into a stack buffer, no allocation: this runs in a child
+    /// forked from the multithreaded test harness, where another thread may have
+    /// held the allocator's lock at the fork.
+    fn nothing_ignored_or_blocked() -> bool {
+        let mut buf = [0u8; 8192];
+        // SAFETY: a NUL-terminated path literal; open touches no memory of ours.
+        let fd = unsafe { libc::open(c"/proc/self/status".as_ptr(), libc::O_RDONLY) };
+        if fd < 0 {
+            return false;
+        }
+        let mut len = 0;
+        while len < buf.len() {
+            let tail = &mut buf[len..];
+            // SAFETY: reads at most tail.len() bytes into `tail`, which lives here.
+            let n = unsafe { libc::read(fd, tail.as_mut_ptr().cast(), tail.len()) };
+            match usize::try_from(n) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => len += n,
+            }
+        }
+        // SAFETY: closes the descriptor opened above, ours alone.
+        unsafe { libc::close(fd) };
+        let text = &buf[..len];
+        let has = |line: &[u8]| text.windows(line.len()).any(|w| w == line);
+        has(b"SigIgn:\t0000000000000000") && has(b"SigBlk:\t0000000000000000")
+    }
+
     #[test]
     fn raw_reset_reaches_glibc_internal_signals() {
         // In a child, so that this test process keeps its own dispositions.
-        // SAFETY: the child only makes raw system calls and _exits.
+        // SAFETY: the child only makes raw system calls (into stack buffers, no
+        // allocation) and _exits.
         match unsafe { nix::unistd::fork() }.unwrap() {
             nix::unistd::ForkResult::Child => {
                 let ign = KernelSigaction {
@@ -151,11 +180,7 @@ mod tests {
                         8usize,
                     );
                 }
-                let ok = reset_all_raw().is_ok()
-                    && std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-                        s.contains("SigIgn:\t0000000000000000")
-                            && s.contains("SigBlk:\t0000000000000000")
-                    });
+                let ok = reset_all_raw().is_ok() && nothing_ignored_or_blocked();
                 // SAFETY: ends the child at once.
                 unsafe { libc::_exit(i32::from(!ok)) }
             }

@@ -141,14 +141,14 @@ fn usage_errors() {
         &["--status"],
         125,
         &format!(
-            "detach: the following required arguments were not provided: --pidfile <FILE>\n{TRY}"
+            "detach: the following required arguments were not provided: <--pidfile <FILE>|--job <ID>>\n{TRY}"
         ),
     );
     check(
         &["--retry", "5", "touch", "ran"],
         125,
         &format!(
-            "detach: the following required arguments were not provided: --pidfile <FILE> --stop\n{TRY}"
+            "detach: the following required arguments were not provided: --stop <--pidfile <FILE>|--job <ID>>\n{TRY}"
         ),
     );
     check(

@@ -7,6 +7,7 @@
 
 mod errors;
 mod hostile;
+mod job;
 mod notify;
 mod records;
 mod state;

@@ -93,7 +93,7 @@ fn timeout_fails_and_stops_the_daemon() {
         crate::util::poll_until(crate::util::DEADLINE, || hupkit_common::proc::Stat::read(
             nix::unistd::Pid::from_raw(pid)
         )
-        .map_or(true, |s| s.state == 'Z')),
+        .map_or(true, |s| s.state == hupkit_common::proc::ProcState::Zombie)),
         "the unready daemon was stopped"
     );
     assert!(!dir.path().join("d.pid").exists());

@@ -301,7 +301,8 @@ fn zombie_is_not_running() {
     let mut z = ChildGuard::new(Command::new("true").spawn().unwrap());
     let pid = z.pid();
     assert!(util::poll_until(util::DEADLINE, || {
-        hupkit_common::proc::Stat::read(pid).is_ok_and(|s| s.state == 'Z')
+        hupkit_common::proc::Stat::read(pid)
+            .is_ok_and(|s| s.state == hupkit_common::proc::ProcState::Zombie)
     }));
     let id = Identity::of(pid).unwrap();
     std::fs::write(dir.path().join("z.pid"), format!("{pid}\n")).unwrap();

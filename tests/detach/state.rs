@@ -272,7 +272,7 @@ fn user_switch() {
 #[test]
 fn daemon_cannot_acquire_a_terminal() {
     let dir = open_tempdir();
-    let pty = util::Pty::open();
+    let pty = util::pty();
     let slave = std::fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd())).unwrap();
     let script = format!(
         "exec 3<>{}; cut -d' ' -f7 /proc/self/stat > tty_nr",
@@ -291,7 +291,7 @@ fn daemon_cannot_acquire_a_terminal() {
 #[test]
 fn daemon_survives_the_hangup_of_the_callers_terminal() {
     let dir = open_tempdir();
-    let pty = util::Pty::open();
+    let pty = util::pty();
     let mut cmd = detach_cmd(dir.path(), &["-p", "d.pid", "sleep", "60"]);
     cmd.stdin(Stdio::from(pty.slave.try_clone().unwrap()))
         .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
@@ -300,7 +300,7 @@ fn daemon_survives_the_hangup_of_the_callers_terminal() {
     let status = util::spawn(&mut cmd).wait().unwrap();
     assert!(status.success());
     let d = Daemon::from_pidfile(&dir.path().join("d.pid"));
-    let util::Pty { master, slave } = pty;
+    let util::Pty { master, slave, .. } = pty;
     drop(slave);
     drop(master);
     assert!(

@@ -212,7 +212,8 @@ fn a_process_that_cannot_stop_is_let_go_at_a_deadline() {
             .ok()
             .and_then(|c| c.split_ascii_whitespace().next()?.parse::<i32>().ok())
             .map(Pid::from_raw);
-        child_pid.is_some() && Stat::read(pid).is_ok_and(|s| s.state == 'D')
+        child_pid.is_some()
+            && Stat::read(pid).is_ok_and(|s| s.state == hupkit_common::proc::ProcState::DiskSleep)
     }));
     let child_pid = child_pid.unwrap();
     // Its vfork child is ours too: killed by PID whatever happens.
@@ -259,7 +260,7 @@ fn refused_untouched(bin: &Path, comm: &str) {
     let mut guard = util::ChildGuard::new(util::spawn(&mut Command::new(bin)));
     let pid = guard.pid();
     assert!(util::poll_until(util::DEADLINE, || {
-        Stat::read(pid).is_ok_and(|s| s.state == 'S')
+        Stat::read(pid).is_ok_and(|s| s.state == hupkit_common::proc::ProcState::Sleeping)
     }));
     let (rc, out, err) = disown_within(&["--keep-tty", &pid.to_string()], Duration::from_secs(12));
     assert_eq!(
@@ -274,7 +275,7 @@ fn refused_untouched(bin: &Path, comm: &str) {
     let st = Status::read(pid).unwrap();
     assert!(!st.sig_ign.contains(Signal::SIGHUP), "untouched");
     assert!(util::poll_until(util::DEADLINE, || {
-        Stat::read(pid).is_ok_and(|s| s.state == 'S')
+        Stat::read(pid).is_ok_and(|s| s.state == hupkit_common::proc::ProcState::Sleeping)
     }));
     // Still in its call: SIGHUP (default action) ends it as it would have.
     nix::sys::signal::kill(pid, Signal::SIGHUP).unwrap();

@@ -78,8 +78,9 @@ fn every_kind_of_job_survives_the_hangup() {
         reader.0.pid
     )
     .is_ok()
-        && hupkit_common::proc::Stat::read(reader.0.pid)
-            .is_ok_and(|s| s.state == 'T')));
+        && hupkit_common::proc::Stat::read(reader.0.pid).is_ok_and(
+            |s| s.state == hupkit_common::proc::ProcState::Stopped
+        )));
 
     for v in [&running, &stopped, &reader, &busy, &writer] {
         let (out, rc) = sh.run(&format!("rdisown {}", v.0.pid));
@@ -134,9 +135,10 @@ fn every_kind_of_job_survives_the_hangup() {
     }
     assert!(std::fs::read_to_string(&log).unwrap().contains("tick 2"));
     let records = dir.path().join(".local/state/hupkit/jobs");
-    assert!(
-        std::fs::read_dir(&records).unwrap().count() >= 7,
-        "one record per process"
+    assert_eq!(
+        std::fs::read_dir(&records).unwrap().count(),
+        6,
+        "one record per job (the pipeline's two processes are one job)"
     );
 }
 
@@ -193,7 +195,8 @@ fn refusals_change_nothing() {
     let mut z = util::ChildGuard::new(Command::new("true").spawn().unwrap());
     let zpid = z.pid();
     assert!(util::poll_until(util::DEADLINE, || {
-        hupkit_common::proc::Stat::read(zpid).is_ok_and(|s| s.state == 'Z')
+        hupkit_common::proc::Stat::read(zpid)
+            .is_ok_and(|s| s.state == hupkit_common::proc::ProcState::Zombie)
     }));
     let (rc, _, err) = disown(&[&zpid.to_string()]);
     assert_eq!(

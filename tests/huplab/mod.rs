@@ -378,3 +378,34 @@ fn next_run_removes_a_stale_lab_directory() {
     assert!(!stale.exists(), "stale lab directory removed");
     assert!(live.exists(), "a live PID's directory is kept");
 }
+
+/// A lab that cannot run says why in one GNU-style line (no Rust error
+/// formatting) and exits 1: here its directory cannot be created.
+#[test]
+fn a_lab_that_cannot_start_says_why_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing");
+    let child = util::spawn(
+        Command::new(util::bin("huplab"))
+            .env("TMPDIR", &missing)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let lab = missing.join(format!("huplab.{}.hangup", child.id()));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        ),
+        (
+            Some(1),
+            format!(
+                "huplab: hangup: cannot create directory '{}': No such file or directory\n",
+                lab.display()
+            )
+        )
+    );
+    assert!(out.stdout.is_empty());
+}

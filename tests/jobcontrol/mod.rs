@@ -141,13 +141,23 @@ fn rjobs_views_and_errors() {
     let dir = tempdir();
     let mut sh = Shell::start(dir.path());
     sh.run("sleep 300 &");
-    // -t: another terminal's session, from outside it.
-    let out = std::process::Command::new(util::bin("rjobs"))
-        .args(["-t", &sh.tty.to_string_lossy()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("sleep 300 &"));
+    // -t: another terminal's session, from outside it. The job's child may not
+    // have exec'd `sleep` yet (it would show as `bash`): poll until it has.
+    let rjobs_t = || {
+        std::process::Command::new(util::bin("rjobs"))
+            .args(["-t", &sh.tty.to_string_lossy()])
+            .output()
+            .unwrap()
+    };
+    assert!(
+        util::poll_until(util::DEADLINE, || {
+            let out = rjobs_t();
+            out.status.code() == Some(0)
+                && String::from_utf8_lossy(&out.stdout).contains("sleep 300 &")
+        }),
+        "rjobs -t: {:?}",
+        rjobs_t()
+    );
     let all = std::process::Command::new(util::bin("rjobs"))
         .args(["-A", "--json"])
         .output()
@@ -235,7 +245,8 @@ fn rbg_refuses_another_session() {
     assert!(util::poll_until(util::DEADLINE, || stat().comm == "sleep"));
     assert_eq!(stat().session, other, "a session of its own");
     nix::sys::signal::kill(other, nix::sys::signal::Signal::SIGSTOP).unwrap();
-    assert!(util::poll_until(util::DEADLINE, || stat().state == 'T'));
+    assert!(util::poll_until(util::DEADLINE, || stat().state
+        == hupkit_common::proc::ProcState::Stopped));
     let start = stat().starttime;
     for spec in [other.to_string(), format!("{other}@{start}")] {
         let (out, rc) = sh.run(&format!("rbg {spec}"));
@@ -248,7 +259,11 @@ fn rbg_refuses_another_session() {
             )
         );
     }
-    assert_eq!(stat().state, 'T', "still stopped");
+    assert_eq!(
+        stat().state,
+        hupkit_common::proc::ProcState::Stopped,
+        "still stopped"
+    );
 }
 
 #[test]
@@ -487,13 +502,12 @@ fn rfg_restores_terminal_modes_after_a_killed_job() {
     let mut sh = Shell::start(dir.path());
     let (before, _) = sh.run("stty -a | grep -o -- ' -\\?echo ' | head -1");
     assert_eq!(before, " echo \n");
-    sh.run("sh -c 'stty -echo; touch changed; sleep 300' &");
+    // `exec`: once the foreground job is named sleep, stty is done and ^C
+    // reaches a process that dies of it (a ^C between sh's `touch` and its fork
+    // of sleep went to sh alone, which waits for its child before acting on it).
+    sh.run("sh -c 'stty -echo; exec sleep 300' &");
     sh.line("rfg; echo st=$?");
-    assert!(util::poll_until(util::DEADLINE, || dir
-        .path()
-        .join("changed")
-        .exists()));
-    sh.wait_foreground("sh");
+    sh.wait_foreground("sleep");
     sh.type_raw(b"\x03");
     sh.expect("st=130");
     sh.expect("$ ");
@@ -649,7 +663,7 @@ fn rfg_gives_the_terminal_back_on_every_guarded_signal() {
     use std::process::{Command, Stdio};
     use std::time::Duration;
     let dir = tempdir();
-    let pty = util::Pty::open();
+    let pty = util::pty();
     let signals = hupkit_rfg::GUARDED;
     let mut cmd = Command::new("/bin/sh");
     cmd.args(["-c", RFG_LEADER])
@@ -779,7 +793,8 @@ fn hostile_command_lines_are_quoted() {
     // rbg prints the job's command as it continues it.
     sh.run(&format!("kill -STOP -- -{pid}"));
     assert!(util::poll_until(util::DEADLINE, || {
-        hupkit_common::proc::Stat::read(Pid::from_raw(pid)).is_ok_and(|s| s.state == 'T')
+        hupkit_common::proc::Stat::read(Pid::from_raw(pid))
+            .is_ok_and(|s| s.state == hupkit_common::proc::ProcState::Stopped)
     }));
     let out = view(&mut sh, "rbg %1");
     assert_eq!(out, format!("[1]+ {argv} &\n"), "rbg");
@@ -795,4 +810,63 @@ fn hostile_command_lines_are_quoted() {
         line_with(&out, &pid.to_string()).ends_with(argv),
         "--records:\n{out}"
     );
+}
+
+/// `--prune` that cannot remove a record says why as GNU tools do (no Rust
+/// `(os error N)` suffix), goes on, and exits 1.
+#[test]
+fn rjobs_prune_failure_is_one_gnu_line() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to drop to nobody");
+        return;
+    }
+    let dir = tempdir();
+    let store = dir.path().join("state/hupkit/jobs");
+    // A record of a process that is gone, in a store nobody may read but not change.
+    let gone = util::ChildGuard::new(
+        std::process::Command::new("sleep")
+            .arg("60")
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let record = hupkit_common::records::Record::new(
+        gone.pid(),
+        hupkit_common::records::Level::Nohup,
+        vec!["sleep".into(), "60".into()],
+    )
+    .unwrap();
+    let path = hupkit_common::records::write(&store, &record).unwrap();
+    // Killed and reaped: the record's process is gone.
+    drop(gone);
+    for (p, mode) in [
+        (dir.path().to_path_buf(), 0o755),
+        (dir.path().join("state"), 0o755),
+        (dir.path().join("state/hupkit"), 0o755),
+        (store.clone(), 0o755),
+        (path.clone(), 0o644),
+    ] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let out = std::process::Command::new(util::bin("rjobs"))
+        .args(["--records", "--prune"])
+        .env_clear()
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .current_dir(dir.path())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "rjobs: cannot remove '{}': Permission denied\n",
+            path.display()
+        )
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert!(path.exists(), "the record is still there");
 }

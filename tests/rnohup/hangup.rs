@@ -6,7 +6,6 @@
 //! prints after the hangup lands in nohup.out.
 
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -21,7 +20,7 @@ const PROBE: &str = "echo ready > ready; while [ ! -e go ]; do sleep 0.01; done;
 /// nohup.out holds.
 fn hangup(wrapper: &[&Path]) -> (String, Option<String>) {
     let dir = tempfile::tempdir().unwrap();
-    let pty = Pty::open();
+    let pty = util::pty();
     let (program, rest) = match wrapper.split_first() {
         Some((first, rest)) => (first.to_path_buf(), rest.to_vec()),
         None => (Path::new("/bin/sh").to_path_buf(), Vec::new()),
@@ -40,18 +39,10 @@ fn hangup(wrapper: &[&Path]) -> (String, Option<String>) {
         .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
         .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
         .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
-    // SAFETY: setsid and ioctl are async-signal-safe system calls.
-    unsafe {
-        cmd.pre_exec(|| {
-            if nix::libc::setsid() < 0 || nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    hupkit_common::pty::session_leader_on_exec(&mut cmd);
     let child = util::spawn(&mut cmd);
     drop(cmd);
-    let Pty { master, slave } = pty;
+    let Pty { master, slave, .. } = pty;
     drop(slave);
     let mut guard = ChildGuard::new(child);
     let pgid = guard.pid();

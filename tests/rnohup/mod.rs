@@ -21,11 +21,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use hupkit_common::pty::{Carriage, Transcript};
 
 use crate::util::{self, Pty};
 
 pub const GNU: &str = "/usr/bin/nohup";
+/// How long the terminal must stay quiet, once the program has ended, for its
+/// transcript to be complete: what the program wrote is already there; this
+/// only bounds the wait for a background process that still holds the slave.
+const TTY_QUIET: Duration = Duration::from_millis(100);
 /// The research's reference command: one line on each output stream.
 pub const S: &[&str] = &["sh", "-c", "echo out; echo err >&2"];
 pub const NOBODY: u32 = 65534;
@@ -307,7 +313,7 @@ pub fn run_one(sc: &Scenario, program: &Path, argv0: &str, base: &Path) -> Outco
     if let Some(setup) = &sc.setup {
         setup(&layout);
     }
-    let pty = Pty::open();
+    let pty = util::pty();
     let program = if sc.nobody && is_root() {
         reachable_by_nobody(program, base)
     } else {
@@ -365,8 +371,11 @@ pub fn run_one(sc: &Scenario, program: &Path, argv0: &str, base: &Path) -> Outco
     let mut child = util::spawn(&mut cmd);
     // Close the parent's copies of the terminal and files: only the child holds them now.
     drop(cmd);
-    let Pty { master, slave } = pty;
+    let Pty { master, slave, .. } = pty;
     drop(slave);
+    // Read from the start: a program that fills the terminal's buffer is not
+    // blocked waiting for the test to read.
+    let tty = Transcript::start(master, Carriage::Keep).unwrap();
     drop(child.stdin.take());
     let readers = pipe_readers(&mut child);
     let mut guard = util::ChildGuard::new(child);
@@ -375,11 +384,9 @@ pub fn run_one(sc: &Scenario, program: &Path, argv0: &str, base: &Path) -> Outco
         .into_iter()
         .map(|(fd, h)| (fd, show(&h.join().unwrap())))
         .collect();
-    let tty = Pty {
-        master,
-        slave: fs::File::open("/dev/null").unwrap().into(),
-    }
-    .drain(Duration::from_millis(100));
+    // Until every copy of the slave is closed, or the terminal is quiet for a
+    // while (a leftover background process may still hold it).
+    let tty = tty.settle(TTY_QUIET, Instant::now() + util::DEADLINE);
     let mut files = BTreeMap::new();
     snapshot(&layout.run, &layout.run, &mut files);
     Outcome {

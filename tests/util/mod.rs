@@ -1,5 +1,6 @@
-//! Helpers shared by the end-to-end tests: the binaries under test, pseudo-terminals,
-//! waiting with a deadline, and guards that reap what a test started.
+//! Helpers shared by the end-to-end tests: the binaries under test, pseudo-terminals
+//! (common's, read through `hupkit_common::pty::Transcript`), waiting with a
+//! deadline, and guards that reap what a test started.
 //!
 //! Rules every test follows: synchronise by polling with a deadline, never a bare
 //! sleep; reap every child; kill only what the test started, by PID or by its own
@@ -10,21 +11,26 @@
 pub mod container;
 pub mod shell;
 
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+pub use hupkit_common::pty::Pty;
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
-use nix::sys::stat::Mode;
 use nix::sys::termios::{OutputFlags, SetArg, tcgetattr, tcsetattr};
 use nix::unistd::Pid;
 
 /// How long any single wait in a test may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// How often a wait looks again: the processes under test answer within
+/// milliseconds, and the deadline bounds the total.
+const POLL: Duration = Duration::from_millis(5);
+
+/// How often [`wait_deadline`] looks for the child's exit: shorter, as nearly
+/// every test waits for a child this way, so its latency adds up over the suite.
+const REAP_POLL: Duration = Duration::from_millis(2);
 
 /// The path of a binary of this package, built by cargo for these tests.
 pub fn bin(name: &str) -> PathBuf {
@@ -41,60 +47,17 @@ pub fn bin(name: &str) -> PathBuf {
     }
 }
 
-/// A pseudo-terminal pair. Output post-processing is off on the slave, so what a
-/// program writes arrives on the master byte for byte (no `\n` → `\r\n`).
-pub struct Pty {
-    /// The master side: the test reads what the program wrote here.
-    pub master: OwnedFd,
-    /// The slave side: given to the program as a terminal.
-    pub slave: OwnedFd,
-}
-
-impl Pty {
-    /// Opens a new pair, both ends close-on-exec from the start: tests run in
-    /// parallel, and a terminal end leaked into another test's child would keep
-    /// that terminal alive (no hangup) and show up in its fd table.
-    pub fn open() -> Pty {
-        let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-        let master = nix::pty::posix_openpt(flags).expect("posix_openpt");
-        nix::pty::grantpt(&master).expect("grantpt");
-        nix::pty::unlockpt(&master).expect("unlockpt");
-        let name = nix::pty::ptsname_r(&master).expect("ptsname_r");
-        let slave = nix::fcntl::open(name.as_str(), flags, Mode::empty()).expect("open pty slave");
-        let mut t = tcgetattr(&slave).expect("tcgetattr");
-        t.output_flags.remove(OutputFlags::OPOST);
-        tcsetattr(&slave, SetArg::TCSANOW, &t).expect("tcsetattr");
-        Pty {
-            master: master.into(),
-            slave,
-        }
-    }
-
-    /// Reads what arrived on the master until every slave is closed (EIO) or
-    /// until `quiet` passes with nothing to read, whichever comes first; never
-    /// longer than [`DEADLINE`].
-    pub fn drain(&self, quiet: Duration) -> Vec<u8> {
-        let mut out = Vec::new();
-        let end = Instant::now() + DEADLINE;
-        let mut buf = [0u8; 4096];
-        while Instant::now() < end {
-            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
-            let ms = u16::try_from(quiet.as_millis()).unwrap_or(u16::MAX);
-            match poll(&mut fds, PollTimeout::from(ms)) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(Errno::EINTR) => continue,
-                Err(e) => panic!("poll: {e}"),
-            }
-            match nix::unistd::read(&self.master, &mut buf) {
-                Ok(0) | Err(Errno::EIO) => break,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(Errno::EINTR | Errno::EAGAIN) => {}
-                Err(e) => panic!("read from pty master: {e}"),
-            }
-        }
-        out
-    }
+/// A pseudo-terminal pair (common's: both ends close-on-exec from the start,
+/// as tests run in parallel and a terminal end leaked into another test's child
+/// would keep that terminal alive and show up in its fd table), with output
+/// post-processing off on the slave, so what a program writes arrives on the
+/// master byte for byte (no `\n` → `\r\n`).
+pub fn pty() -> Pty {
+    let pty = hupkit_common::pty::open().expect("open a pseudo-terminal");
+    let mut t = tcgetattr(&pty.slave).expect("tcgetattr");
+    t.output_flags.remove(OutputFlags::OPOST);
+    tcsetattr(&pty.slave, SetArg::TCSANOW, &t).expect("tcsetattr");
+    pty
 }
 
 /// Spawns `cmd`, retrying while the program is "text file busy" (`ETXTBSY`): a
@@ -106,7 +69,7 @@ pub fn spawn(cmd: &mut Command) -> Child {
         match cmd.spawn() {
             Ok(child) => return child,
             Err(e) if e.raw_os_error() == Some(Errno::ETXTBSY as i32) && Instant::now() < end => {
-                std::thread::sleep(Duration::from_millis(5));
+                std::thread::sleep(POLL);
             }
             Err(e) => panic!("spawn {}: {e}", cmd.get_program().display()),
         }
@@ -126,7 +89,7 @@ pub fn wait_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatus
             let _ = child.wait();
             return None;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(REAP_POLL);
     }
 }
 
@@ -140,7 +103,7 @@ pub fn poll_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
         if Instant::now() >= end {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(POLL);
     }
 }
 
@@ -189,17 +152,6 @@ pub fn describe(status: Option<ExitStatus>) -> String {
             (None, Some(sig)) => format!("signal {sig}"),
             (None, None) => format!("{s:?}"),
         },
-    }
-}
-
-/// Writes all of `bytes` to `fd`.
-pub fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        match nix::unistd::write(fd, bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(Errno::EINTR) => {}
-            Err(e) => panic!("write to the terminal: {e}"),
-        }
     }
 }
 

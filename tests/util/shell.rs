@@ -7,41 +7,33 @@
 //! is dropped: the session was created by this test, so its ID names only the
 //! test's own processes.
 
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use hupkit_common::pty::{Carriage, Transcript};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::{ChildGuard, DEADLINE, Pty, bin, spawn};
+use super::{ChildGuard, DEADLINE, bin, spawn};
 
 /// An interactive bash.
 pub struct Shell {
-    master: Option<OwnedFd>,
+    /// What the terminal shows, carriage returns dropped (readline moves its
+    /// cursor with them); typing goes through it too.
+    tty_out: Transcript,
     child: ChildGuard,
-    output: Arc<Mutex<Vec<u8>>>,
-    seen: usize,
     /// The shell's PID, which is also its session and process group ID.
     pub pid: Pid,
     /// The terminal's slave path (e.g. /dev/pts/4).
     pub tty: PathBuf,
-    reader: Option<std::thread::JoinHandle<()>>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Shell {
     /// Starts `bash --norc --noprofile -i` in `dir`, with the suite's binaries
     /// first on PATH and `HOME=dir`.
     pub fn start(dir: &Path) -> Shell {
-        let pty = Pty::open();
-        let tty = std::fs::read_link(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&pty.slave)
-        ))
-        .unwrap();
+        let pty = super::pty();
         let bins = bin("rjobs").parent().unwrap().to_path_buf();
         let mut cmd = Command::new("bash");
         cmd.args(["--norc", "--noprofile", "-i"])
@@ -59,48 +51,18 @@ impl Shell {
         hupkit_common::pty::session_leader_on_exec(&mut cmd);
         let child = ChildGuard::new(spawn(&mut cmd));
         drop(cmd);
-        let Pty { master, slave } = pty;
+        let super::Pty {
+            master,
+            slave,
+            path: tty,
+        } = pty;
         drop(slave);
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let reader_fd = master.try_clone().unwrap();
-        let sink = Arc::clone(&output);
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stopped = Arc::clone(&stop);
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            // Polls, so that a hangup (which must close every copy of the master)
-            // can stop this thread and close its copy.
-            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
-                let mut fds = [nix::poll::PollFd::new(
-                    reader_fd.as_fd(),
-                    nix::poll::PollFlags::POLLIN,
-                )];
-                match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u8)) {
-                    Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-                match nix::unistd::read(&reader_fd, &mut buf) {
-                    Ok(0) | Err(nix::errno::Errno::EIO | nix::errno::Errno::EBADF) => break,
-                    Ok(n) => sink
-                        .lock()
-                        .unwrap()
-                        .extend(buf[..n].iter().filter(|&&b| b != b'\r')),
-                    Err(nix::errno::Errno::EINTR) => {}
-                    Err(_) => break,
-                }
-            }
-        });
         let pid = child.pid();
         let mut shell = Shell {
-            master: Some(master),
+            tty_out: Transcript::start(master, Carriage::Drop).unwrap(),
             child,
-            output,
-            seen: 0,
             pid,
             tty,
-            reader: Some(reader),
-            stop,
         };
         shell.expect("$ ");
         shell
@@ -108,8 +70,9 @@ impl Shell {
 
     /// Types `bytes` on the terminal.
     pub fn type_raw(&self, bytes: &[u8]) {
-        let fd = self.master.as_ref().expect("terminal is open");
-        crate::util::write_all(fd.as_fd(), bytes);
+        self.tty_out
+            .type_bytes(bytes)
+            .unwrap_or_else(|e| panic!("type on the terminal: {e}"));
     }
 
     /// Types a line.
@@ -119,29 +82,14 @@ impl Shell {
 
     /// Waits until `needle` appears in new output; returns the output up to its end.
     pub fn expect(&mut self, needle: &str) -> String {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            {
-                let out = self.output.lock().unwrap();
-                // Searched as bytes: the output may hold invalid UTF-8, whose
-                // lossy decoding would not keep byte offsets.
-                let hay = &out[self.seen..];
-                if let Some(at) = hay
-                    .windows(needle.len())
-                    .position(|w| w == needle.as_bytes())
-                {
-                    let upto = at + needle.len();
-                    self.seen += upto;
-                    return String::from_utf8_lossy(&hay[..upto]).into_owned();
-                }
-                assert!(
-                    Instant::now() < end,
+        self.tty_out
+            .wait_for(needle, Instant::now() + DEADLINE)
+            .unwrap_or_else(|| {
+                panic!(
                     "timed out waiting for {needle:?}; output so far:\n{}",
-                    String::from_utf8_lossy(&out)
-                );
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+                    self.tty_out.text()
+                )
+            })
     }
 
     /// Runs a command line and returns its output and `$?`.
@@ -200,11 +148,7 @@ impl Shell {
 
     /// Hangs up the terminal: closes every copy of the master side.
     pub fn hang_up(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        self.master = None;
+        self.tty_out.hang_up();
     }
 
     /// Waits for bash to end; its status.

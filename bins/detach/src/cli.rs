@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{ArgAction, CommandFactory, Parser, ValueHint};
+use clap::{ArgGroup, CommandFactory, Parser, ValueHint};
 
 /// The exit statuses, as `--help` and the man page list them.
 pub const EXIT_STATUS: &[(&str, &str)] = &[
@@ -15,16 +15,19 @@ pub const EXIT_STATUS: &[(&str, &str)] = &[
     (
         "1",
         "already running (the lock, or the pidfile, names a live daemon); \
-         --status: dead, but the pidfile exists; --stop: was not running",
+         --status: dead, but the pidfile (or job record) exists; --stop: was not running",
     ),
     (
         "2",
         "--stop: the daemon outlived the whole --retry schedule",
     ),
-    ("3", "--status: not running (no pidfile)"),
+    (
+        "3",
+        "--status: not running (no pidfile, or no such job record)",
+    ),
     (
         "4",
-        "--status, --stop: the pidfile is unreadable, unsafe or unverifiable",
+        "--status, --stop: the pidfile or job record is unreadable, unsafe or unverifiable",
     ),
     (
         "125",
@@ -69,15 +72,30 @@ other user can write (never a symbolic link). A file that breaks a rule is
 refused, read or written: --status and --stop name it and say why, signal
 nothing and exit 4; a start exits 125.";
 
+const THE_RECORD: &str = "\
+Job record: each daemon started is also recorded in
+$XDG_STATE_HOME/hupkit/jobs/ (default ~/.local/state/hupkit/jobs/), one file
+per job, PID-STARTTIME.job, mode 0600 in a 0700 directory: its identity, when
+it started, its command line, directory, output and pidfile. rjobs --records
+lists them. A daemon started without --pidfile is controlled through its
+record: --status --job ID and --stop --job ID, ID being PID@STARTTIME as rjobs
+--records shows it. The record is read under the pidfile's rules (never a
+symbolic link; a regular file of root or the caller that no other user can
+write; otherwise status 4, nothing signalled), and its identity must be the
+one ID names. A record that cannot be written is skipped (with -v, a
+warning). HUPKIT_NO_RECORD=1 in the environment turns records off.";
+
 /// Run COMMAND as a daemon, detached from the terminal and the caller.
 #[derive(Debug, Parser)]
 #[command(
     name = "detach",
     version,
     about = "Run COMMAND as a daemon, detached from the terminal and the caller.",
-    override_usage = "detach [OPTIONS] [--] COMMAND [ARG]...\n       detach --status -p FILE\n       detach --stop -p FILE [--retry SCHEDULE]",
+    override_usage = "detach [OPTIONS] [--] COMMAND [ARG]...\n       detach --status (-p FILE | --job ID)\n       detach --stop (-p FILE | --job ID) [--retry SCHEDULE]",
     disable_help_flag = true,
-    disable_version_flag = true
+    disable_version_flag = true,
+    group = ArgGroup::new("target").args(["pidfile", "job"]),
+    group = ArgGroup::new("control").args(["status", "stop"])
 )]
 // The doc comments are the help text users read: no Markdown backticks there.
 #[allow(clippy::struct_excessive_bools, clippy::doc_markdown)]
@@ -132,25 +150,27 @@ pub struct Cli {
     )]
     pub notify: Option<u64>,
 
-    /// Tell whether the daemon of the --pidfile runs (LSB status codes)
-    #[arg(long, conflicts_with_all = ["stop", "command"], requires = "pidfile")]
+    /// Tell whether the daemon of the --pidfile (or --job) runs (LSB status codes)
+    #[arg(long, conflicts_with_all = ["stop", "command"], requires = "target")]
     pub status: bool,
 
-    /// Stop the daemon of the --pidfile, wait for it to end, remove the pidfile
-    #[arg(long, conflicts_with = "command", requires = "pidfile")]
+    /// Stop the daemon of the --pidfile (or --job), wait for it to end, remove the pidfile
+    #[arg(long, conflicts_with = "command", requires = "target")]
     pub stop: bool,
+
+    /// With --status or --stop: the daemon of the job record ID (PID@STARTTIME, as rjobs --records shows it), for a daemon started without --pidfile
+    #[arg(long, value_name = "ID", conflicts_with_all = ["pidfile", "command"], requires = "control")]
+    pub job: Option<String>,
 
     /// With --stop: signals and waits, e.g. TERM/5/KILL/2, or N for TERM/N/KILL/N [default: TERM/10]
     #[arg(long, value_name = "SCHEDULE", requires = "stop")]
     pub retry: Option<String>,
 
-    /// Print help
-    #[arg(short = 'h', long, action = ArgAction::Help)]
-    pub help: Option<bool>,
+    #[command(flatten)]
+    help: hupkit_common::cli::Help,
 
-    /// Print version
-    #[arg(short = 'V', long, action = ArgAction::Version)]
-    pub version: Option<bool>,
+    #[command(flatten)]
+    version: hupkit_common::cli::Version,
 
     /// The command to run, and its arguments
     #[arg(
@@ -167,6 +187,7 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
     ("THE DAEMON", THE_DAEMON),
     ("WHAT THE CALLER GETS", THE_CALLER),
     ("PIDFILE AND LOCK", THE_PIDFILE),
+    ("JOB RECORD", THE_RECORD),
     (
         "ENVIRONMENT",
         "The daemon gets detach's environment, plus HOME, USER and LOGNAME of the --user, \
@@ -204,7 +225,9 @@ pub fn command() -> clap::Command {
 
 {THE_CALLER}
 
-{THE_PIDFILE}"
+{THE_PIDFILE}
+
+{THE_RECORD}"
     );
     Cli::command().after_help(hupkit_common::cli::after_help(Some(&text), EXIT_STATUS))
 }

@@ -1,4 +1,9 @@
-//! `--status` and `--stop`: acting on the daemon a pidfile names, and only on it.
+//! `--status` and `--stop`: acting on the daemon a pidfile (or a job record)
+//! names, and only on it.
+//!
+//! The daemon is named by a [`Target`]: `-p FILE`, or `--job ID` for a daemon
+//! started without a pidfile, whose job record (`hupkit_common::records`)
+//! then plays the part of the pidfile and its identity record together.
 //!
 //! Both files are read only if they pass the rules of
 //! `hupkit_common::safepath` (reached without another user's symbolic link or
@@ -14,7 +19,7 @@
 //! waits by polling the pidfd, which becomes readable when the process ends
 //! (zombies count as ended, whoever reaps them).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hupkit_common::exit::{self, Status, lsb as code};
@@ -26,7 +31,16 @@ use hupkit_common::{Error, Result};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::records::{self, PidfileState};
+use crate::records::{self, JobId, PidfileState};
+
+/// The daemon a control acts on: the one selector every control of detach takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `-p FILE`: the pidfile (absolute) and its identity record.
+    Pidfile(PathBuf),
+    /// `--job ID`: the job record of that ID.
+    Job(JobId),
+}
 
 /// One item of a `--retry` schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +131,7 @@ pub fn default_schedule() -> Vec<Item> {
     ]
 }
 
-/// What the pidfile's daemon is now.
+/// What the target's daemon is now.
 enum Found {
     NoPidfile,
     Invalid(String),
@@ -131,19 +145,64 @@ enum Found {
     Dead(Pid, Option<Identity>),
 }
 
-fn find(pidfile: &Path) -> Found {
-    match records::read_pidfile(pidfile) {
-        PidfileState::Missing => Found::NoPidfile,
-        PidfileState::Invalid(why) => Found::Invalid(why),
-        PidfileState::Refused(file, why) => Found::Refused(file, why),
-        PidfileState::Pid(pid, Some(id)) => match id.liveness() {
-            Liveness::Alive => Found::Running(id),
-            Liveness::Gone => Found::Dead(pid, Some(id)),
-        },
-        PidfileState::Pid(pid, None) => match Stat::read(pid) {
-            Ok(st) if !matches!(st.state, 'Z' | 'X') => Found::Unverified(pid),
-            _ => Found::Dead(pid, None),
-        },
+impl From<PidfileState> for Found {
+    fn from(state: PidfileState) -> Found {
+        match state {
+            PidfileState::Missing => Found::NoPidfile,
+            PidfileState::Invalid(why) => Found::Invalid(why),
+            PidfileState::Refused(file, why) => Found::Refused(file, why),
+            PidfileState::Pid(pid, Some(id)) => match id.liveness() {
+                Liveness::Alive => Found::Running(id),
+                Liveness::Gone => Found::Dead(pid, Some(id)),
+            },
+            PidfileState::Pid(pid, None) => match Stat::read(pid) {
+                Ok(st) if !st.state.has_exited() => Found::Unverified(pid),
+                _ => Found::Dead(pid, None),
+            },
+        }
+    }
+}
+
+/// A target as read now: what it says, how to name it in messages, and the
+/// pidfile to remove once its daemon is gone.
+struct Read {
+    found: Found,
+    /// `pidfile '/run/x.pid'`, `job record '/home/u/.../1234-5678.job'`.
+    what: String,
+    /// The line when there is nothing to read.
+    missing: String,
+    pidfile: Option<PathBuf>,
+}
+
+fn read(target: &Target) -> Read {
+    match target {
+        Target::Pidfile(pidfile) => {
+            let q = quote(pidfile.as_os_str());
+            Read {
+                found: records::read_pidfile(pidfile).into(),
+                what: format!("pidfile {q}"),
+                missing: format!("no pidfile {q}"),
+                pidfile: Some(pidfile.clone()),
+            }
+        }
+        Target::Job(id) => {
+            let missing = format!("no record of job {id}");
+            let Some(path) = id.path() else {
+                return Read {
+                    found: Found::NoPidfile,
+                    what: format!("job {id}"),
+                    missing,
+                    pidfile: None,
+                };
+            };
+            let (state, pidfile) = records::read_job(&path, *id);
+            Read {
+                found: state.into(),
+                what: format!("job record {}", quote(path.as_os_str())),
+                missing,
+                pidfile,
+            }
+        }
     }
 }
 
@@ -152,49 +211,59 @@ fn refusal(file: &Path, why: &str) -> String {
     crate::refusal_text(file, why)
 }
 
-/// `--status -p FILE`: the LSB code and the line to print.
+/// Removes the pidfile, if any, when it still names `id`.
+fn forget(pidfile: Option<&Path>, id: &Identity) {
+    if let Some(p) = pidfile {
+        records::remove_pidfile(p, id);
+    }
+}
+
+/// `--status`: the LSB code and the line to print.
 #[must_use]
-pub fn status(pidfile: &Path) -> (Status, String) {
-    let q = quote(pidfile.as_os_str());
-    match find(pidfile) {
-        Found::NoPidfile => (code::NOT_RUNNING, format!("not running (no pidfile {q})")),
-        Found::Invalid(why) => (code::UNKNOWN, format!("cannot use pidfile {q}: {why}")),
+pub fn status(target: &Target) -> (Status, String) {
+    let r = read(target);
+    match r.found {
+        Found::NoPidfile => (code::NOT_RUNNING, format!("not running ({})", r.missing)),
+        Found::Invalid(why) => (code::UNKNOWN, format!("cannot use {}: {why}", r.what)),
         Found::Refused(file, why) => (code::UNKNOWN, refusal(&file, &why)),
         Found::Running(id) => (code::OK, format!("running (PID {})", id.pid)),
         Found::Unverified(pid) => (
             code::OK,
             format!(
                 "PID {pid} is alive, but unverified (no identity record {})",
-                quote(records::id_path(pidfile).as_os_str())
+                r.pidfile
+                    .as_deref()
+                    .map_or_else(String::new, |p| quote(records::id_path(p).as_os_str()))
             ),
         ),
         Found::Dead(pid, _) => (
             code::DEAD,
-            format!("not running, but pidfile {q} names PID {pid}"),
+            format!("not running, but {} names PID {pid}", r.what),
         ),
     }
 }
 
-/// `--stop -p FILE`: the exit code and the line to print.
+/// `--stop`: the exit code and the line to print.
 #[must_use]
-pub fn stop(pidfile: &Path, schedule: &[Item]) -> (Status, String) {
-    let q = quote(pidfile.as_os_str());
-    let id = match find(pidfile) {
-        Found::NoPidfile => return (code::DEAD, format!("not running (no pidfile {q})")),
-        Found::Invalid(why) => return (code::UNKNOWN, format!("cannot use pidfile {q}: {why}")),
+pub fn stop(target: &Target, schedule: &[Item]) -> (Status, String) {
+    let r = read(target);
+    let pidfile = r.pidfile.as_deref();
+    let id = match r.found {
+        Found::NoPidfile => return (code::DEAD, format!("not running ({})", r.missing)),
+        Found::Invalid(why) => return (code::UNKNOWN, format!("cannot use {}: {why}", r.what)),
         Found::Refused(file, why) => return (code::UNKNOWN, refusal(&file, &why)),
         Found::Unverified(pid) => {
             return (
                 code::UNKNOWN,
                 format!(
                     "not signalling PID {pid}: no identity record {} to verify it",
-                    quote(records::id_path(pidfile).as_os_str())
+                    pidfile.map_or_else(String::new, |p| quote(records::id_path(p).as_os_str()))
                 ),
             );
         }
         Found::Dead(pid, id) => {
             if let Some(id) = id {
-                records::remove_pidfile(pidfile, &id);
+                forget(pidfile, &id);
             }
             return (code::DEAD, format!("not running (PID {pid} is gone)"));
         }
@@ -203,12 +272,12 @@ pub fn stop(pidfile: &Path, schedule: &[Item]) -> (Status, String) {
     let pidfd = match PidFd::open(id.pid) {
         Ok(fd) if id.liveness() == Liveness::Alive => fd,
         _ => {
-            records::remove_pidfile(pidfile, &id);
+            forget(pidfile, &id);
             return (code::DEAD, format!("not running (PID {} is gone)", id.pid));
         }
     };
     if run_schedule(&pidfd, schedule) {
-        records::remove_pidfile(pidfile, &id);
+        forget(pidfile, &id);
         (code::OK, format!("stopped PID {}", id.pid))
     } else {
         (code::REFUSED, format!("PID {} refused to die", id.pid))

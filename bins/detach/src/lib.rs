@@ -33,23 +33,19 @@ use nix::unistd::Pid;
 use crate::cli::Cli;
 use crate::spawn::{Failure, Step};
 
-/// The whole program, for the binary's C `main`: does what Rust's start-up
-/// would have done (closed fds 0-2 opened on `/dev/null`, SIGPIPE ignored), then
-/// parses the command line, runs, and returns the exit status.
+/// The whole program, for the binary's entry (which has already done the
+/// start-up detach asks for: see its `main.rs`): parses the command line
+/// (`args`, argv\[0\] first), runs, and returns the exit status.
 #[must_use]
 pub fn main(args: Vec<std::ffi::OsString>) -> Status {
-    hupkit_common::stdio::open_closed_std_fds();
-    let _ = hupkit_common::signal::ignore(nix::sys::signal::Signal::SIGPIPE);
     hupkit_common::cli::status::<Cli>(cli::command(), args, exit::CANCELED, run)
 }
 
 /// Runs the mode `cli` asks for.
 pub fn run(cli: &Cli, diag: &mut Diag) -> Result<Status> {
-    if let (true, Some(pidfile)) = (cli.status || cli.stop, &cli.pidfile) {
-        let cwd = std::env::current_dir().unwrap_or_default();
-        let pidfile = plan::absolute(&cwd, pidfile);
+    if let Some(target) = control_target(cli)? {
         let (code, line) = if cli.status {
-            control::status(&pidfile)
+            control::status(&target)
         } else {
             let schedule = cli
                 .retry
@@ -57,13 +53,39 @@ pub fn run(cli: &Cli, diag: &mut Diag) -> Result<Status> {
                 .map(control::parse_schedule)
                 .transpose()?
                 .unwrap_or_else(control::default_schedule);
-            control::stop(&pidfile, &schedule)
+            control::stop(&target, &schedule)
         };
         let out = format!("detach: {line}\n");
         let _ = hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, out.as_bytes());
         return Ok(code);
     }
     start(cli, diag).map(|()| exit::SUCCESS)
+}
+
+/// The daemon `--status` or `--stop` acts on (`None` for a start): `-p FILE`
+/// (made absolute) or `--job ID`.
+fn control_target(cli: &Cli) -> Result<Option<control::Target>> {
+    if !(cli.status || cli.stop) {
+        return Ok(None);
+    }
+    if let Some(text) = &cli.job {
+        return records::JobId::parse(text)
+            .map(|id| Some(control::Target::Job(id)))
+            .ok_or_else(|| {
+                Error::usage(
+                    format!(
+                        "invalid job ID {}: expected PID@STARTTIME, as rjobs --records shows it",
+                        quote(OsStr::new(text))
+                    ),
+                    exit::CANCELED,
+                )
+            });
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    Ok(cli
+        .pidfile
+        .as_deref()
+        .map(|p| control::Target::Pidfile(plan::absolute(&cwd, p))))
 }
 
 /// Status 1, the holder named.
@@ -127,8 +149,11 @@ fn refused(path: &std::path::Path, what: &str, e: &hupkit_common::safefile::File
 
 /// The refusal of a pidfile, or of the identity record (`FILE.id`) beside it.
 fn refusal_text(file: &std::path::Path, why: &str) -> String {
-    let what = if file.as_os_str().as_encoded_bytes().ends_with(b".id") {
+    let name = file.as_os_str().as_encoded_bytes();
+    let what = if name.ends_with(b".id") {
         "identity record"
+    } else if name.ends_with(b".job") {
+        "job record"
     } else {
         "pidfile"
     };
@@ -184,6 +209,7 @@ fn claim(
 /// `--notify`: waits for READY=1; returns the daemon's main PID, and its start
 /// time when it is a `MAINPID=` that [`notify::vouch`] accepted.
 fn await_ready(
+    diag: &mut Diag,
     listener: &notify::Listener,
     pid: Pid,
     uid: nix::unistd::Uid,
@@ -194,7 +220,7 @@ fn await_ready(
         PidFd::open(pid).map_err(|e| Error::sys("cannot watch the daemon", e, exit::CANCELED))?;
     let mut on_status = |s: &str| {
         if verbose {
-            Diag::new(OsStr::new("detach")).error(&format!("daemon status: {s}"));
+            diag.line(&format!("daemon status: {s}"));
         }
     };
     match listener.wait(&pidfd, uid, Duration::from_secs(secs), &mut on_status) {
@@ -203,8 +229,8 @@ fn await_ready(
             match notify::vouch(main, pid, start, uid) {
                 Ok(main_start) => Ok((main, Some(main_start))),
                 Err(why) => {
-                    Diag::new(OsStr::new("detach")).error(&format!(
-                        "warning: ignoring MAINPID={main}: {why}; recording PID {pid}"
+                    diag.warning(&format!(
+                        "ignoring MAINPID={main}: {why}; recording PID {pid}"
                     ));
                     Ok((pid, None))
                 }
@@ -242,10 +268,13 @@ fn await_ready(
     }
 }
 
-/// Writes the job record of the daemon; a failure is a warning with -v only.
+/// Writes the job record of the daemon (unless `HUPKIT_NO_RECORD=1`); a
+/// failure is a warning with -v only.
 fn record(plan: &plan::Plan, id: &Identity, cli: &Cli, diag: &mut Diag) {
     use hupkit_common::records;
-    let Some(dir) = records::dir() else { return };
+    let Some(dir) = records::write_dir() else {
+        return;
+    };
     // A record never costs detach its run: skipped when memory is short.
     let argv_bytes: usize = plan.command.iter().map(|a| a.len() + 32).sum();
     if !records::enough_memory(argv_bytes) {
@@ -277,7 +306,7 @@ fn record(plan: &plan::Plan, id: &Identity, cli: &Cli, diag: &mut Diag) {
         .unwrap_or_default();
     if let Err(e) = records::write(&dir, &rec) {
         if cli.verbose {
-            diag.error(&format!("warning: cannot write the job record: {e}"));
+            diag.warning(&format!("cannot write the job record: {e}"));
         }
     }
 }
@@ -356,7 +385,7 @@ pub fn start(cli: &Cli, diag: &mut Diag) -> Result<()> {
         (Some(done), _, _) => done?,
         (None, Some(listener), Some(secs)) => {
             let uid = owner.map_or_else(nix::unistd::geteuid, |(u, _)| u);
-            let (main, start) = await_ready(listener, pid, uid, secs, cli.verbose)?;
+            let (main, start) = await_ready(diag, listener, pid, uid, secs, cli.verbose)?;
             if let Some(start) = start {
                 // The vouched-for process must still be the one at that PID.
                 if Identity::of(main).map(|id| id.starttime).ok() != Some(start) {

@@ -190,21 +190,35 @@ impl Drop for Listener {
     }
 }
 
+/// Why a `MAINPID=` is not taken for the daemon (the PID it named).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No such process, or a zombie.
+    #[error("PID {0} does not exist")]
+    Gone(Pid),
+    /// It runs as another user than the daemon (real or effective).
+    #[error("PID {0} does not run as the daemon's user")]
+    OtherUser(Pid),
+    /// Neither the daemon nor one of its descendants.
+    #[error("PID {0} is neither the daemon nor one of its descendants")]
+    Foreign(Pid),
+}
+
 /// Checks that `main` (from `MAINPID=`) may stand for the daemon `daemon`
 /// (started at `daemon_start`, running as `uid`): see the module documentation.
 /// Returns `main`'s start time, or why it is refused.
-pub fn vouch(main: Pid, daemon: Pid, daemon_start: u64, uid: Uid) -> Result<u64, String> {
-    let gone = || format!("PID {main} does not exist");
-    let st = Stat::read(main).map_err(|_| gone())?;
-    if matches!(st.state, 'Z' | 'X') {
-        return Err(gone());
+pub fn vouch(main: Pid, daemon: Pid, daemon_start: u64, uid: Uid) -> Result<u64, Refusal> {
+    let gone = |_| Refusal::Gone(main);
+    let st = Stat::read(main).map_err(gone)?;
+    if st.state.has_exited() {
+        return Err(Refusal::Gone(main));
     }
-    let ids = Status::read(main).map_err(|_| gone())?.uid;
+    let ids = Status::read(main).map_err(gone)?.uid;
     if ids[0] != uid.as_raw() || ids[1] != uid.as_raw() {
-        return Err(format!("PID {main} does not run as the daemon's user"));
+        return Err(Refusal::OtherUser(main));
     }
     let me = nix::unistd::getpid();
-    let foreign = || format!("PID {main} is neither the daemon nor one of its descendants");
+    let foreign = || Refusal::Foreign(main);
     let start = st.starttime;
     let mut cur = st;
     // A chain longer than the PID space is a loop.

@@ -9,6 +9,9 @@
 //!   `flock` held only while starting. The lock is "held" as long as that process
 //!   lives: a daemon killed by SIGKILL never blocks the next start, and the daemon's own
 //!   children never hold it (no descriptor of it reaches the daemon).
+//! - A job record (`hupkit_common::records`), for `--job ID`: read under the
+//!   same rules as a pidfile, and trusted only for the identity it holds, which
+//!   must be the one its ID names.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -90,6 +93,83 @@ pub fn read_pidfile(path: &Path) -> PidfileState {
     };
     let identity = identity.filter(|id| id.pid.as_raw() == pid);
     PidfileState::Pid(Pid::from_raw(pid), identity)
+}
+
+/// A job record's ID, as `rjobs --records` shows it: `PID@STARTTIME`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobId {
+    /// The process ID.
+    pub pid: Pid,
+    /// Its start time, in clock ticks after boot.
+    pub starttime: u64,
+}
+
+impl JobId {
+    /// Parses `PID@STARTTIME`.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<JobId> {
+        let (pid, start) = text.split_once('@')?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(pid) || !digits(start) {
+            return None;
+        }
+        Some(JobId {
+            pid: Pid::from_raw(pid.parse().ok().filter(|p| *p > 0)?),
+            starttime: start.parse().ok()?,
+        })
+    }
+
+    /// The record's path in the store, `None` without a store (no `$HOME`).
+    #[must_use]
+    pub fn path(&self) -> Option<PathBuf> {
+        Some(hupkit_common::records::dir()?.join(format!("{}-{}.job", self.pid, self.starttime)))
+    }
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.pid, self.starttime)
+    }
+}
+
+/// The longest job record read (a record's argv can be long; only its
+/// identity and pidfile are used).
+const RECORD_READ_LIMIT: u64 = 1 << 20;
+
+/// Reads the job record at `path` under [`safepath`]'s rules, as a pidfile
+/// is read: what it says, as a pidfile would say it (the identity must be the
+/// one `id` names, whatever the file's name), and the pidfile it names.
+#[must_use]
+pub fn read_job(path: &Path, id: JobId) -> (PidfileState, Option<PathBuf>) {
+    let refuse = |e: FileError| match e {
+        FileError::Sys(errno) => PidfileState::Invalid(hupkit_common::diag::strerror(errno)),
+        other => PidfileState::Refused(path.to_path_buf(), other.to_string()),
+    };
+    let bytes =
+        match safepath::locate(path, Purpose::Record).and_then(|f| f.read(RECORD_READ_LIMIT)) {
+            Ok(Some(b)) => b,
+            Ok(None) | Err(FileError::Sys(nix::errno::Errno::ENOENT)) => {
+                return (PidfileState::Missing, None);
+            }
+            Err(e) => return (refuse(e), None),
+        };
+    let Some(rec) = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(hupkit_common::records::Record::parse)
+    else {
+        return (PidfileState::Invalid("not a valid job record".into()), None);
+    };
+    if rec.id.pid != id.pid || rec.id.starttime != id.starttime {
+        return (
+            PidfileState::Invalid(format!(
+                "it records PID {}@{}",
+                rec.id.pid, rec.id.starttime
+            )),
+            None,
+        );
+    }
+    let pidfile = (!rec.pidfile.is_empty()).then(|| PathBuf::from(rec.pidfile));
+    (PidfileState::Pid(rec.id.pid, Some(rec.id)), pidfile)
 }
 
 /// Writes the identity record, then the pidfile.

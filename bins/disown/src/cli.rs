@@ -107,6 +107,17 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
          and makes the status 1.",
     ),
     (
+        "JOB RECORD",
+        "One job record per job cut loose (per process group; it names the group's \
+         leader when that was among the processes, with its command line) is written to \
+         $XDG_STATE_HOME/hupkit/jobs/ (default ~/.local/state/hupkit/jobs/), one file per \
+         job, PID-STARTTIME.job, mode 0600 in a 0700 directory: the job's identity, when \
+         it started (the process's start time, not when disown ran), its command line, \
+         directory, terminal and output. rjobs --records lists them. A record that cannot \
+         be written is skipped silently. HUPKIT_NO_RECORD=1 in the environment turns \
+         records off.",
+    ),
+    (
         "SEE ALSO",
         "rnohup(1), detach(1), rjobs(1), bash(1) (disown), reptyr(1), ptrace(2)",
     ),

@@ -14,7 +14,6 @@ use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use hupkit_common::diag::Diag;
 use hupkit_common::inject::{InjectError, Tracee, errno_of};
@@ -33,12 +32,16 @@ use nix::unistd::Pid;
 
 use crate::cli::Cli;
 
-/// Parses, runs, maps to an exit status.
+/// The whole program, for the binary's entry (see its `main.rs` for the
+/// start-up): parses `args` (argv\[0\] first), runs, returns the exit status.
 #[must_use]
-pub fn main() -> ExitCode {
-    hupkit_common::cli::main::<Cli>(cli::command(), hupkit_common::exit::USAGE, |cli, _| {
-        Ok(hupkit_common::exit::Status::new(run(cli)))
-    })
+pub fn main(args: Vec<std::ffi::OsString>) -> hupkit_common::exit::Status {
+    hupkit_common::cli::status::<Cli>(
+        cli::command(),
+        args,
+        hupkit_common::exit::USAGE,
+        |cli, _| Ok(hupkit_common::exit::Status::new(run(cli))),
+    )
 }
 
 /// Where the output of the processes goes.
@@ -115,7 +118,7 @@ fn strerror_io(e: &FileError) -> String {
 /// Why a process must be left alone, if it must.
 #[must_use]
 pub fn refusal(snap: &Snapshot, p: &Stat) -> Option<String> {
-    if matches!(p.state, 'Z' | 'X') {
+    if p.state.has_exited() {
         return Some("is a zombie (it has exited)".into());
     }
     if p.pid.as_raw() == 1 {
@@ -219,7 +222,7 @@ fn tty_fds(p: &Stat) -> Vec<TtyFd> {
 
 /// A live thread of `pid` to attach to: the main thread, unless it has exited.
 fn thread_of(pid: Pid) -> Pid {
-    if Stat::read(pid).is_ok_and(|s| s.state != 'Z') {
+    if Stat::read(pid).is_ok_and(|s| s.state != hupkit_common::proc::ProcState::Zombie) {
         return pid;
     }
     std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -434,7 +437,7 @@ fn targets(cli: &Cli, snap: &Snapshot, diag: &mut Diag) -> (Vec<Stat>, bool) {
         let spec = match JobSpec::parse(text) {
             Ok(s) => s,
             Err(msg) => {
-                diag.error(&msg);
+                diag.error(&msg.to_string());
                 ok = false;
                 continue;
             }
@@ -486,7 +489,7 @@ fn targets(cli: &Cli, snap: &Snapshot, diag: &mut Diag) -> (Vec<Stat>, bool) {
                 }
             }
             Err(msg) => {
-                diag.error(&msg);
+                diag.error(&msg.to_string());
                 ok = false;
             }
         }
@@ -558,9 +561,10 @@ pub fn run(cli: &Cli) -> i32 {
         return 1;
     };
     let mut stopped: Vec<Stat> = Vec::new();
+    let mut done_procs: Vec<Stat> = Vec::new();
     for p in &procs {
         let label = format!("PID {} ({})", p.pid, p.name());
-        let was_stopped = matches!(p.state, 'T' | 't');
+        let was_stopped = p.state.is_stopped();
         // Each process is traced from a thread of its own: one that cannot be
         // stopped in time is released, untouched, when that thread ends.
         let outcome = std::thread::scope(|s| s.spawn(|| cut_loose(p, &output)).join())
@@ -584,7 +588,7 @@ pub fn run(cli: &Cli) -> i32 {
                 line.push('\n');
                 let _ =
                     hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, line.as_bytes());
-                record(p, &output);
+                done_procs.push(p.clone());
             }
             Err(InjectError::Attach(nix::errno::Errno::EPERM)) => {
                 diag.error(&format!(
@@ -607,12 +611,37 @@ pub fn run(cli: &Cli) -> i32 {
     for p in &stopped {
         let _ = nix::sys::signal::kill(p.pid, Signal::SIGCONT);
     }
+    for p in job_heads(&done_procs) {
+        record(p, &output);
+    }
     i32::from(!ok)
 }
 
-/// Writes the job record of a process that was cut loose (silently).
+/// The process that stands for each job (process group) among `done`, in
+/// order: the group's leader if it was cut loose, else the first process of
+/// the group that was. One record per job: the short-lived children of a
+/// loop would otherwise pile up as records of processes long gone.
+fn job_heads(done: &[Stat]) -> Vec<&Stat> {
+    let mut heads: Vec<&Stat> = Vec::new();
+    for p in done {
+        match heads
+            .iter_mut()
+            .find(|h| h.pgrp == p.pgrp && p.pgrp.as_raw() != 0)
+        {
+            Some(h) if p.pid == p.pgrp => *h = p,
+            Some(_) => {}
+            None => heads.push(p),
+        }
+    }
+    heads
+}
+
+/// Writes the job record of a job that was cut loose (silently), unless
+/// `HUPKIT_NO_RECORD=1`: `p` is the process that stands for it.
 fn record(p: &Stat, output: &Output) {
-    let Some(dir) = records::dir() else { return };
+    let Some(dir) = records::write_dir() else {
+        return;
+    };
     let argv = std::fs::read(format!("/proc/{}/cmdline", p.pid))
         .map(|raw| {
             raw.split(|&b| b == 0)

@@ -1,21 +1,66 @@
 //! One experiment: a shell on a private terminal, one probe per level, one event.
+//!
+//! [`run`] goes through the phases in order, one function each:
+//! [`start_shell`] (the lab's terminal and its interactive shell),
+//! [`start_probes`] (one job per [`Level`], typed as a user would),
+//! [`observe`] (where each probe stands before the event), [`apply`] (the
+//! event), [`await_shell_end`] and [`await_fates`] (the shell ends; each probe
+//! dies or keeps ticking), and [`rows`] (what the table shows). Everything the
+//! lab started is killed when its [`Lab`] is dropped, on every path out.
 
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use hupkit_common::exit::{self, Status};
 use hupkit_common::identity::{Identity, Liveness};
 use hupkit_common::jobs::Snapshot;
 use hupkit_common::pidfd::PidFd;
-use hupkit_common::proc::{Stat, Status};
+use hupkit_common::proc::{self, ProcState, Stat};
+use hupkit_common::pty::{Carriage, Transcript};
+use hupkit_common::quote::quote;
 use hupkit_common::signal::Disposition;
+use hupkit_common::{Context, Error};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::probe;
+use crate::report::{Death, Fate, Group, Output, Row, Seen, Whose};
+
+/// How long the shell may take to print a prompt, to start a probe, to stop a
+/// job or to end: far beyond what a working shell needs, even on a loaded
+/// machine (the tests run labs in parallel); only a broken lab waits this long.
+const SHELL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long `exit` has to end the shell before a second `exit` is typed: shells
+/// warn about stopped jobs at the first one (bash, dash; zsh not when the last
+/// command was `jobs`), and end at once otherwise.
+const EXIT_GRACE: Duration = Duration::from_millis(1500);
+
+/// How long the probes have, once the shell has ended, to die or tick on.
+const FATE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Ticks a probe must write once the shell has ended to count as a survivor:
+/// three (300 ms), so that a signal the shell sent on its way out has landed.
+const SURVIVAL_TICKS: u64 = 3;
+
+/// How long a dead probe's parent (the shell, or init) may take to reap it,
+/// which is when its exit status becomes readable through its pidfd.
+const REAP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long the clean-up waits for each killed probe to be gone before it
+/// removes the lab's directory (a probe in its last tick may still write there).
+const KILL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often the lab looks again at what it waits for (the shell's end, the
+/// probes' files): the probes tick every 100 ms.
+const POLL: Duration = Duration::from_millis(10);
+
+/// The exit status of an interrupted lab: 128 + SIGINT, as for a shell's
+/// interrupted command (SIGTERM and SIGHUP interrupt it the same way).
+pub const INTERRUPTED: Status = Status::from_signal(nix::libc::SIGINT);
 
 /// What happens to the terminal session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,90 +128,147 @@ impl ShellKind {
     }
 }
 
-/// A level of separation and how its probe is started from the shell.
-pub struct Level {
-    /// Short name (also the probe's name).
-    pub name: &'static str,
-    /// What the row shows.
-    pub label: &'static str,
+/// A level of separation, in order: the table's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// `cmd &`: a background job.
+    Plain,
+    /// A background job stopped with SIGTSTP, as ^Z would.
+    Stopped,
+    /// `nohup cmd &`.
+    Nohup,
+    /// `rnohup cmd &`.
+    Rnohup,
+    /// `cmd & disown`: the shell forgets the job.
+    BashDisown,
+    /// `cmd & disown -h`: bash keeps the job but will not SIGHUP it.
+    BashDisownH,
+    /// `cmd & rdisown PID`: hupkit's disown.
+    Disown,
+    /// `setsid cmd &`: a new session.
+    Setsid,
+    /// `detach cmd`: a daemon.
+    Detach,
 }
 
-/// The levels, in order of separation.
-pub const LEVELS: &[Level] = &[
-    Level {
-        name: "plain",
-        label: "cmd &",
-    },
-    Level {
-        name: "stopped",
-        label: "stopped job (^Z)",
-    },
-    Level {
-        name: "nohup",
-        label: "nohup cmd &",
-    },
-    Level {
-        name: "rnohup",
-        label: "rnohup cmd &",
-    },
-    Level {
-        name: "bash-disown",
-        label: "cmd & disown",
-    },
-    Level {
-        name: "bash-disown-h",
-        label: "cmd & disown -h",
-    },
-    Level {
-        name: "disown",
-        label: "cmd & rdisown PID",
-    },
-    Level {
-        name: "setsid",
-        label: "setsid cmd &",
-    },
-    Level {
-        name: "detach",
-        label: "detach cmd",
-    },
-];
+impl Level {
+    /// Every level, in order of separation.
+    pub const ALL: [Level; 9] = [
+        Level::Plain,
+        Level::Stopped,
+        Level::Nohup,
+        Level::Rnohup,
+        Level::BashDisown,
+        Level::BashDisownH,
+        Level::Disown,
+        Level::Setsid,
+        Level::Detach,
+    ];
 
-/// One row of the result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
-    /// The level's label.
-    pub label: &'static str,
-    /// The level's name.
-    pub name: &'static str,
-    /// `shell's` or `own`.
-    pub session: &'static str,
-    /// `own job`, `shell's`.
-    pub group: &'static str,
-    /// `lab tty` or `none`.
-    pub tty: &'static str,
-    /// SIGHUP disposition before the event.
-    pub sighup: &'static str,
-    /// Signals it received: the one it died of, and SIGCONTs it reported.
-    pub signals: String,
-    /// Whether it was alive after the event.
-    pub survived: bool,
-    /// Whether this shell has this level at all (dash has no `disown`).
-    pub applies: bool,
-    /// Where its output went after the event.
-    pub output: String,
+    /// Its short name: the probe's name (its files are `NAME.pid` and
+    /// `NAME.state`) and the JSON's `name`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Plain => "plain",
+            Level::Stopped => "stopped",
+            Level::Nohup => "nohup",
+            Level::Rnohup => "rnohup",
+            Level::BashDisown => "bash-disown",
+            Level::BashDisownH => "bash-disown-h",
+            Level::Disown => "disown",
+            Level::Setsid => "setsid",
+            Level::Detach => "detach",
+        }
+    }
+
+    /// What its row shows.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Level::Plain => "cmd &",
+            Level::Stopped => "stopped job (^Z)",
+            Level::Nohup => "nohup cmd &",
+            Level::Rnohup => "rnohup cmd &",
+            Level::BashDisown => "cmd & disown",
+            Level::BashDisownH => "cmd & disown -h",
+            Level::Disown => "cmd & rdisown PID",
+            Level::Setsid => "setsid cmd &",
+            Level::Detach => "detach cmd",
+        }
+    }
+
+    /// The line typed in `shell` to start its probe; `None` where the shell has
+    /// no such builtin. (The stopped job is stopped, and hupkit's disown run,
+    /// once the probe has started: see [`start_probes`].)
+    fn command(self, shell: ShellKind) -> Option<String> {
+        let name = self.name();
+        let probe = format!("\"$HUPLAB\" --probe {name} \"$LAB\"");
+        Some(match (self, shell) {
+            (Level::BashDisown | Level::BashDisownH, ShellKind::Dash)
+            | (Level::BashDisownH, ShellKind::Zsh) => return None,
+            (Level::Plain | Level::Stopped | Level::Disown, _) => format!("{probe} &"),
+            (Level::Nohup, _) => format!("nohup {probe} &"),
+            (Level::Rnohup, _) => format!("rnohup {probe} &"),
+            (Level::BashDisown, ShellKind::Zsh) => format!("{probe} & disown %?{name}"),
+            (Level::BashDisown, _) => format!("{probe} & disown $!"),
+            (Level::BashDisownH, _) => format!("{probe} & disown -h $!"),
+            (Level::Setsid, _) => format!("setsid {probe} &"),
+            (Level::Detach, _) => format!("detach -o \"$LAB/detach.out\" {probe}"),
+        })
+    }
 }
 
 /// Why the lab stopped early.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum LabError {
-    /// Interrupted by a signal.
+    /// Interrupted by a signal (SIGINT, SIGTERM, SIGHUP).
+    #[error("interrupted; everything the lab started was stopped")]
     Interrupted,
-    /// Something failed; the text says what.
-    Failed(String),
+    /// A step failed.
+    #[error(transparent)]
+    Failed(#[from] Error),
 }
 
+impl LabError {
+    /// The exit status it means: [`INTERRUPTED`], else 1.
+    #[must_use]
+    pub fn status(&self) -> Status {
+        match self {
+            LabError::Interrupted => INTERRUPTED,
+            LabError::Failed(e) => e.status(),
+        }
+    }
+
+    /// The error as huplab reports it: a failure names the event being run.
+    #[must_use]
+    pub fn during(self, event: Event) -> Error {
+        match self {
+            LabError::Failed(e) => Error::failed(format!("{}: {e}", event.name()), e.status()),
+            interrupted @ LabError::Interrupted => interrupted.into(),
+        }
+    }
+}
+
+impl From<LabError> for Error {
+    fn from(e: LabError) -> Self {
+        match e {
+            LabError::Failed(e) => e,
+            LabError::Interrupted => Error::failed(LabError::Interrupted.to_string(), INTERRUPTED),
+        }
+    }
+}
+
+/// A failure of the lab, worded for the user; status 1.
 fn failed(what: impl Into<String>) -> LabError {
-    LabError::Failed(what.into())
+    LabError::Failed(Error::failed(what, exit::FAILURE))
+}
+
+/// A probe the lab started, pinned by its identity and a pidfd.
+struct Probe {
+    level: Level,
+    id: Identity,
+    fd: PidFd,
 }
 
 /// Everything the lab started; all of it is killed when this is dropped.
@@ -174,12 +276,8 @@ struct Lab {
     dir: PathBuf,
     shell: Option<Child>,
     shell_pid: Pid,
-    master: Option<OwnedFd>,
-    reader: Option<std::thread::JoinHandle<()>>,
-    stop_reader: Arc<AtomicBool>,
-    output: Arc<Mutex<Vec<u8>>>,
-    seen: usize,
-    probes: Vec<(&'static str, Identity, PidFd)>,
+    tty: Transcript,
+    probes: Vec<Probe>,
     interrupted: Arc<AtomicUsize>,
 }
 
@@ -193,69 +291,41 @@ impl Lab {
     }
 
     fn type_line(&self, line: &str) -> Result<(), LabError> {
-        let fd = self
-            .master
-            .as_ref()
-            .ok_or_else(|| failed("the terminal is closed"))?;
-        hupkit_common::stdio::write_all(
-            std::os::fd::AsRawFd::as_raw_fd(fd),
-            format!("{line}\n").as_bytes(),
-        )
-        .map_err(|e| failed(format!("cannot type on the terminal: {e}")))
+        self.tty
+            .type_line(line)
+            .context(exit::FAILURE, || "cannot type on the terminal")?;
+        Ok(())
     }
 
-    fn wait_output(&mut self, needle: &str) -> Result<(), LabError> {
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            self.check()?;
-            {
-                let out = self.output.lock().map_err(|_| failed("reader poisoned"))?;
-                let text = String::from_utf8_lossy(&out[self.seen..]).into_owned();
-                if let Some(at) = text.find(needle) {
-                    self.seen += at + needle.len();
-                    return Ok(());
-                }
-            }
-            if Instant::now() > end {
-                return Err(failed(format!("the shell did not print {needle:?}")));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    /// Waits for the shell's next prompt: the lab's own `$ `, or (before the
+    /// lab has set its own) root's `# ` too.
+    fn wait_prompt(&mut self, prompts: &[&str]) -> Result<(), LabError> {
+        let interrupted = Arc::clone(&self.interrupted);
+        let found = self
+            .tty
+            .wait_for_any(prompts, Instant::now() + SHELL_TIMEOUT, || {
+                interrupted.load(Ordering::SeqCst) == 0
+            });
+        self.check()?;
+        found
+            .map(drop)
+            .ok_or_else(|| failed("the shell printed no prompt"))
     }
 
-    fn wait_prompt(&mut self) -> Result<(), LabError> {
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            self.check()?;
-            {
-                let out = self.output.lock().map_err(|_| failed("reader poisoned"))?;
-                let text = String::from_utf8_lossy(&out[self.seen..]).into_owned();
-                if let Some(at) = text.find("$ ").or_else(|| text.find("# ")) {
-                    self.seen += at + 2;
-                    return Ok(());
-                }
-            }
-            if Instant::now() > end {
-                return Err(failed("the shell printed no prompt"));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    /// Types a line and waits for the prompt after it.
+    fn command(&mut self, line: &str) -> Result<(), LabError> {
+        self.type_line(line)?;
+        self.wait_prompt(&["$ "])
     }
 
+    /// Polls `cond` until it holds; a timeout says what the terminal showed.
     fn wait_for(&self, what: &str, mut cond: impl FnMut() -> bool) -> Result<(), LabError> {
-        let end = Instant::now() + Duration::from_secs(10);
+        let end = Instant::now() + SHELL_TIMEOUT;
         while !cond() {
             self.check()?;
             if Instant::now() > end {
-                let out = self
-                    .output
-                    .lock()
-                    .map(|o| String::from_utf8_lossy(&o).into_owned())
-                    .unwrap_or_default();
-                let tail: String = out
-                    .chars()
-                    .filter(|c| *c != '\r')
-                    .collect::<String>()
+                let shown = self.tty.text();
+                let tail = shown
                     .lines()
                     .filter(|l| !l.contains(" tick "))
                     .collect::<Vec<_>>()
@@ -264,32 +334,40 @@ impl Lab {
                     "timed out waiting for {what}; the terminal showed: {tail:?}"
                 )));
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(POLL);
         }
         Ok(())
     }
 
-    fn probe_pid(&self, name: &str) -> Option<Pid> {
-        std::fs::read_to_string(self.dir.join(format!("{name}.pid")))
+    fn probe_pid(&self, level: Level) -> Option<Pid> {
+        std::fs::read_to_string(self.dir.join(format!("{}.pid", level.name())))
             .ok()
             .and_then(|t| t.trim().parse().ok())
             .map(Pid::from_raw)
     }
 
-    fn hang_up(&mut self) {
-        self.stop_reader.store(true, Ordering::SeqCst);
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
+    /// What a probe last reported.
+    fn report(&self, level: Level) -> probe::Report {
+        probe::read(&self.dir, level.name())
+    }
+
+    /// Whether the shell has ended (it is reaped then).
+    fn shell_ended(&mut self) -> Result<bool, LabError> {
+        match self.shell.as_mut() {
+            Some(shell) => Ok(shell
+                .try_wait()
+                .context(exit::FAILURE, || "cannot wait for the shell")?
+                .is_some()),
+            None => Ok(true),
         }
-        self.master = None;
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for (_, id, fd) in &self.probes {
-            if id.liveness() == Liveness::Alive {
-                let _ = fd.signal(Signal::SIGKILL);
+        for p in &self.probes {
+            if p.id.liveness() == Liveness::Alive {
+                let _ = p.fd.signal(Signal::SIGKILL);
             }
         }
         if let Ok(snap) = Snapshot::take() {
@@ -297,13 +375,13 @@ impl Drop for Lab {
                 let _ = nix::sys::signal::kill(p.pid, Signal::SIGKILL);
             }
         }
-        self.hang_up();
+        self.tty.hang_up();
         if let Some(mut shell) = self.shell.take() {
             let _ = shell.kill();
             let _ = shell.wait();
         }
-        for (_, _, fd) in &self.probes {
-            let _ = fd.wait_exit(Duration::from_secs(2));
+        for p in &self.probes {
+            let _ = p.fd.wait_exit(KILL_TIMEOUT);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -343,6 +421,21 @@ fn remove_stale(tmp: &Path) {
     }
 }
 
+/// The lab's private directory, `$TMPDIR/huplab.PID.EVENT`, fresh, after the
+/// stale ones of killed labs are removed.
+fn make_dir(event: Event) -> Result<PathBuf, LabError> {
+    let tmp = std::env::temp_dir();
+    remove_stale(&tmp);
+    let dir = tmp.join(format!("huplab.{}.{}", std::process::id(), event.name()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).context(exit::FAILURE, || {
+        format!("cannot create directory {}", quote(dir.as_os_str()))
+    })?;
+    Ok(dir)
+}
+
+/// Phase 1: the lab's terminal, with `shell` on it as an interactive session
+/// leader (a login shell for `login`), at the lab's own `$ ` prompt.
 fn start_shell(
     shell: ShellKind,
     dir: &Path,
@@ -350,8 +443,8 @@ fn start_shell(
     login: bool,
     interrupted: Arc<AtomicUsize>,
 ) -> Result<Lab, LabError> {
-    let pty = hupkit_common::pty::open()
-        .map_err(|e| failed(format!("cannot open a pseudo-terminal: {e}")))?;
+    let pty =
+        hupkit_common::pty::open().context(exit::FAILURE, || "cannot open a pseudo-terminal")?;
     let bins = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     let path = format!("{}:/usr/bin:/bin:/usr/sbin:/sbin", bins.display());
     let mut cmd = Command::new(shell.name());
@@ -374,338 +467,258 @@ fn start_shell(
         pty.slave
             .try_clone()
             .map(Stdio::from)
-            .map_err(|e| failed(e.to_string()))
+            .context(exit::FAILURE, || "cannot share the terminal")
     };
     cmd.stdin(tty()?).stdout(tty()?).stderr(tty()?);
     hupkit_common::pty::session_leader_on_exec(&mut cmd);
-    let shell = cmd
+    let child = cmd
         .spawn()
-        .map_err(|e| failed(format!("cannot start bash: {e}")))?;
+        .context(exit::FAILURE, || format!("cannot start {}", shell.name()))?;
     drop(cmd);
-    let shell_pid = Pid::from_raw(i32::try_from(shell.id()).unwrap_or(0));
+    let shell_pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
     let hupkit_common::pty::Pty { master, slave, .. } = pty;
     drop(slave);
-    let output = Arc::new(Mutex::new(Vec::new()));
-    let stop_reader = Arc::new(AtomicBool::new(false));
-    let reader_fd = master.try_clone().map_err(|e| failed(e.to_string()))?;
-    let (sink, stop) = (Arc::clone(&output), Arc::clone(&stop_reader));
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while !stop.load(Ordering::SeqCst) {
-            let mut fds = [nix::poll::PollFd::new(
-                reader_fd.as_fd(),
-                nix::poll::PollFlags::POLLIN,
-            )];
-            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u8)) {
-                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-            match nix::unistd::read(&reader_fd, &mut buf) {
-                Ok(0) | Err(nix::errno::Errno::EIO) => break,
-                Ok(n) => {
-                    if let Ok(mut out) = sink.lock() {
-                        out.extend_from_slice(&buf[..n]);
-                    }
-                }
-                Err(_) => {}
-            }
-        }
-    });
     let mut lab = Lab {
         dir: dir.to_path_buf(),
-        shell: Some(shell),
+        shell: Some(child),
         shell_pid,
-        master: Some(master),
-        reader: Some(reader),
-        stop_reader,
-        output,
-        seen: 0,
+        tty: Transcript::start(master, Carriage::Drop)
+            .context(exit::FAILURE, || "cannot read the terminal")?,
         probes: Vec::new(),
         interrupted,
     };
     // A login shell may have read /etc/profile, which gives root "# ": wait for
     // either, then set the lab's own prompt (typed so that its echo never
     // contains the prompt itself).
-    lab.wait_prompt()?;
-    lab.type_line("PATH=$HUPLAB_PATH; PS1='$'' '")?;
-    lab.wait_output("$ ")?;
+    lab.wait_prompt(&["$ ", "# "])?;
+    lab.command("PATH=$HUPLAB_PATH; PS1='$'' '")?;
     Ok(lab)
 }
 
-fn name_of(sig: i32) -> String {
-    Signal::try_from(sig).map_or_else(
-        |_| format!("signal {sig}"),
-        |s| s.as_str().trim_start_matches("SIG").to_string(),
-    )
+/// Phase 2: one probe per level this shell has, started from the shell as a
+/// user would.
+fn start_probes(lab: &mut Lab, shell: ShellKind) -> Result<(), LabError> {
+    for level in Level::ALL {
+        let Some(line) = level.command(shell) else {
+            continue;
+        };
+        lab.command(&line)?;
+        let name = level.name();
+        lab.wait_for(&format!("probe {name}"), || lab.probe_pid(level).is_some())?;
+        let pid = lab
+            .probe_pid(level)
+            .ok_or_else(|| failed("probe vanished"))?;
+        match level {
+            Level::Stopped => {
+                lab.command(&format!("kill -TSTP {pid}"))?;
+                lab.wait_for("the probe to stop", || {
+                    Stat::read(pid).is_ok_and(|s| s.state == ProcState::Stopped)
+                })?;
+            }
+            Level::Disown => {
+                lab.command(&format!("rdisown -o \"$LAB/disown.out\" {pid} >/dev/null"))?;
+            }
+            _ => {}
+        }
+        let id = Identity::of(pid).context(exit::FAILURE, || format!("probe {name}"))?;
+        let fd = PidFd::open(pid).context(exit::FAILURE, || format!("probe {name}"))?;
+        lab.probes.push(Probe { level, id, fd });
+    }
+    Ok(())
+}
+
+/// Where a probe stood just before the event.
+struct Before {
+    stat: Stat,
+    sighup: Disposition,
+    report: probe::Report,
+}
+
+/// Phase 3: where each probe stands before the event.
+fn observe(lab: &Lab) -> Result<Vec<Before>, LabError> {
+    lab.probes
+        .iter()
+        .map(|p| {
+            let stat = Stat::read(p.id.pid)
+                .context(exit::FAILURE, || format!("probe {}", p.level.name()))?;
+            let sighup = proc::Status::read(p.id.pid)
+                .map_or(Disposition::Default, |s| s.disposition(Signal::SIGHUP));
+            Ok(Before {
+                stat,
+                sighup,
+                report: lab.report(p.level),
+            })
+        })
+        .collect()
+}
+
+/// Phase 4: the event.
+fn apply(lab: &mut Lab, event: Event) -> Result<(), LabError> {
+    match event {
+        Event::Hangup => lab.tty.hang_up(),
+        Event::Sighup => {
+            let _ = nix::sys::signal::kill(lab.shell_pid, Signal::SIGHUP);
+        }
+        Event::Exit | Event::LoginExit => {
+            lab.type_line("exit")?;
+            let end = Instant::now() + EXIT_GRACE;
+            while !lab.shell_ended()? {
+                if Instant::now() >= end {
+                    lab.type_line("exit")?;
+                    break;
+                }
+                std::thread::sleep(POLL);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Phase 5: the shell ends, whatever the event; returns what each probe had
+/// reported by then.
+fn await_shell_end(lab: &mut Lab) -> Result<Vec<probe::Report>, LabError> {
+    let end = Instant::now() + SHELL_TIMEOUT;
+    while !lab.shell_ended()? {
+        lab.check()?;
+        if Instant::now() > end {
+            return Err(failed("the shell did not end"));
+        }
+        std::thread::sleep(POLL);
+    }
+    Ok(lab.probes.iter().map(|p| lab.report(p.level)).collect())
+}
+
+/// Phase 6: each probe either dies or ticks on; true for a survivor.
+fn await_fates(lab: &Lab, at_end: &[probe::Report]) -> Result<Vec<bool>, LabError> {
+    let mut fates: Vec<Option<bool>> = vec![None; lab.probes.len()];
+    let end = Instant::now() + FATE_TIMEOUT;
+    while fates.iter().any(Option::is_none) {
+        lab.check()?;
+        for ((p, fate), then) in lab.probes.iter().zip(&mut fates).zip(at_end) {
+            if fate.is_some() {
+                continue;
+            }
+            if p.fd.wait_exit(Duration::ZERO).unwrap_or(false) {
+                *fate = Some(false);
+            } else if lab.report(p.level).ticks >= then.ticks + SURVIVAL_TICKS {
+                *fate = Some(true);
+            }
+        }
+        if Instant::now() > end {
+            return Err(failed("probes neither died nor ran"));
+        }
+        std::thread::sleep(POLL);
+    }
+    Ok(fates.into_iter().map(|f| f == Some(true)).collect())
+}
+
+/// How a dead probe ended, once its parent (the shell, or init) has reaped it.
+fn death(p: &Probe, shell: ShellKind, event: Event) -> Death {
+    let deadline = Instant::now() + REAP_TIMEOUT;
+    let raw = loop {
+        match p.fd.exit_status() {
+            Ok(Some(raw)) => break raw,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(POLL),
+            _ => return Death::Unknown,
+        }
+    };
+    let hup_or_term = |signo| signo == Signal::SIGHUP as i32 || signo == Signal::SIGTERM as i32;
+    match exit::Wait::from_raw(raw) {
+        // bash sends a stopped job SIGHUP+SIGCONT, then SIGTERM+SIGCONT
+        // (terminate_stopped_jobs), except at a plain exit (SIGTERM only).
+        exit::Wait::Signaled { signo, .. }
+            if shell == ShellKind::Bash
+                && p.level == Level::Stopped
+                && event != Event::Exit
+                && hup_or_term(signo) =>
+        {
+            Death::HupOrTerm
+        }
+        exit::Wait::Signaled { signo, .. } => Death::Signal(signo),
+        exit::Wait::Exited(code) => Death::Exited(code),
+        exit::Wait::Stopped { .. } | exit::Wait::Continued => Death::Unknown,
+    }
+}
+
+/// Where a surviving probe's standard output points now.
+fn output(lab: &Lab, p: &Probe, report: probe::Report, then: probe::Report) -> Output {
+    if report.errors > then.errors {
+        return Output::Lost;
+    }
+    match std::fs::read_link(format!("/proc/{}/fd/1", p.id.pid)) {
+        Ok(path) => match path.strip_prefix(&lab.dir) {
+            Ok(rel) => Output::InLab(rel.to_path_buf()),
+            Err(_) if path.starts_with("/dev/pts") => Output::LabTerminal,
+            Err(_) => Output::Elsewhere(path),
+        },
+        Err(_) => Output::Unknown,
+    }
+}
+
+/// Phase 7: the rows, the levels this shell lacks in their place.
+fn rows(
+    lab: &Lab,
+    shell: ShellKind,
+    event: Event,
+    before: &[Before],
+    at_end: &[probe::Report],
+    survived: &[bool],
+) -> Vec<Row> {
+    let shell_pid = lab.shell_pid;
+    let mut rows: Vec<Row> = Level::ALL
+        .iter()
+        .map(|&level| Row { level, seen: None })
+        .collect();
+    for (((p, b), then), survived) in lab.probes.iter().zip(before).zip(at_end).zip(survived) {
+        let report = lab.report(p.level);
+        let fate = if *survived {
+            Fate::Survived(output(lab, p, report, *then))
+        } else {
+            Fate::Died(death(p, shell, event))
+        };
+        let st = &b.stat;
+        let seen = Seen {
+            session: if st.session == shell_pid {
+                Whose::Shell
+            } else {
+                Whose::Own
+            },
+            group: if st.pgrp == shell_pid {
+                Group::Shell
+            } else if st.pgrp == st.pid {
+                Group::Own
+            } else {
+                Group::Another
+            },
+            on_lab_tty: st.tty_nr != 0,
+            sighup: b.sighup,
+            continued: report.conts > b.report.conts,
+            fate,
+        };
+        if let Some(row) = rows.iter_mut().find(|r| r.level == p.level) {
+            row.seen = Some(seen);
+        }
+    }
+    rows
 }
 
 /// Runs the experiment for `event`; `exe` is huplab itself (the probe program).
-#[allow(clippy::too_many_lines)]
 pub fn run(
     shell: ShellKind,
     event: Event,
     exe: &Path,
     interrupted: &Arc<AtomicUsize>,
 ) -> Result<Vec<Row>, LabError> {
-    let tmp = std::env::temp_dir();
-    remove_stale(&tmp);
-    let dir = tmp.join(format!("huplab.{}.{}", std::process::id(), event.name()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir(&dir)
-        .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
-    let mut lab = start_shell(
-        shell,
-        &dir,
-        exe,
-        event == Event::LoginExit,
-        Arc::clone(interrupted),
-    )?;
-    if event == Event::LoginExit && shell == ShellKind::Bash {
-        lab.type_line("shopt -s huponexit")?;
-        lab.wait_output("$ ")?;
+    let dir = make_dir(event)?;
+    let login = event == Event::LoginExit;
+    let mut lab = start_shell(shell, &dir, exe, login, Arc::clone(interrupted))?;
+    if login && shell == ShellKind::Bash {
+        lab.command("shopt -s huponexit")?;
     }
-    let probe = |name: &str| format!("\"$HUPLAB\" --probe {name} \"$LAB\"");
-    let mut missing = Vec::new();
-    for level in LEVELS {
-        let line = match (level.name, shell) {
-            ("bash-disown" | "bash-disown-h", ShellKind::Dash)
-            | ("bash-disown-h", ShellKind::Zsh) => {
-                missing.push(level.name);
-                continue;
-            }
-            ("nohup", _) => format!("nohup {} &", probe(level.name)),
-            ("rnohup", _) => format!("rnohup {} &", probe(level.name)),
-            ("bash-disown", ShellKind::Zsh) => {
-                format!("{} & disown %?{}", probe(level.name), level.name)
-            }
-            ("bash-disown", _) => format!("{} & disown $!", probe(level.name)),
-            ("bash-disown-h", _) => format!("{} & disown -h $!", probe(level.name)),
-            ("setsid", _) => format!("setsid {} &", probe(level.name)),
-            ("detach", _) => format!("detach -o \"$LAB/detach.out\" {}", probe(level.name)),
-            _ => format!("{} &", probe(level.name)),
-        };
-        lab.type_line(&line)?;
-        lab.wait_output("$ ")?;
-        let name = level.name;
-        lab.wait_for(&format!("probe {name}"), || lab.probe_pid(name).is_some())?;
-        let pid = lab
-            .probe_pid(name)
-            .ok_or_else(|| failed("probe vanished"))?;
-        match name {
-            "stopped" => {
-                lab.type_line(&format!("kill -TSTP {pid}"))?;
-                lab.wait_output("$ ")?;
-                lab.wait_for("the probe to stop", || {
-                    Stat::read(pid).is_ok_and(|s| s.state == 'T')
-                })?;
-            }
-            "disown" => {
-                lab.type_line(&format!("rdisown -o \"$LAB/disown.out\" {pid} >/dev/null"))?;
-                lab.wait_output("$ ")?;
-            }
-            _ => {}
-        }
-        let id = Identity::of(pid).map_err(|e| failed(format!("probe {name}: {e}")))?;
-        let fd = PidFd::open(pid).map_err(|e| failed(format!("probe {name}: {e}")))?;
-        lab.probes.push((name, id, fd));
-    }
-
-    // Before the event: where each probe stands.
-    let shell_pid = lab.shell_pid;
-    let mut before = Vec::new();
-    for (name, id, _) in &lab.probes {
-        let st = Stat::read(id.pid).map_err(|e| failed(format!("probe {name}: {e}")))?;
-        let sighup = match Status::read(id.pid).map(|s| s.disposition(Signal::SIGHUP)) {
-            Ok(Disposition::Ignore) => "ignored",
-            Ok(Disposition::Caught) => "caught",
-            _ => "default",
-        };
-        before.push((st, sighup, probe::read(&lab.dir, name)));
-    }
-
-    match event {
-        Event::Hangup => lab.hang_up(),
-        Event::Sighup => {
-            let _ = nix::sys::signal::kill(shell_pid, Signal::SIGHUP);
-        }
-        Event::Exit | Event::LoginExit => {
-            // Shells warn about stopped jobs at the first exit (bash, dash; zsh
-            // not when the last command was `jobs`): a second exit, if needed.
-            lab.type_line("exit")?;
-            let end = Instant::now() + Duration::from_millis(1500);
-            let mut exited = false;
-            while Instant::now() < end {
-                if let Some(sh) = lab.shell.as_mut() {
-                    if sh.try_wait().map_err(|e| failed(e.to_string()))?.is_some() {
-                        exited = true;
-                        break;
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if !exited {
-                lab.type_line("exit")?;
-            }
-        }
-    }
-    // The shell ends in every case; then each probe either dies or keeps ticking.
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        lab.check()?;
-        if let Some(shell) = lab.shell.as_mut() {
-            if shell
-                .try_wait()
-                .map_err(|e| failed(e.to_string()))?
-                .is_some()
-            {
-                break;
-            }
-        }
-        if Instant::now() > end {
-            return Err(failed("the shell did not end"));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let at_event: Vec<probe::Report> = lab
-        .probes
-        .iter()
-        .map(|(n, _, _)| probe::read(&lab.dir, n))
-        .collect();
-    let mut fate: Vec<Option<bool>> = vec![None; lab.probes.len()];
-    let end = Instant::now() + Duration::from_secs(10);
-    while fate.iter().any(Option::is_none) {
-        lab.check()?;
-        for (i, (name, _, fd)) in lab.probes.iter().enumerate() {
-            if fate[i].is_some() {
-                continue;
-            }
-            if fd.wait_exit(Duration::ZERO).unwrap_or(false) {
-                fate[i] = Some(false);
-            } else if probe::read(&lab.dir, name).ticks >= at_event[i].ticks + 3 {
-                fate[i] = Some(true);
-            }
-        }
-        if Instant::now() > end {
-            return Err(failed("probes neither died nor ran"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-
-    let mut rows = Vec::new();
-    for (i, (name, id, fd)) in lab.probes.iter().enumerate() {
-        let level = LEVELS
-            .iter()
-            .find(|l| l.name == *name)
-            .map_or("?", |l| l.label);
-        let (st, sighup, _) = &before[i];
-        let survived = fate[i] == Some(true);
-        let report = probe::read(&lab.dir, name);
-        let mut signals = Vec::new();
-        if !survived {
-            // Its status, once its parent (the shell, or init) has reaped it.
-            let deadline = Instant::now() + Duration::from_secs(3);
-            let raw = loop {
-                match fd.exit_status() {
-                    Ok(Some(raw)) => break Some(raw),
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    _ => break None,
-                }
-            };
-            let sig = raw.map(|r| r & 0x7f);
-            let hup_or_term =
-                sig == Some(Signal::SIGHUP as i32) || sig == Some(Signal::SIGTERM as i32);
-            match raw {
-                // bash sends a stopped job SIGHUP+SIGCONT, then SIGTERM+SIGCONT
-                // (terminate_stopped_jobs): it dies of whichever the kernel applies
-                // first, which depends on scheduling. Both were sent to it.
-                Some(_)
-                    if shell == ShellKind::Bash
-                        && *name == "stopped"
-                        && event != Event::Exit
-                        && hup_or_term =>
-                {
-                    signals.push("HUP, TERM (died)".into());
-                }
-                Some(raw) if raw & 0x7f != 0 => {
-                    signals.push(format!("{} (died)", name_of(raw & 0x7f)));
-                }
-                Some(raw) => signals.push(format!("exit {}", (raw >> 8) & 0xff)),
-                None => signals.push("died".into()),
-            }
-        }
-        if report.conts > before[i].2.conts {
-            signals.push("CONT".into());
-        }
-        let output = if !survived {
-            "-".to_string()
-        } else if report.errors > at_event[i].errors {
-            "lost (EIO: terminal gone)".to_string()
-        } else {
-            match std::fs::read_link(format!("/proc/{}/fd/1", id.pid)) {
-                Ok(p) if p.starts_with(&lab.dir) => p
-                    .strip_prefix(&lab.dir)
-                    .map_or_else(|_| p.display().to_string(), |r| r.display().to_string()),
-                Ok(p) if p.starts_with("/dev/pts") => "the lab's terminal".to_string(),
-                Ok(p) => p.display().to_string(),
-                Err(_) => "?".to_string(),
-            }
-        };
-        rows.push(Row {
-            applies: true,
-            label: level,
-            name,
-            session: if st.session == shell_pid {
-                "shell's"
-            } else {
-                "own"
-            },
-            group: if st.pgrp == shell_pid {
-                "shell's"
-            } else if st.pgrp == st.pid {
-                "own"
-            } else {
-                "another"
-            },
-            tty: if st.tty_nr == 0 { "none" } else { "lab tty" },
-            sighup,
-            signals: if signals.is_empty() {
-                "-".into()
-            } else {
-                signals.join(", ")
-            },
-            survived,
-            output,
-        });
-    }
-    // Levels this shell does not have, in their place.
-    for name in missing {
-        let label = LEVELS
-            .iter()
-            .find(|l| l.name == name)
-            .map_or("?", |l| l.label);
-        let at = LEVELS
-            .iter()
-            .position(|l| l.name == name)
-            .unwrap_or(rows.len())
-            .min(rows.len());
-        rows.insert(
-            at,
-            Row {
-                applies: false,
-                label,
-                name,
-                session: "-",
-                group: "-",
-                tty: "-",
-                sighup: "-",
-                signals: "-".into(),
-                survived: false,
-                output: format!("n/a: {} has no such builtin", shell.name()),
-            },
-        );
-    }
-    Ok(rows)
+    start_probes(&mut lab, shell)?;
+    let before = observe(&lab)?;
+    apply(&mut lab, event)?;
+    let at_end = await_shell_end(&mut lab)?;
+    let survived = await_fates(&lab, &at_end)?;
+    Ok(rows(&lab, shell, event, &before, &at_end, &survived))
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use hupkit_common::exit::{self, Status};
 use hupkit_common::pidfd::PidFd;
 use hupkit_common::proc::Stat;
 use hupkit_common::{safefile, stdio};
@@ -28,6 +29,18 @@ use nix::unistd::Pid;
 
 /// The environment variable through which the lab names itself to its probes.
 pub const LAB_ENV: &str = "HUPLAB_LAB";
+
+/// A probe writes a line (and its report) every tick: often enough that the lab
+/// sees a survivor within a few tenths of a second, and that a probe of a killed
+/// lab ends within one.
+const TICK: Duration = Duration::from_millis(100);
+
+/// How long a probe of a killed lab keeps trying to remove the lab's directory:
+/// the other probes write in it until their next tick, which a second covers.
+const REMOVE_FOR: Duration = Duration::from_secs(1);
+
+/// The pause between two tries.
+const REMOVE_RETRY: Duration = Duration::from_millis(50);
 
 /// The lab a probe belongs to.
 enum Lab {
@@ -57,7 +70,7 @@ fn watch_lab() -> Lab {
         return Lab::Gone;
     };
     match Stat::read(pid) {
-        Ok(st) if st.starttime == start && !matches!(st.state, 'Z' | 'X') => Lab::Watched(fd),
+        Ok(st) if st.starttime == start && !st.state.has_exited() => Lab::Watched(fd),
         _ => Lab::Gone,
     }
 }
@@ -68,7 +81,7 @@ fn watch_lab() -> Lab {
 /// retried for a second.
 fn remove_lab_dir(dir: &Path) {
     use std::os::unix::fs::MetadataExt;
-    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    let deadline = std::time::Instant::now() + REMOVE_FOR;
     loop {
         match std::fs::symlink_metadata(dir) {
             Ok(m) if m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw() => {}
@@ -77,13 +90,15 @@ fn remove_lab_dir(dir: &Path) {
         if std::fs::remove_dir_all(dir).is_ok() || std::time::Instant::now() > deadline {
             return;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(REMOVE_RETRY);
     }
 }
 
-/// Runs the probe for ever (until a signal ends it). Returns only on a setup failure.
+/// Runs the probe for ever (until a signal ends it). Returns only on a setup
+/// failure (1, silently: its standard error is the lab's terminal) or when the
+/// lab is gone (0).
 #[must_use]
-pub fn run(name: &str, dir: &Path) -> i32 {
+pub fn run(name: &str, dir: &Path) -> Status {
     let conts = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&conts);
     // SAFETY: the handler only increments an atomic, which is async-signal-safe.
@@ -93,12 +108,12 @@ pub fn run(name: &str, dir: &Path) -> i32 {
         })
     };
     if hooked.is_err() {
-        return 1;
+        return exit::FAILURE;
     }
     let lab = watch_lab();
     if matches!(lab, Lab::Gone) {
         remove_lab_dir(dir);
-        return 0;
+        return exit::SUCCESS;
     }
     let pid = std::process::id();
     if safefile::write_atomic(
@@ -108,7 +123,7 @@ pub fn run(name: &str, dir: &Path) -> i32 {
     )
     .is_err()
     {
-        return 1;
+        return exit::FAILURE;
     }
     let state = dir.join(format!("{name}.state"));
     let (mut ticks, mut errors) = (0u64, 0u64);
@@ -123,16 +138,15 @@ pub fn run(name: &str, dir: &Path) -> i32 {
             conts.load(Ordering::SeqCst)
         );
         let _ = safefile::write_atomic(&state, report.as_bytes(), 0o644);
-        let tick = Duration::from_millis(100);
         match &lab {
             // A signal (SIGCONT) cuts the wait short: that only makes a tick early.
             Lab::Watched(fd) => {
-                if fd.wait_exit(tick).unwrap_or(false) {
+                if fd.wait_exit(TICK).unwrap_or(false) {
                     remove_lab_dir(dir);
-                    return 0;
+                    return exit::SUCCESS;
                 }
             }
-            Lab::Gone | Lab::Unnamed => std::thread::sleep(tick),
+            Lab::Gone | Lab::Unnamed => std::thread::sleep(TICK),
         }
     }
 }

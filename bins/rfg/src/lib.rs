@@ -1,128 +1,76 @@
 //! `rfg`: bash's `fg`, from outside the shell.
 //!
 //! rfg must itself be the foreground job of its controlling terminal, and the
-//! job must be in the same session. Then (shared/research/jobcontrol.md §3.2):
+//! job must be in the same session. Then (shared/research/jobcontrol.md §3.2),
+//! in [`run`]'s named steps:
 //!
-//! 1. save the terminal's modes; block SIGTTOU and SIGTTIN (rfg is about to be a
-//!    background process that still calls `tcsetpgrp`); catch every signal of
-//!    [`GUARDED`] into a flag;
-//! 2. `tcsetpgrp` the terminal to the job's group, then SIGCONT the group;
-//! 3. poll: the job has ended when no member is alive, stopped when every live
-//!    member is stopped;
-//! 4. give the terminal back to the group that had it (a guard does this on every
-//!    path, errors and signals included); restore the saved modes if the job
-//!    stopped or was killed by a signal, as bash does;
-//! 5. exit like bash's `fg`: the job's status, 128+N for a signal, 128+stop
-//!    signal when it stopped (148 for ^Z).
+//! 1. resolve the job ([`resolve_job`]) and the member whose status is the
+//!    job's ([`watch_last`]);
+//! 2. block SIGTTOU and SIGTTIN (rfg is about to be a background process that
+//!    still calls `tcsetpgrp`); catch every signal of [`GUARDED`] into a flag
+//!    ([`guard_signals`]);
+//! 3. save the terminal's modes and `tcsetpgrp` it to the job's group
+//!    ([`TtyHandoff`], which gives the terminal back to the group that had it
+//!    when dropped: on every path, errors and signals included), then SIGCONT
+//!    the group;
+//! 4. wait: the job has ended when no member is alive, stopped when every live
+//!    member is stopped ([`wait_job`]);
+//! 5. give the terminal back; restore the saved modes if the job stopped or was
+//!    killed by a signal, as bash does; exit like bash's `fg`: the job's status,
+//!    128+N for a signal, 128+stop signal when it stopped (148 for ^Z)
+//!    ([`report`]).
 //!
 //! The job is not rfg's child, so its exit status comes from its pidfd
 //! (`PIDFD_GET_INFO`, Linux 6.15+), which the kernel fills in once the real
-//! parent (usually the shell) has reaped it; rfg waits up to 2 seconds for that.
-//! Without it the status is unknown and rfg exits 255. SIGKILL of rfg is the one
-//! case no guard can cover; an interactive bash reclaims the terminal itself when
-//! rfg dies, other parents may not (rfg(1), BUGS).
+//! parent (usually the shell) has reaped it; rfg waits [`REAP_GRACE`] for that.
+//! Without it the status is unknown and rfg exits [`STATUS_UNKNOWN`]. SIGKILL of
+//! rfg is the one case no guard can cover; an interactive bash reclaims the
+//! terminal itself when rfg dies, other parents may not (rfg(1), BUGS).
 
-use std::ffi::OsStr;
+pub mod cli;
+
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::{ArgAction, CommandFactory, Parser};
 use hupkit_common::diag::Diag;
-use hupkit_common::jobs::{Job, JobSpec, JobState, Snapshot, Target};
-use hupkit_common::pidfd::PidFd;
-use hupkit_common::proc::Stat;
-use hupkit_common::{exit, tty};
+use hupkit_common::exit::{self, Status, Wait};
+use hupkit_common::jobs::{Job, JobSpec, JobState, SessionJobs, Snapshot, Target};
+use hupkit_common::pidfd::{PidFd, signal_group};
+use hupkit_common::proc::{ProcState, Stat};
+use hupkit_common::{Context, Error, Result, tty};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::termios::{SetArg, Termios, tcgetattr, tcsetattr};
 use nix::unistd::{Pid, tcgetpgrp, tcsetpgrp};
 
-/// The exit statuses.
-pub const EXIT_STATUS: &[(&str, &str)] = &[
-    ("N", "the job's own exit status"),
-    ("128+N", "the job was killed by signal N (130 for ^C)"),
-    (
-        "128+S",
-        "the job stopped on signal S (148 for ^Z): it stays a stopped job",
-    ),
-    (
-        "125",
-        "rfg failed or refused (not the foreground job, no terminal, another session, no such job)",
-    ),
-    (
-        "255",
-        "the job ended but its status is unknown (kernel before 6.15, or its parent never reaped it)",
-    ),
-];
+pub use crate::cli::{Cli, EXIT_STATUS, MAN_SECTIONS, command};
 
-/// Bring a job to the foreground of this terminal, like bash's fg, from any shell.
-#[derive(Debug, Parser)]
-#[command(
-    name = "rfg",
-    version,
-    about = "Bring a job to the foreground of this terminal, like bash's fg, from any shell.",
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
-pub struct Cli {
-    /// The job: %N, %+, %%, %-, %name, %?text, PID (its process group), PID@STARTTIME [default: %+]
-    #[arg(value_name = "JOB")]
-    pub job: Option<String>,
+/// The job brought back when none is named: bash's current job.
+const DEFAULT_JOB: &str = "%+";
 
-    /// Print help
-    #[arg(short = 'h', long, action = ArgAction::Help)]
-    pub help: Option<bool>,
+/// How often the job's state is read while it has the terminal: short enough
+/// that ^Z and the job's end are followed at once, long enough that a scan of
+/// `/proc` every tick costs nothing to speak of.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
-    /// Print version
-    #[arg(short = 'V', long, action = ArgAction::Version)]
-    pub version: Option<bool>,
-}
+/// How long rfg waits, after the job's last member has exited, for its parent
+/// to reap it, so that the pidfd knows the exit status (rfg(1)): a shell reaps
+/// at once; one that has not after this will not soon.
+pub const REAP_GRACE: Duration = Duration::from_secs(2);
 
-/// Man page sections.
-pub const MAN_SECTIONS: &[(&str, &str)] = &[
-    (
-        "HOW IT WORKS",
-        "rfg must be the foreground job of its controlling terminal, and the job must \
-         be in the same session: run it as a plain command, not with '&'. It works for \
-         jobs the shell has disowned. It hands the terminal to the job (with SIGTTOU and \
-         SIGTTIN blocked), continues it, waits until it ends or stops, and gives the \
-         terminal back to the group that had it, on every path: when the job exits, \
-         stops or is killed, when rfg gets any signal that would end it and can be \
-         caught (HUP, INT, QUIT, TERM, USR1, USR2, ALRM, VTALRM, PROF, XCPU, \
-         XFSZ, IO, PWR, SYS, TRAP, ABRT), and on errors. The terminal's modes are saved first and restored when the job stops \
-         or is killed by a signal, as bash does.",
-    ),
-    (
-        "EXIT STATUS OF A JOB THAT IS NOT RFG'S CHILD",
-        "Read from the job's pidfd (PIDFD_GET_INFO with PIDFD_INFO_EXIT, Linux 6.15 and \
-         later) once its parent has reaped it; rfg waits up to 2 seconds for that. \
-         Otherwise rfg says the status is unknown and exits 255.",
-    ),
-    (
-        "BUGS",
-        "SIGKILL cannot be caught. An interactive bash takes the terminal back itself \
-         when its foreground job (rfg) dies, SIGKILL included; a parent that does not \
-         (a script, a program) leaves the terminal with the job. Recover by stopping \
-         the job (^Z), or with rfg or fg from that terminal.",
-    ),
-    ("SEE ALSO", "rjobs(1), rbg(1), bash(1) (fg), tcsetpgrp(3)"),
-];
+/// How often the pidfd is asked for the exit status during [`REAP_GRACE`].
+const REAP_POLL: Duration = Duration::from_millis(10);
 
-/// The command-line definition, with the exit statuses after the help.
+/// The status when the job ended but its exit status could not be learned (rfg(1)).
+pub const STATUS_UNKNOWN: Status = Status::new(255);
+
+/// The whole program, for the binary's entry (see its `main.rs` for the
+/// start-up): parses `args` (argv\[0\] first), runs, returns the exit status.
 #[must_use]
-pub fn command() -> clap::Command {
-    Cli::command().after_help(hupkit_common::cli::after_help(None, EXIT_STATUS))
-}
-
-/// Parses, runs, maps to an exit status.
-#[must_use]
-pub fn main() -> ExitCode {
-    hupkit_common::cli::main::<Cli>(command(), exit::CANCELED, |cli, _| {
-        Ok(exit::Status::new(run(cli)))
-    })
+pub fn main(args: Vec<std::ffi::OsString>) -> Status {
+    hupkit_common::cli::status::<Cli>(command(), args, exit::CANCELED, run)
 }
 
 /// Every signal whose default action would end rfg while the job has the
@@ -149,109 +97,60 @@ pub const GUARDED: [Signal; 16] = [
     Signal::SIGABRT,
 ];
 
-/// Gives the terminal back to `group` when dropped.
-struct Handback<'t> {
-    tty: &'t File,
-    group: Pid,
+/// rfg's own failures and refusals: GNU's 125, as for a command wrapper.
+fn refused(msg: impl Into<String>) -> Error {
+    Error::failed(msg, exit::CANCELED)
 }
 
-impl Drop for Handback<'_> {
-    fn drop(&mut self) {
-        // SIGTTOU is blocked: a background tcsetpgrp does not stop us.
-        let _ = tcsetpgrp(self.tty.as_fd(), self.group);
-    }
-}
-
-/// How the job ended its time in the foreground.
-enum End {
-    Exited,
-    Stopped,
-    Interrupted(i32),
-}
-
-fn wait_job(pgid: Pid, got: &AtomicUsize, watch: Option<&PidFd>) -> End {
-    loop {
-        let sig = got.load(Ordering::SeqCst);
-        if sig != 0 {
-            return End::Interrupted(i32::try_from(sig).unwrap_or(15));
-        }
-        let members: Vec<Stat> = Snapshot::take()
-            .map(|s| s.procs.into_iter().filter(|p| p.pgrp == pgid).collect())
-            .unwrap_or_default();
-        let live: Vec<&Stat> = members
-            .iter()
-            .filter(|p| !matches!(p.state, 'Z' | 'X'))
-            .collect();
-        if live.is_empty() {
-            return End::Exited;
-        }
-        if live.iter().all(|p| matches!(p.state, 'T' | 't')) {
-            return End::Stopped;
-        }
-        match watch {
-            Some(fd) => {
-                let _ = fd.wait_exit(Duration::from_millis(20));
-            }
-            None => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-}
-
-/// The status like bash's `fg` gives it, from a raw wait status.
-fn status_of(raw: i32) -> i32 {
-    let sig = raw & 0x7f;
-    if sig == 0 {
-        (raw >> 8) & 0xff
-    } else {
-        128 + sig
-    }
-}
-
-fn fail(diag: &mut Diag, msg: &str) -> i32 {
-    diag.error(msg);
-    exit::CANCELED.code()
-}
-
-/// Brings the job named in `cli` to the foreground; returns the exit status.
-#[allow(clippy::too_many_lines)]
-#[must_use]
-pub fn run(cli: &Cli) -> i32 {
-    let mut diag = Diag::new(OsStr::new("rfg"));
-    let Ok(tty) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-    else {
-        return fail(
-            &mut diag,
-            "no controlling terminal: run rfg from the job's terminal",
-        );
-    };
+/// Brings the job named in `cli` to the foreground, waits until it ends or
+/// stops, and exits as bash's `fg` would.
+pub fn run(cli: &Cli, _diag: &mut Diag) -> Result<Status> {
+    let tty = controlling_terminal()?;
     let me = nix::unistd::getpgrp();
     match tcgetpgrp(tty.as_fd()) {
         Ok(fg) if fg == me => {}
         _ => {
-            return fail(
-                &mut diag,
+            return Err(refused(
                 "not the foreground job of this terminal: run rfg without '&'",
-            );
+            ));
         }
     }
-    let snap = match Snapshot::take() {
-        Ok(s) => s,
-        Err(e) => return fail(&mut diag, &format!("cannot read /proc: {e}")),
-    };
-    let session = nix::unistd::getsid(None).unwrap_or(me);
-    let jobs = snap.jobs(session, &[me], false);
-    let text = cli.job.clone().unwrap_or_else(|| "%+".into());
-    let spec = match JobSpec::parse(&text) {
-        Ok(s) => s,
-        Err(msg) => return fail(&mut diag, &msg),
-    };
+    let view = SessionJobs::of_caller().context(exit::CANCELED, || "cannot read /proc")?;
+    let spec = JobSpec::parse(cli.job.as_deref().unwrap_or(DEFAULT_JOB))
+        .map_err(|e| refused(e.to_string()))?;
     let label = spec.to_string();
-    let job: &Job = match snap.resolve(&spec, &jobs) {
+    let job = resolve_job(&view, &spec, &label)?;
+    let members: Vec<&Stat> = job.members.iter().map(|&i| &view.snap.procs[i]).collect();
+    let watch = watch_last(&view.snap, job.pgid, &members);
+
+    // The modes before anything else touches the terminal, as bash saves them.
+    let modes = tcgetattr(tty.as_fd()).ok();
+    let got = guard_signals()?;
+    let handoff = TtyHandoff::give(&tty, modes, job.pgid, me).context(exit::CANCELED, || {
+        format!("{label}: cannot give the job the terminal")
+    })?;
+    signal_group(job.pgid, view.snap.get(job.pgid), &members, Signal::SIGCONT)
+        .map_err(|why| refused(format!("{label}: cannot continue the job: {why}")))?;
+    let end = wait_job(job.pgid, &got, watch.as_ref());
+    let modes = handoff.give_back();
+    report(end, &Restore { tty: &tty, modes }, &members, watch, &label)
+}
+
+/// `/dev/tty`, the caller's controlling terminal.
+fn controlling_terminal() -> Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(|_| refused("no controlling terminal: run rfg from the job's terminal"))
+}
+
+/// The job `spec` names among the caller's session's, or why it cannot be
+/// brought to this terminal.
+fn resolve_job<'v>(view: &'v SessionJobs, spec: &JobSpec, label: &str) -> Result<&'v Job> {
+    let job = match view.resolve(spec) {
         Ok(Target::Job(job)) => job,
-        Ok(Target::Process(p)) if p.session != session => {
+        Ok(Target::Process(p)) if p.session != view.session => {
             let out = std::fs::read_link(format!("/proc/{}/fd/1", p.pid)).map_or_else(
                 |_| "(unknown)".into(),
                 |p| {
@@ -260,153 +159,206 @@ pub fn run(cli: &Cli) -> i32 {
                     ))
                 },
             );
-            return fail(
-                &mut diag,
-                &format!(
-                    "{label}: PID {} is on another terminal ({}) and cannot be brought here; its output goes to {out}",
-                    p.pid,
-                    tty::name(p.tty_nr)
-                ),
-            );
+            return Err(refused(format!(
+                "{label}: PID {} is on another terminal ({}) and cannot be brought here; its output goes to {out}",
+                p.pid,
+                tty::name(p.tty_nr)
+            )));
         }
         Ok(Target::Process(p)) => {
-            return fail(
-                &mut diag,
-                &format!("{label}: PID {} belongs to the shell's own group", p.pid),
-            );
+            return Err(refused(format!(
+                "{label}: PID {} belongs to the shell's own group",
+                p.pid
+            )));
         }
-        Err(msg) => return fail(&mut diag, &msg),
+        Err(e) => return Err(refused(e.to_string())),
     };
     if job.state == JobState::Done {
-        return fail(&mut diag, &format!("{label}: job has terminated"));
+        return Err(refused(format!("{label}: job has terminated")));
     }
-    let pgid = job.pgid;
-    let members: Vec<&Stat> = job.members.iter().map(|&i| &snap.procs[i]).collect();
-    // The status to report is the last command's, as bash's: the newest member
-    // whose parent is outside the group.
+    Ok(job)
+}
+
+/// A pidfd on the member whose status is the job's, as bash's: the newest
+/// member whose parent is outside the group (the pipeline's last command),
+/// opened only if it is still the process the scan saw.
+fn watch_last(snap: &Snapshot, pgid: Pid, members: &[&Stat]) -> Option<PidFd> {
     let last = members
         .iter()
         .rev()
-        .find(|p| snap.get(p.ppid).is_none_or(|parent| parent.pgrp != pgid))
-        .copied();
-    let watch = last.and_then(|p| {
-        let fd = PidFd::open(p.pid).ok()?;
-        Stat::read(p.pid)
-            .ok()
-            .filter(|now| now.starttime == p.starttime)
-            .map(|_| fd)
-    });
+        .find(|p| snap.get(p.ppid).is_none_or(|parent| parent.pgrp != pgid))?;
+    let fd = PidFd::open(last.pid).ok()?;
+    Stat::read(last.pid)
+        .ok()
+        .filter(|now| now.starttime == last.starttime)
+        .map(|_| fd)
+}
 
-    let saved: Option<Termios> = tcgetattr(tty.as_fd()).ok();
+/// Blocks SIGTTOU and SIGTTIN, and catches every signal of [`GUARDED`] into
+/// the flag returned (the signal's number, 0 while none came).
+fn guard_signals() -> Result<Arc<AtomicUsize>> {
     let mut block = SigSet::empty();
     block.add(Signal::SIGTTOU);
     block.add(Signal::SIGTTIN);
-    if let Err(e) = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&block), None) {
-        return fail(
-            &mut diag,
-            &format!("cannot block SIGTTOU: {}", hupkit_common::diag::strerror(e)),
-        );
-    }
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&block), None)
+        .context(exit::CANCELED, || "cannot block SIGTTOU")?;
     let got = Arc::new(AtomicUsize::new(0));
     for sig in GUARDED {
         if signal_hook::flag::register_usize(sig as i32, Arc::clone(&got), sig as usize).is_err() {
-            return fail(&mut diag, "cannot install signal handlers");
+            return Err(refused("cannot install signal handlers"));
         }
     }
+    Ok(got)
+}
 
-    let end = {
-        let _back = Handback {
-            tty: &tty,
-            group: me,
+/// The terminal handed to a job: given back to the group that had it when
+/// dropped, on every path (as fish-shell's `TtyHandoff`), with the modes saved
+/// before the hand-off kept for [`Restore`].
+struct TtyHandoff<'t> {
+    tty: &'t File,
+    back_to: Pid,
+    modes: Option<Termios>,
+}
+
+impl<'t> TtyHandoff<'t> {
+    /// Makes `to` the terminal's foreground group, keeping the `modes` saved
+    /// before; `back_to` gets the terminal back when the hand-off is dropped.
+    fn give(
+        tty: &'t File,
+        modes: Option<Termios>,
+        to: Pid,
+        back_to: Pid,
+    ) -> nix::Result<TtyHandoff<'t>> {
+        let handoff = TtyHandoff {
+            tty,
+            back_to,
+            modes,
         };
-        if let Err(e) = tcsetpgrp(tty.as_fd(), pgid) {
-            return fail(
-                &mut diag,
-                &format!(
-                    "{label}: cannot give the job the terminal: {}",
-                    hupkit_common::diag::strerror(e)
-                ),
-            );
-        }
-        if let Err(why) = hupkit_rbg::signal_group(pgid, snap.get(pgid), &members, Signal::SIGCONT)
-        {
-            return fail(
-                &mut diag,
-                &format!("{label}: cannot continue the job: {why}"),
-            );
-        }
-        wait_job(pgid, &got, watch.as_ref())
-        // `_back` gives the terminal back here, on every path.
-    };
+        tcsetpgrp(tty.as_fd(), to)?;
+        Ok(handoff)
+    }
 
-    let restore = |saved: &Option<Termios>| {
-        if let Some(t) = saved {
-            let _ = tcsetattr(tty.as_fd(), SetArg::TCSADRAIN, t);
-        }
-    };
-    match end {
-        End::Interrupted(sig) => {
-            // Re-raise with the default action, so our caller sees how we died.
-            let _ = hupkit_common::signal::set_default(
-                Signal::try_from(sig).unwrap_or(Signal::SIGTERM),
-            );
-            let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&SigSet::all()), None);
-            let _ = nix::sys::signal::raise(Signal::try_from(sig).unwrap_or(Signal::SIGTERM));
-            128 + sig
-        }
-        End::Stopped => {
-            restore(&saved);
-            let stop = members
-                .iter()
-                .find(|p| Stat::read(p.pid).is_ok_and(|s| s.state == 'T'))
-                .and_then(|p| hupkit_common::ptrace::stop_signal(p.pid))
-                .unwrap_or(Signal::SIGTSTP);
-            128 + stop as i32
-        }
-        End::Exited => {
-            let Some(fd) = watch else {
-                diag.error(&format!(
-                    "{label}: the job ended; its exit status is unknown"
-                ));
-                return 255;
-            };
-            let deadline = Instant::now() + Duration::from_secs(2);
-            loop {
-                match fd.exit_status() {
-                    Ok(Some(raw)) => {
-                        if raw & 0x7f != 0 {
-                            restore(&saved);
-                        }
-                        return status_of(raw);
-                    }
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                    _ => {
-                        diag.error(&format!(
-                            "{label}: the job ended; its exit status is unknown (its parent has not reaped it, or the kernel is older than 6.15)"
-                        ));
-                        return 255;
-                    }
-                }
-            }
+    /// Gives the terminal back now; returns the modes saved before the hand-off.
+    fn give_back(mut self) -> Option<Termios> {
+        self.modes.take()
+        // `self` is dropped here: the terminal goes back.
+    }
+}
+
+impl Drop for TtyHandoff<'_> {
+    fn drop(&mut self) {
+        // SIGTTOU is blocked: a background tcsetpgrp does not stop us.
+        let _ = tcsetpgrp(self.tty.as_fd(), self.back_to);
+    }
+}
+
+/// The terminal modes saved before the hand-off, restored when the job's
+/// ending calls for it.
+struct Restore<'t> {
+    tty: &'t File,
+    modes: Option<Termios>,
+}
+
+impl Restore<'_> {
+    fn restore(&self) {
+        if let Some(t) = &self.modes {
+            let _ = tcsetattr(self.tty.as_fd(), SetArg::TCSADRAIN, t);
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::status_of;
+/// How the job ended its time in the foreground.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Exited,
+    Stopped,
+    Interrupted(Signal),
+}
 
-    #[test]
-    fn statuses_like_bash() {
-        assert_eq!(status_of(0x0300), 3);
-        assert_eq!(status_of(2), 130);
-        assert_eq!(status_of(15), 143);
+/// Waits until the group `pgid` has ended or stopped, or rfg got a guarded signal.
+fn wait_job(pgid: Pid, got: &AtomicUsize, watch: Option<&PidFd>) -> End {
+    loop {
+        let sig = got.load(Ordering::SeqCst);
+        if sig != 0 {
+            let sig = i32::try_from(sig)
+                .ok()
+                .and_then(|n| Signal::try_from(n).ok())
+                .unwrap_or(Signal::SIGTERM);
+            return End::Interrupted(sig);
+        }
+        // A scan that fails finds no member: the job has ended.
+        match Snapshot::take().map_or(JobState::Done, |s| s.group_state(pgid)) {
+            JobState::Done => return End::Exited,
+            JobState::Stopped(_) => return End::Stopped,
+            JobState::Running => {}
+        }
+        match watch {
+            Some(fd) => {
+                let _ = fd.wait_exit(POLL_INTERVAL);
+            }
+            None => std::thread::sleep(POLL_INTERVAL),
+        }
     }
+}
 
-    #[test]
-    fn definition_is_consistent() {
-        super::command().debug_assert();
+/// The exit status, as bash's `fg` gives it, for how the job ended; the
+/// terminal is already back with rfg's group.
+fn report(
+    end: End,
+    modes: &Restore<'_>,
+    members: &[&Stat],
+    watch: Option<PidFd>,
+    label: &str,
+) -> Result<Status> {
+    match end {
+        End::Interrupted(sig) => {
+            // Re-raise with the default action, so our caller sees how we died.
+            let _ = hupkit_common::signal::set_default(sig);
+            let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&SigSet::all()), None);
+            let _ = nix::sys::signal::raise(sig);
+            Ok(Status::from_signal(sig as i32))
+        }
+        End::Stopped => {
+            modes.restore();
+            let stop = members
+                .iter()
+                .find(|p| Stat::read(p.pid).is_ok_and(|s| s.state == ProcState::Stopped))
+                .and_then(|p| hupkit_common::ptrace::stop_signal(p.pid))
+                .unwrap_or(Signal::SIGTSTP);
+            Ok(Status::from_signal(stop as i32))
+        }
+        End::Exited => {
+            let Some(fd) = watch else {
+                return Err(Error::failed(
+                    format!("{label}: the job ended; its exit status is unknown"),
+                    STATUS_UNKNOWN,
+                ));
+            };
+            let Some(wait) = reaped_status(&fd) else {
+                return Err(Error::failed(
+                    format!(
+                        "{label}: the job ended; its exit status is unknown (its parent has not reaped it, or the kernel is older than 6.15)"
+                    ),
+                    STATUS_UNKNOWN,
+                ));
+            };
+            if matches!(wait, Wait::Signaled { .. }) {
+                modes.restore();
+            }
+            Ok(wait.shell_status().unwrap_or(STATUS_UNKNOWN))
+        }
+    }
+}
+
+/// The exit status of the watched member once its parent has reaped it,
+/// waiting up to [`REAP_GRACE`]; `None` if it cannot be learned.
+fn reaped_status(fd: &PidFd) -> Option<Wait> {
+    let deadline = Instant::now() + REAP_GRACE;
+    loop {
+        match fd.exit_status() {
+            Ok(Some(raw)) => return Some(Wait::from_raw(raw)),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(REAP_POLL),
+            _ => return None,
+        }
     }
 }

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, CommandFactory, Parser, ValueHint};
+use clap::{CommandFactory, Parser, ValueHint};
+use hupkit_common::cli::{Help, Version};
 
 /// The exit statuses.
 pub const EXIT_STATUS: &[(&str, &str)] = &[
@@ -76,13 +77,11 @@ pub struct Cli {
     #[arg(long, value_name = "TARGET", conflicts_with_all = ["records", "all_sessions", "long", "tty"])]
     pub explain: Option<String>,
 
-    /// Print help
-    #[arg(short = 'h', long, action = ArgAction::Help)]
-    pub help: Option<bool>,
+    #[command(flatten)]
+    help: Help,
 
-    /// Print version
-    #[arg(short = 'V', long, action = ArgAction::Version)]
-    pub version: Option<bool>,
+    #[command(flatten)]
+    version: Version,
 }
 
 /// Further man page sections.

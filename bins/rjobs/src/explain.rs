@@ -19,15 +19,59 @@ use hupkit_common::signal::Disposition;
 use hupkit_common::tty;
 use nix::sys::signal::Signal;
 
-/// The explanation of `p`, several lines.
+/// What the verdicts are drawn from: the facts printed first (yes-or-no questions,
+/// hence the bools).
+#[allow(clippy::struct_excessive_bools)]
+struct Facts {
+    hup: Disposition,
+    is_leader: bool,
+    foreground: bool,
+    stopped: bool,
+    orphaned: bool,
+    /// No terminal (or its session's leader has none): no hangup, no job table.
+    detached: bool,
+    /// Which of fds 0-2 are the terminal.
+    on_tty: Vec<i32>,
+}
+
+/// The three verdicts: terminal hangup, shell exit, `kill -HUP` of the shell.
+struct Verdicts {
+    hangup: String,
+    exit: String,
+    hupsh: String,
+}
+
+/// The explanation of `p`, several lines: the facts, then the verdicts.
 #[must_use]
-#[allow(clippy::too_many_lines)] // the facts, then the three verdicts, in reading order
 pub fn explain(snap: &Snapshot, p: &Stat) -> String {
     let mut out = String::new();
+    let facts = facts(&mut out, snap, p);
+    let lost = if facts.on_tty.iter().any(|fd| *fd > 0) {
+        ", but its output to the terminal will be lost (writes fail with EIO)"
+    } else {
+        ""
+    };
+    let v = verdicts(&facts, lost);
+    let _ = writeln!(out, "verdict:");
+    let _ = writeln!(out, "  terminal hangup:      {}", v.hangup);
+    let _ = writeln!(out, "  shell exit:           {}", v.exit);
+    let _ = writeln!(out, "  kill -HUP the shell:  {}", v.hupsh);
+    if facts.orphaned && facts.stopped {
+        let _ = writeln!(
+            out,
+            "  now: it is a stopped job in an orphaned group; the kernel sends such groups SIGHUP and SIGCONT"
+        );
+    }
+    let _ = writeln!(out, "  {}", fix(&v, &facts, lost, p));
+    out
+}
+
+/// Prints the facts about `p` (session, group, SIGHUP, fds 0-2, orphaned
+/// group) and returns them.
+fn facts(out: &mut String, snap: &Snapshot, p: &Stat) -> Facts {
     let leader = snap.get(p.session);
-    let status = Status::read(p.pid).ok();
-    let hup = status
-        .as_ref()
+    let hup = Status::read(p.pid)
+        .ok()
         .map_or(Disposition::Default, |s| s.disposition(Signal::SIGHUP));
     let cmd = Snapshot::cmdline_text(p);
     let _ = writeln!(out, "PID {} ({cmd})", p.pid);
@@ -36,7 +80,6 @@ pub fn explain(snap: &Snapshot, p: &Stat) -> String {
         None if p.session.as_raw() == 0 => "outside this PID namespace".to_string(),
         None => "gone".to_string(),
     };
-    let ctty = tty::name(p.tty_nr);
     let _ = writeln!(
         out,
         "  session {} (leader {leader_name}), controlling terminal {}",
@@ -44,12 +87,12 @@ pub fn explain(snap: &Snapshot, p: &Stat) -> String {
         if p.tty_nr == 0 {
             "none".to_string()
         } else {
-            ctty.clone()
+            tty::name(p.tty_nr)
         }
     );
     let is_leader = p.pid == p.session;
     let foreground = p.tpgid == p.pgrp.as_raw() && p.tty_nr != 0;
-    let stopped = matches!(p.state, 'T' | 't');
+    let stopped = p.state.is_stopped();
     let _ = writeln!(
         out,
         "  process group {}: {}{}",
@@ -71,6 +114,26 @@ pub fn explain(snap: &Snapshot, p: &Stat) -> String {
         Disposition::Caught => "caught by its own handler (the program decides)",
     };
     let _ = writeln!(out, "  SIGHUP: {hup_text}");
+    let on_tty = std_fds(out, p);
+    let orphaned = snap.orphaned(p.session, p.pgrp);
+    let _ = writeln!(
+        out,
+        "  group orphaned: {}",
+        if orphaned { "yes" } else { "no" }
+    );
+    Facts {
+        hup,
+        is_leader,
+        foreground,
+        stopped,
+        orphaned,
+        detached: p.tty_nr == 0 || leader.is_some_and(|l| l.tty_nr == 0),
+        on_tty,
+    }
+}
+
+/// Prints where fds 0-2 of `p` lead; returns those that are its terminal.
+fn std_fds(out: &mut String, p: &Stat) -> Vec<i32> {
     let mut on_tty = Vec::new();
     for fd in 0..3 {
         let path = format!("/proc/{}/fd/{fd}", p.pid);
@@ -90,24 +153,17 @@ pub fn explain(snap: &Snapshot, p: &Stat) -> String {
             if is_tty { " (the terminal)" } else { "" }
         );
     }
-    let orphaned = snap.orphaned(p.session, p.pgrp);
-    let _ = writeln!(
-        out,
-        "  group orphaned: {}",
-        if orphaned { "yes" } else { "no" }
-    );
+    on_tty
+}
 
-    // The verdicts.
-    let lost = if on_tty.iter().any(|fd| *fd > 0) {
-        ", but its output to the terminal will be lost (writes fail with EIO)"
-    } else {
-        ""
-    };
-    let (hangup, exit, hupsh) = if p.tty_nr == 0 || leader.is_some_and(|l| l.tty_nr == 0) {
+/// What hangup, shell exit and `kill -HUP` of the shell would do; `lost` is
+/// the rider for output to a terminal that hangs up.
+fn verdicts(f: &Facts, lost: &str) -> Verdicts {
+    let (hangup, exit, hupsh) = if f.detached {
         let v = "lives: it has no terminal, and no shell's job table reaches it".to_string();
         (v.clone(), v.clone(), v)
     } else {
-        match hup {
+        match f.hup {
             Disposition::Ignore => (
                 format!("lives{lost}"),
                 "lives".to_string(),
@@ -115,63 +171,60 @@ pub fn explain(snap: &Snapshot, p: &Stat) -> String {
             ),
             Disposition::Caught => (
                 format!("gets SIGHUP; its own handler decides{lost}"),
-                if stopped {
+                if f.stopped {
                     "gets SIGTERM and SIGCONT from bash: dies, unless it handles SIGTERM".into()
                 } else {
                     "lives".to_string()
                 },
                 "gets SIGHUP; its own handler decides".to_string(),
             ),
-            Disposition::Default if is_leader => (
+            Disposition::Default if f.is_leader => (
                 "dies: the kernel sends SIGHUP to the session leader".to_string(),
                 "(it is the shell)".to_string(),
                 "dies".to_string(),
             ),
-            Disposition::Default => {
-                let hang = if foreground {
-                    "dies: the kernel sends SIGHUP to the terminal's foreground group".to_string()
-                } else {
-                    format!(
-                        "dies, if it is still in bash's job table (bash forwards SIGHUP); lives if the shell disowned it{lost}"
-                    )
-                };
-                let ex = if stopped {
-                    "dies: bash sends SIGTERM and SIGCONT to its stopped jobs when it exits"
-                        .to_string()
-                } else {
-                    "lives: bash sends nothing to running jobs at exit (a login shell with huponexit would send SIGHUP)"
-                        .to_string()
-                };
-                let hs =
-                    "dies, if it is still in bash's job table (bash forwards SIGHUP)".to_string();
-                (hang, ex, hs)
-            }
+            Disposition::Default => default_verdicts(f, lost),
         }
     };
-    let _ = writeln!(out, "verdict:");
-    let _ = writeln!(out, "  terminal hangup:      {hangup}");
-    let _ = writeln!(out, "  shell exit:           {exit}");
-    let _ = writeln!(out, "  kill -HUP the shell:  {hupsh}");
-    if orphaned && stopped {
-        let _ = writeln!(
-            out,
-            "  now: it is a stopped job in an orphaned group; the kernel sends such groups SIGHUP and SIGCONT"
-        );
+    Verdicts {
+        hangup,
+        exit,
+        hupsh,
     }
-    let fix = if hangup.starts_with("dies") || hupsh.starts_with("dies") || exit.starts_with("dies")
-    {
+}
+
+/// The verdicts for a job member that dies of SIGHUP.
+fn default_verdicts(f: &Facts, lost: &str) -> (String, String, String) {
+    let hang = if f.foreground {
+        "dies: the kernel sends SIGHUP to the terminal's foreground group".to_string()
+    } else {
+        format!(
+            "dies, if it is still in bash's job table (bash forwards SIGHUP); lives if the shell disowned it{lost}"
+        )
+    };
+    let ex = if f.stopped {
+        "dies: bash sends SIGTERM and SIGCONT to its stopped jobs when it exits".to_string()
+    } else {
+        "lives: bash sends nothing to running jobs at exit (a login shell with huponexit would send SIGHUP)"
+            .to_string()
+    };
+    let hs = "dies, if it is still in bash's job table (bash forwards SIGHUP)".to_string();
+    (hang, ex, hs)
+}
+
+/// The hupkit command that would change the verdicts, if any.
+fn fix(v: &Verdicts, f: &Facts, lost: &str, p: &Stat) -> String {
+    if v.hangup.starts_with("dies") || v.hupsh.starts_with("dies") || v.exit.starts_with("dies") {
         format!(
             "to change that: rdisown {} (ignores SIGHUP, output to nohup.out, continues it); start such commands with rnohup or detach",
             p.pid
         )
-    } else if !lost.is_empty() && hup == Disposition::Ignore {
+    } else if !lost.is_empty() && f.hup == Disposition::Ignore {
         format!(
             "to keep its output: rdisown {} (points its terminal descriptors at nohup.out)",
             p.pid
         )
     } else {
         "nothing to change".to_string()
-    };
-    let _ = writeln!(out, "  {fix}");
-    out
+    }
 }

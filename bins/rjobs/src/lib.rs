@@ -4,54 +4,43 @@
 //! One `/proc` scan ([`hupkit_common::jobs::Snapshot`]) per invocation; the
 //! views pick a session (the caller's, another terminal's, or all of them),
 //! build rows, and print them as a table or as JSON. `--records` lists the
-//! job-record store instead ([`hupkit_common::records`]).
+//! job-record store instead ([`hupkit_common::records`]). Every view returns
+//! its exit status or an error to [`hupkit_common::cli::main`], which reports it.
 
 pub mod cli;
 pub mod explain;
 pub mod json;
 
-use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use hupkit_common::diag::Diag;
+use hupkit_common::exit::{self, Status};
 use hupkit_common::identity::Liveness;
-use hupkit_common::jobs::{Job, JobState, Snapshot};
-use hupkit_common::proc::{Stat, Status};
+use hupkit_common::jobs::{Job, JobSpec, JobState, SessionJobs, Snapshot, Target};
+use hupkit_common::proc::{self, ProcState, Stat};
 use hupkit_common::quote::quote;
 use hupkit_common::records;
 use hupkit_common::signal::Disposition;
-use hupkit_common::{stdio, tty};
+use hupkit_common::{Context, Error, Result, stdio, tty};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::cli::Cli;
 use crate::json::Value;
 
-/// Exit statuses.
-pub mod code {
-    /// Listed.
-    pub const OK: i32 = 0;
-    /// No such session, or a record could not be removed.
-    pub const FAILED: i32 = 1;
-    /// Bad usage.
-    pub const USAGE: i32 = 2;
-}
-
-/// Parses, runs, maps to an exit status.
+/// The whole program, for the binary's entry (see its `main.rs` for the
+/// start-up): parses `args` (argv\[0\] first), runs, returns the exit status.
 #[must_use]
-pub fn main() -> ExitCode {
-    hupkit_common::cli::main::<Cli>(cli::command(), hupkit_common::exit::USAGE, |cli, _| {
-        Ok(hupkit_common::exit::Status::new(run(cli)))
-    })
+pub fn main(args: Vec<std::ffi::OsString>) -> Status {
+    hupkit_common::cli::status::<Cli>(cli::command(), args, exit::USAGE, run)
 }
 
 /// One member process, with its separation.
 struct Member {
     pid: Pid,
-    state: char,
+    state: ProcState,
     sighup: &'static str,
     tty_fds: String,
     ctty: String,
@@ -89,7 +78,7 @@ struct Session {
 }
 
 fn member(p: &Stat, session_tty: u64) -> Member {
-    let status = Status::read(p.pid).ok();
+    let status = proc::Status::read(p.pid).ok();
     let sighup = match status.as_ref().map(|s| s.disposition(Signal::SIGHUP)) {
         Some(Disposition::Default) => "default",
         Some(Disposition::Ignore) => "ignored",
@@ -298,62 +287,47 @@ fn json_jobs(jobs: &[Row], long: bool) -> Value {
     )
 }
 
-fn print(out: &str) -> i32 {
+/// Writes `out` to standard output; a closed pipe is a quiet success.
+fn print(out: &str) -> Result<Status> {
     match stdio::write_all(stdio::STDOUT, out.as_bytes()) {
-        Ok(()) | Err(nix::errno::Errno::EPIPE) => code::OK,
-        Err(e) => {
-            Diag::new(OsStr::new("rjobs")).error_errno("write error", e);
-            code::FAILED
-        }
+        Ok(()) | Err(nix::errno::Errno::EPIPE) => Ok(exit::SUCCESS),
+        Err(e) => Err(Error::sys("write error", e, exit::FAILURE)),
     }
 }
 
 /// The session whose controlling terminal is `path` (`pts/3` means `/dev/pts/3`).
-fn session_of_tty(snap: &Snapshot, path: &Path) -> Result<Pid, String> {
+fn session_of_tty(snap: &Snapshot, path: &Path) -> Result<Pid> {
     let path = if path.is_absolute() {
         path.to_path_buf()
     } else {
         PathBuf::from("/dev").join(path)
     };
-    let n = tty::number(&path).map_err(|e| {
-        format!(
-            "{}: {}",
-            quote(path.as_os_str()),
-            hupkit_common::diag::strerror(nix::errno::Errno::from_raw(
-                e.raw_os_error().unwrap_or(5)
-            ))
-        )
-    })?;
+    let n = tty::number(&path).context(exit::FAILURE, || quote(path.as_os_str()))?;
     snap.procs
         .iter()
         .find(|p| p.tty_nr == n && p.pid == p.session)
         .or_else(|| snap.procs.iter().find(|p| p.tty_nr == n))
         .map(|p| p.session)
         .ok_or_else(|| {
-            format!(
-                "no session has {} as its controlling terminal",
-                quote(path.as_os_str())
+            Error::failed(
+                format!(
+                    "no session has {} as its controlling terminal",
+                    quote(path.as_os_str())
+                ),
+                exit::FAILURE,
             )
         })
 }
 
 /// Runs the view `cli` asks for.
-#[must_use]
-pub fn run(cli: &Cli) -> i32 {
-    let mut diag = Diag::new(OsStr::new("rjobs"));
+pub fn run(cli: &Cli, diag: &mut Diag) -> Result<Status> {
     if cli.records {
-        return run_records(cli, &mut diag);
+        return run_records(cli, diag);
     }
     if let Some(target) = &cli.explain {
-        return run_explain(target, &mut diag);
+        return run_explain(target);
     }
-    let snap = match Snapshot::take() {
-        Ok(s) => s,
-        Err(e) => {
-            diag.error(&format!("cannot read /proc: {e}"));
-            return code::FAILED;
-        }
-    };
+    let snap = Snapshot::take().context(exit::FAILURE, || "cannot read /proc")?;
     // -A does not attach to every stopped process of the machine to learn why it
     // is stopped: its stopped jobs show as plain Stopped.
     let sessions: Vec<Session> = if cli.all_sessions {
@@ -363,13 +337,7 @@ pub fn run(cli: &Cli) -> i32 {
             .collect()
     } else {
         let sid = match &cli.tty {
-            Some(t) => match session_of_tty(&snap, t) {
-                Ok(sid) => sid,
-                Err(msg) => {
-                    diag.error(&msg);
-                    return code::FAILED;
-                }
-            },
+            Some(t) => session_of_tty(&snap, t)?,
             None => nix::unistd::getsid(None).unwrap_or_else(|_| nix::unistd::getpid()),
         };
         vec![session_of(
@@ -381,82 +349,80 @@ pub fn run(cli: &Cli) -> i32 {
             true,
         )]
     };
+    let out = if cli.json {
+        sessions_json(&sessions, cli.all_sessions, cli.long)
+    } else {
+        sessions_text(&sessions, cli.all_sessions, cli.long)
+    };
+    print(&out)
+}
+
+/// The JSON of the sessions listed: an array of sessions with `-A`, else the
+/// one session's array of jobs.
+fn sessions_json(sessions: &[Session], all: bool, long: bool) -> String {
+    let v = if all {
+        Value::Array(
+            sessions
+                .iter()
+                .map(|s| {
+                    Value::Object(vec![
+                        ("session", Value::Int(s.sid.as_raw().into())),
+                        ("tty", Value::Str(s.tty.clone())),
+                        ("leader", Value::Str(s.leader.clone())),
+                        ("jobs", json_jobs(&s.jobs, long)),
+                    ])
+                })
+                .collect(),
+        )
+    } else {
+        json_jobs(&sessions[0].jobs, long)
+    };
     let mut out = String::new();
-    if cli.json {
-        let v = if cli.all_sessions {
-            Value::Array(
-                sessions
-                    .iter()
-                    .map(|s| {
-                        Value::Object(vec![
-                            ("session", Value::Int(s.sid.as_raw().into())),
-                            ("tty", Value::Str(s.tty.clone())),
-                            ("leader", Value::Str(s.leader.clone())),
-                            ("jobs", json_jobs(&s.jobs, cli.long)),
-                        ])
-                    })
-                    .collect(),
-            )
-        } else {
-            json_jobs(&sessions[0].jobs, cli.long)
-        };
-        v.write(&mut out);
-        out.push('\n');
-    } else if cli.all_sessions {
-        for s in &sessions {
+    v.write(&mut out);
+    out.push('\n');
+    out
+}
+
+/// The table of the sessions listed, each under a heading line with `-A`.
+fn sessions_text(sessions: &[Session], all: bool, long: bool) -> String {
+    let mut out = String::new();
+    if all {
+        for s in sessions {
             let _ = writeln!(
                 out,
                 "session {} ({}, leader {})",
                 s.sid, s.tty, s.leader_text
             );
-            text_jobs(&mut out, &s.jobs, cli.long);
+            text_jobs(&mut out, &s.jobs, long);
         }
     } else {
-        text_jobs(&mut out, &sessions[0].jobs, cli.long);
+        text_jobs(&mut out, &sessions[0].jobs, long);
     }
-    print(&out)
+    out
 }
 
 /// `--explain TARGET`.
-fn run_explain(target: &str, diag: &mut Diag) -> i32 {
-    let spec = match hupkit_common::jobs::JobSpec::parse(target) {
-        Ok(s) => s,
-        Err(msg) => {
-            diag.error(&msg);
-            return code::USAGE;
-        }
-    };
-    let snap = match Snapshot::take() {
-        Ok(s) => s,
-        Err(e) => {
-            diag.error(&format!("cannot read /proc: {e}"));
-            return code::FAILED;
-        }
-    };
-    let session = nix::unistd::getsid(None).unwrap_or_else(|_| nix::unistd::getpid());
-    let jobs = snap.jobs(session, &[nix::unistd::getpgrp()], false);
-    let p = match snap.resolve(&spec, &jobs) {
-        Ok(hupkit_common::jobs::Target::Job(job)) => match spec {
-            hupkit_common::jobs::JobSpec::Pid(pid, _) => snap.get(pid).cloned(),
-            _ => job.members.first().map(|&i| snap.procs[i].clone()),
+fn run_explain(target: &str) -> Result<Status> {
+    let spec = JobSpec::parse(target)?;
+    let view = SessionJobs::of_caller().context(exit::FAILURE, || "cannot read /proc")?;
+    let p = match view.resolve(&spec) {
+        Ok(Target::Job(job)) => match spec {
+            JobSpec::Pid(pid, _) => view.snap.get(pid).cloned(),
+            _ => job.members.first().map(|&i| view.snap.procs[i].clone()),
         },
-        Ok(hupkit_common::jobs::Target::Process(p)) => Some(p),
-        Err(msg) => match spec {
+        Ok(Target::Process(p)) => Some(p),
+        Err(e) => match spec {
             // Not in the snapshot (a session-less init, a kernel thread): read it directly.
-            hupkit_common::jobs::JobSpec::Pid(pid, None) if Stat::read(pid).is_ok() => {
-                Stat::read(pid).ok()
-            }
-            _ => {
-                diag.error(&msg);
-                return code::FAILED;
-            }
+            JobSpec::Pid(pid, None) if Stat::read(pid).is_ok() => Stat::read(pid).ok(),
+            _ => return Err(e.into()),
         },
     };
-    if let Some(p) = p {
-        print(&explain::explain(&snap, &p))
-    } else {
-        diag.error(&format!("{target}: no such process"));
-        code::FAILED
+    match p {
+        Some(p) => print(&explain::explain(&view.snap, &p)),
+        None => Err(Error::failed(
+            format!("{target}: no such process"),
+            exit::FAILURE,
+        )),
     }
 }
 
@@ -492,30 +458,32 @@ fn record_state(r: &records::Record, live: &std::collections::HashSet<i32>) -> &
     match r.id.liveness() {
         Liveness::Gone => "gone",
         Liveness::Alive => match Stat::read(r.id.pid) {
-            Ok(st) if matches!(st.state, 'T' | 't') => "stopped",
+            Ok(st) if st.state.is_stopped() => "stopped",
             _ => "running",
         },
     }
 }
 
-fn run_records(cli: &Cli, diag: &mut Diag) -> i32 {
+/// `--records` (and `--prune`): the job-record store. A corrupt record is
+/// skipped with a word; a record that cannot be pruned is an error.
+fn run_records(cli: &Cli, diag: &mut Diag) -> Result<Status> {
     let Some(dir) = records::dir() else {
         return print(if cli.json { "[]\n" } else { "" });
     };
-    let mut status = code::OK;
     let mut rows = Vec::new();
     let live = live_pids();
     for entry in records::list(&dir) {
         match entry {
             records::Entry::Corrupt(path, why) => {
-                diag.error(&format!("skipping {}: {why}", quote(path.as_os_str())));
+                diag.line(&format!("skipping {}: {why}", quote(path.as_os_str())));
             }
             records::Entry::Record(path, r) => {
                 let state = record_state(&r, &live);
                 if cli.prune && state == "gone" {
-                    if let Err(e) = std::fs::remove_file(&path) {
-                        diag.error(&format!("cannot remove {}: {e}", quote(path.as_os_str())));
-                        status = code::FAILED;
+                    if let Err(e) = std::fs::remove_file(&path).context(exit::FAILURE, || {
+                        format!("cannot remove {}", quote(path.as_os_str()))
+                    }) {
+                        diag.report(&e);
                     }
                     continue;
                 }
@@ -528,8 +496,8 @@ fn run_records(cli: &Cli, diag: &mut Diag) -> i32 {
     } else {
         records_text(&rows)
     };
-    let printed = print(&out);
-    if printed == code::OK { status } else { printed }
+    print(&out)?;
+    Ok(diag.status())
 }
 
 fn records_json(rows: &[(records::Record, &'static str)]) -> String {
@@ -549,6 +517,7 @@ fn records_json(rows: &[(records::Record, &'static str)]) -> String {
                     ),
                     ("state", Value::Str((*state).into())),
                     ("when", Value::Str(r.when.clone())),
+                    ("started", Value::Str(r.started().to_string())),
                     ("level", Value::Str(r.level.as_str().into())),
                     ("host", Value::Str(r.host.clone())),
                     ("cwd", Value::Str(r.cwd.to_string_lossy().into_owned())),
@@ -572,24 +541,47 @@ fn records_json(rows: &[(records::Record, &'static str)]) -> String {
     out
 }
 
+/// The `--records` table. STARTED and ELAPSED are the job's (its process's
+/// start time); the ID and OUTPUT columns are as wide as their longest entry,
+/// so a long output path never shifts the columns after it.
 fn records_text(rows: &[(records::Record, &'static str)]) -> String {
     use chrono::{Datelike, Timelike};
     let now = chrono::Local::now().fixed_offset();
     let mut out = String::with_capacity(rows.len() * 120);
-    if !rows.is_empty() {
-        let _ = writeln!(
-            out,
-            "{:<20} {:<8} {:<19} {:>11} {:<6} {:<24} COMMAND",
-            "ID", "STATE", "STARTED", "ELAPSED", "LEVEL", "OUTPUT"
-        );
+    if rows.is_empty() {
+        return out;
     }
-    let mut id = String::with_capacity(32);
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|(r, _)| format!("{}@{}", r.id.pid, r.id.starttime))
+        .collect();
+    let outputs: Vec<String> = rows
+        .iter()
+        .map(|(r, _)| {
+            if r.output.is_empty() {
+                "-".into()
+            } else {
+                hupkit_common::quote::word(r.output.as_bytes())
+            }
+        })
+        .collect();
+    let width = |col: &[String], min: usize| {
+        col.iter()
+            .map(|c| c.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(min)
+    };
+    let (id_w, out_w) = (width(&ids, 20), width(&outputs, 24));
+    let _ = writeln!(
+        out,
+        "{:<id_w$} {:<8} {:<19} {:>11} {:<6} {:<out_w$} COMMAND",
+        "ID", "STATE", "STARTED", "ELAPSED", "LEVEL", "OUTPUT"
+    );
     let mut started = String::with_capacity(20);
-    for (r, state) in rows {
-        id.clear();
-        let _ = write!(id, "{}@{}", r.id.pid, r.id.starttime);
+    for (((r, state), id), output) in rows.iter().zip(&ids).zip(&outputs) {
         started.clear();
-        let when = chrono::DateTime::parse_from_rfc3339(&r.when).ok();
+        let when = chrono::DateTime::parse_from_rfc3339(r.started()).ok();
         let age = if let Some(w) = when {
             let l = w.with_timezone(&chrono::Local);
             let _ = write!(
@@ -604,17 +596,13 @@ fn records_text(rows: &[(records::Record, &'static str)]) -> String {
             );
             elapsed((now - w).num_seconds())
         } else {
-            started.push_str(&r.when);
+            started.push_str(r.started());
             "?".to_string()
         };
-        let output = if r.output.is_empty() {
-            "-".into()
-        } else {
-            hupkit_common::quote::word(r.output.as_bytes())
-        };
+        // (Padding counts characters, as the widths do.)
         let _ = write!(
             out,
-            "{id:<20} {state:<8} {started:<19} {age:>11} {:<6} {output:<24} ",
+            "{id:<id_w$} {state:<8} {started:<19} {age:>11} {:<6} {output:<out_w$} ",
             r.level.as_str()
         );
         out.push_str(&hupkit_common::quote::command_line(

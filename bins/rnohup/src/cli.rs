@@ -42,6 +42,16 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
          whatever the umask (COMMAND still sees the original umask).",
     ),
     (
+        "JOB RECORD",
+        "Before it runs COMMAND, rnohup writes a job record to \
+         $XDG_STATE_HOME/hupkit/jobs/ (default ~/.local/state/hupkit/jobs/): one file per \
+         job, PID-STARTTIME.job, mode 0600 in a 0700 directory, holding the job's identity \
+         (PID, start time, boot), when it started, the command line, directory, terminal \
+         and output; rjobs --records lists them. The record changes nothing COMMAND sees, \
+         and one that cannot be written is skipped silently. HUPKIT_NO_RECORD=1 in the \
+         environment turns it off.",
+    ),
+    (
         "COMPATIBILITY",
         "With the same arguments, rnohup does what GNU coreutils nohup 9.1 does: the same \
          files, modes, messages (with argv[0] as the prefix) and exit statuses, for every \

@@ -28,6 +28,7 @@ use std::ffi::OsString;
 use hupkit_common::diag::Diag;
 use hupkit_common::exit::{self, Status};
 use hupkit_common::stdio;
+use hupkit_common::{Context, Result};
 
 /// The status for rnohup's own failures: 125, or 127 when `POSIXLY_CORRECT` is set
 /// (to anything, even the empty string), as in GNU.
@@ -43,44 +44,31 @@ pub fn internal_failure_status() -> Status {
 /// Runs rnohup with `args` (argv\[0\] first) and returns the exit status, unless
 /// the command is exec'd, in which case this never returns.
 #[must_use]
-pub fn main(args: &[OsString]) -> Status {
-    let prog = args
-        .first()
-        .cloned()
-        .unwrap_or_else(|| OsString::from("rnohup"));
+pub fn main(mut args: Vec<OsString>) -> Status {
+    // GNU names itself by argv[0] exactly as given.
+    let prog = if args.is_empty() {
+        OsString::from("rnohup")
+    } else {
+        args.remove(0)
+    };
     let mut diag = Diag::new(&prog);
     let fail = internal_failure_status();
-    let operands = args.get(1..).unwrap_or_default();
-    match parse::parse(operands) {
-        Err(msg) => {
-            diag.error(&msg);
-            diag.try_help();
-            fail
-        }
+    let result = match parse::parse(&args) {
+        Err(e) => Err(e.into_error(fail)),
         Ok(parse::Action::Help) => {
-            let text = cli::help_text(&prog.to_string_lossy());
-            print_stdout(&mut diag, text.as_bytes(), fail)
+            print_stdout(cli::help_text(&prog.to_string_lossy()).as_bytes(), fail)
         }
-        Ok(parse::Action::Version) => print_stdout(&mut diag, cli::version_text().as_bytes(), fail),
+        Ok(parse::Action::Version) => print_stdout(cli::version_text().as_bytes(), fail),
         Ok(parse::Action::Run { output, command }) => {
-            if command.is_empty() {
-                diag.error("missing operand");
-                diag.try_help();
-                return fail;
-            }
-            run::run(&mut diag, output.as_deref(), &command, fail)
+            Ok(run::run(&mut diag, output.as_deref(), &command, fail))
         }
-    }
+    };
+    hupkit_common::cli::finish(&mut diag, result)
 }
 
 /// Writes `--help` or `--version` text; a write error is `write error: ...`, as
 /// coreutils' `close_stdout` reports it.
-fn print_stdout(diag: &mut Diag, text: &[u8], fail: Status) -> Status {
-    match stdio::write_all(stdio::STDOUT, text) {
-        Ok(()) => exit::SUCCESS,
-        Err(errno) => {
-            diag.error_errno("write error", errno);
-            fail
-        }
-    }
+fn print_stdout(text: &[u8], fail: Status) -> Result<Status> {
+    stdio::write_all(stdio::STDOUT, text).context(fail, || "write error")?;
+    Ok(exit::SUCCESS)
 }

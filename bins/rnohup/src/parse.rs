@@ -8,7 +8,8 @@
 //!   (`--o`, `--ou FILE`, `--=x`) gets GNU nohup's answer, byte for byte.
 //! - `--help` and `--version` act at once, so `--help --bogus` prints help and
 //!   `--bogus --help` is an error, as in GNU.
-//! - Messages are glibc's, word for word. The option table comes from
+//! - Errors are a [`UsageError`], whose `Display` is glibc's message (or
+//!   nohup's `missing operand`), word for word. The option table comes from
 //!   [`crate::cli::command`].
 //!
 //! The one difference with GNU: `--output` alone says it requires an argument
@@ -17,6 +18,9 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
+use hupkit_common::Error;
+use hupkit_common::exit::Status;
+
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -24,13 +28,62 @@ pub enum Action {
     Help,
     /// Print the version and exit 0.
     Version,
-    /// Run a command (empty: the caller reports `missing operand`).
+    /// Run a command.
     Run {
         /// `--output FILE`, if given (the last one wins).
         output: Option<OsString>,
-        /// The command and its arguments.
+        /// The command and its arguments (never empty).
         command: Vec<OsString>,
     },
+}
+
+/// A command line rnohup refuses, as GNU nohup does: `Display` is the message
+/// after the program name, word for word, and the caller adds `Try ... --help`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    /// A short option (`-x`): nohup has none. The option letter (its byte,
+    /// lossy UTF-8).
+    #[error("invalid option -- '{0}'")]
+    InvalidOption(String),
+    /// A long option that names none of the table (the argument, lossy UTF-8).
+    #[error("unrecognized option '{0}'")]
+    Unrecognized(String),
+    /// A prefix of several options (`--=x`): the argument, and the long names.
+    #[error("option '{arg}' is ambiguous; possibilities:{}", possibilities(names))]
+    Ambiguous {
+        /// The argument as given (lossy UTF-8).
+        arg: String,
+        /// The long options it could mean, without `--`.
+        names: Vec<String>,
+    },
+    /// `--help=x`: the long name.
+    #[error("option '--{0}' doesn't allow an argument")]
+    NoArgumentAllowed(String),
+    /// `--output` last on the line: the long name.
+    #[error("option '--{0}' requires an argument")]
+    ArgumentRequired(String),
+    /// No command after the options.
+    #[error("missing operand")]
+    MissingOperand,
+}
+
+impl UsageError {
+    /// The suite's usage error, with rnohup's failure status (125, or 127 under
+    /// `POSIXLY_CORRECT`).
+    #[must_use]
+    pub fn into_error(self, status: Status) -> Error {
+        Error::usage(self.to_string(), status)
+    }
+}
+
+/// ` '--a' '--b'`, as glibc lists the possibilities.
+fn possibilities(names: &[String]) -> String {
+    names.iter().fold(String::new(), |mut out, n| {
+        out.push_str(" '--");
+        out.push_str(n);
+        out.push('\'');
+        out
+    })
 }
 
 /// GNU nohup's long options: the only ones that may be abbreviated.
@@ -57,8 +110,8 @@ fn table_from_cli() -> Vec<LongOpt> {
         .collect()
 }
 
-/// Parses the arguments after argv\[0\]. `Err` is the glibc-worded message.
-pub fn parse(args: &[OsString]) -> Result<Action, String> {
+/// Parses the arguments after argv\[0\].
+pub fn parse(args: &[OsString]) -> Result<Action, UsageError> {
     // Built only when a long option is seen: `rnohup CMD` never pays for clap.
     let mut table: Option<Vec<LongOpt>> = None;
     let mut output = None;
@@ -77,7 +130,7 @@ pub fn parse(args: &[OsString]) -> Result<Action, String> {
             let opt = find(table.get_or_insert_with(table_from_cli), name, arg)?;
             if !opt.takes_value {
                 if value.is_some() {
-                    return Err(format!("option '--{}' doesn't allow an argument", opt.name));
+                    return Err(UsageError::NoArgumentAllowed(opt.name.clone()));
                 }
                 return Ok(if opt.name == "help" {
                     Action::Help
@@ -91,29 +144,28 @@ pub fn parse(args: &[OsString]) -> Result<Action, String> {
                 i += 1;
                 args.get(i)
                     .cloned()
-                    .ok_or_else(|| format!("option '--{}' requires an argument", opt.name))?
+                    .ok_or_else(|| UsageError::ArgumentRequired(opt.name.clone()))?
             };
             output = Some(value);
             i += 1;
             continue;
         }
         if bytes.len() > 1 && bytes[0] == b'-' {
-            return Err(format!(
-                "invalid option -- '{}'",
-                String::from_utf8_lossy(&bytes[1..2])
-            ));
+            let letter = String::from_utf8_lossy(&bytes[1..2]).into_owned();
+            return Err(UsageError::InvalidOption(letter));
         }
         break;
     }
-    Ok(Action::Run {
-        output,
-        command: args.get(i..).unwrap_or_default().to_vec(),
-    })
+    let command = args.get(i..).unwrap_or_default().to_vec();
+    if command.is_empty() {
+        return Err(UsageError::MissingOperand);
+    }
+    Ok(Action::Run { output, command })
 }
 
 /// Finds the option `name` abbreviates: an exact match, else the only prefix
 /// match among the abbreviable options.
-fn find<'t>(table: &'t [LongOpt], name: &[u8], arg: &OsStr) -> Result<&'t LongOpt, String> {
+fn find<'t>(table: &'t [LongOpt], name: &[u8], arg: &OsStr) -> Result<&'t LongOpt, UsageError> {
     if let Some(exact) = table.iter().find(|o| o.name.as_bytes() == name) {
         return Ok(exact);
     }
@@ -121,20 +173,14 @@ fn find<'t>(table: &'t [LongOpt], name: &[u8], arg: &OsStr) -> Result<&'t LongOp
         .iter()
         .filter(|o| o.abbreviable && o.name.as_bytes().starts_with(name))
         .collect();
+    let arg = String::from_utf8_lossy(arg.as_bytes()).into_owned();
     match matches.as_slice() {
         [one] => Ok(one),
-        [] => Err(format!(
-            "unrecognized option '{}'",
-            String::from_utf8_lossy(arg.as_bytes())
-        )),
-        many => {
-            let names: Vec<String> = many.iter().map(|o| format!(" '--{}'", o.name)).collect();
-            Err(format!(
-                "option '{}' is ambiguous; possibilities:{}",
-                String::from_utf8_lossy(arg.as_bytes()),
-                names.concat()
-            ))
-        }
+        [] => Err(UsageError::Unrecognized(arg)),
+        many => Err(UsageError::Ambiguous {
+            arg,
+            names: many.iter().map(|o| o.name.clone()).collect(),
+        }),
     }
 }
 
@@ -142,9 +188,10 @@ fn find<'t>(table: &'t [LongOpt], name: &[u8], arg: &OsStr) -> Result<&'t LongOp
 mod tests {
     use super::*;
 
+    /// The parse, with the error as the message the user reads.
     fn p(args: &[&str]) -> Result<Action, String> {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-        parse(&args)
+        parse(&args).map_err(|e| e.to_string())
     }
 
     #[allow(clippy::unnecessary_wraps)] // compared with parse()'s result
@@ -173,8 +220,8 @@ mod tests {
         assert_eq!(p(&["--", "--help"]), run(None, &["--help"]));
         assert_eq!(p(&["-"]), run(None, &["-"]));
         assert_eq!(p(&[""]), run(None, &[""]));
-        assert_eq!(p(&[]), run(None, &[]));
-        assert_eq!(p(&["--"]), run(None, &[]));
+        assert_eq!(p(&[]), Err("missing operand".into()));
+        assert_eq!(p(&["--"]), Err("missing operand".into()));
     }
 
     #[test]
@@ -185,7 +232,8 @@ mod tests {
             p(&["--output=f", "--output", "g", "true"]),
             run(Some("g"), &["true"])
         );
-        assert_eq!(p(&["--output="]), run(Some(""), &[]));
+        assert_eq!(p(&["--output=", "true"]), run(Some(""), &["true"]));
+        assert_eq!(p(&["--output=f"]), Err("missing operand".into()));
         assert_eq!(
             p(&["--output"]),
             Err("option '--output' requires an argument".into())
@@ -230,5 +278,22 @@ mod tests {
             p(&["--bogus", "--help"]),
             Err("unrecognized option '--bogus'".into())
         );
+    }
+
+    #[test]
+    fn errors_are_typed() {
+        let parse = |a: &[&str]| parse(&a.iter().map(OsString::from).collect::<Vec<_>>());
+        assert_eq!(parse(&["-x"]), Err(UsageError::InvalidOption("x".into())));
+        assert_eq!(
+            parse(&["--=x"]),
+            Err(UsageError::Ambiguous {
+                arg: "--=x".into(),
+                names: vec!["help".into(), "version".into()],
+            })
+        );
+        assert_eq!(parse(&[]), Err(UsageError::MissingOperand));
+        let err = UsageError::MissingOperand.into_error(hupkit_common::exit::CANCELED);
+        assert!(err.is_usage());
+        assert_eq!(err.status(), hupkit_common::exit::CANCELED);
     }
 }

@@ -219,16 +219,13 @@ pub fn run(diag: &mut Diag, output: Option<&OsStr>, command: &[OsString], fail: 
 /// failed allocation would abort rnohup) and when it would exceed
 /// `RLIMIT_FSIZE` (SIGXFSZ); `HUPKIT_NO_RECORD=1` turns it off.
 fn record(command: &[OsString], output_fd: Option<RawFd>) {
-    if std::env::var_os("HUPKIT_NO_RECORD").is_some_and(|v| v == "1") {
+    let Some(dir) = hupkit_common::records::write_dir() else {
         return;
-    }
+    };
     let argv_bytes: usize = command.iter().map(|a| a.len() + 32).sum();
     if !hupkit_common::records::enough_memory(argv_bytes) {
         return;
     }
-    let Some(dir) = hupkit_common::records::dir() else {
-        return;
-    };
     let Ok(mut rec) = hupkit_common::records::Record::new(
         nix::unistd::getpid(),
         hupkit_common::records::Level::Nohup,

@@ -1,0 +1,400 @@
+//! What the lab found, one [`Row`] per level, and how it is shown: the table,
+//! the JSON, and the rules behind them ([`explain`]).
+//!
+//! A row holds what was observed, typed; the words of the table (`shell's`,
+//! `HUP (died)`, `lost (EIO: terminal gone)`) are produced here and nowhere
+//! else, so the table and the JSON always agree.
+
+use std::fmt::{self, Write as _};
+use std::path::PathBuf;
+
+use hupkit_common::signal::Disposition;
+use nix::sys::signal::Signal;
+
+use crate::lab::{Event, Level, ShellKind};
+
+/// One row of the result: a level, and what happened to its probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The level of separation.
+    pub level: Level,
+    /// What was seen; `None` where this shell has no such level (dash has no
+    /// `disown`, zsh's `disown` has no `-h`).
+    pub seen: Option<Seen>,
+}
+
+/// What was seen of one probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Whose session it is in.
+    pub session: Whose,
+    /// Whose process group it is in.
+    pub group: Group,
+    /// Whether a terminal (the lab's) is its controlling terminal.
+    pub on_lab_tty: bool,
+    /// Its SIGHUP disposition before the event.
+    pub sighup: Disposition,
+    /// Whether it reported a SIGCONT after the event began.
+    pub continued: bool,
+    /// Whether it lived on, and where its output went, or what it died of.
+    pub fate: Fate,
+}
+
+/// Whose session a probe is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    /// The lab shell's.
+    Shell,
+    /// One of its own (setsid, detach).
+    Own,
+}
+
+/// Whose process group a probe is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// The shell's (a shell without job control).
+    Shell,
+    /// Its own (a job of a job-control shell, or a session leader).
+    Own,
+    /// Some other process's.
+    Another,
+}
+
+/// How a probe came out of the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    /// It kept ticking; its output went there.
+    Survived(Output),
+    /// It ended.
+    Died(Death),
+}
+
+/// How a probe ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Death {
+    /// Killed by this signal (a number: real-time signals too).
+    Signal(i32),
+    /// A stopped bash job: bash sent it SIGHUP and SIGCONT, then SIGTERM and
+    /// SIGCONT (`terminate_stopped_jobs`), and it died of whichever the kernel
+    /// applied first, which depends on scheduling. Both were sent to it.
+    HupOrTerm,
+    /// It exited with this status.
+    Exited(i32),
+    /// It ended, but its status could not be learned.
+    Unknown,
+}
+
+/// Where a surviving probe's output went after the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// To the terminal, which is gone: its writes fail with EIO.
+    Lost,
+    /// To a file in the lab's directory (the path relative to it).
+    InLab(PathBuf),
+    /// To the lab's terminal, still there.
+    LabTerminal,
+    /// Elsewhere.
+    Elsewhere(PathBuf),
+    /// Unknown (its fd 1 could not be read).
+    Unknown,
+}
+
+impl Row {
+    /// Whether it applies and did not survive.
+    fn died(&self) -> bool {
+        matches!(&self.seen, Some(s) if matches!(s.fate, Fate::Died(_)))
+    }
+
+    /// Whether it applies and survived.
+    fn survived(&self) -> bool {
+        matches!(&self.seen, Some(s) if matches!(s.fate, Fate::Survived(_)))
+    }
+
+    /// Whether it died of `sig`.
+    fn died_of(&self, sig: Signal) -> bool {
+        let Some(Seen {
+            fate: Fate::Died(death),
+            ..
+        }) = &self.seen
+        else {
+            return false;
+        };
+        match *death {
+            Death::Signal(n) => n == sig as i32,
+            Death::HupOrTerm => matches!(sig, Signal::SIGHUP | Signal::SIGTERM),
+            Death::Exited(_) | Death::Unknown => false,
+        }
+    }
+
+    /// The row's cells, as words.
+    fn cells(&self, shell: ShellKind) -> Cells {
+        let Some(seen) = &self.seen else {
+            return Cells {
+                session: "-",
+                group: "-",
+                tty: "-",
+                sighup: "-",
+                signals: "-".into(),
+                survived: None,
+                output: format!("n/a: {} has no such builtin", shell.name()),
+            };
+        };
+        let mut signals = Vec::new();
+        if let Fate::Died(death) = seen.fate {
+            signals.push(death.to_string());
+        }
+        if seen.continued {
+            signals.push("CONT".into());
+        }
+        Cells {
+            session: match seen.session {
+                Whose::Shell => "shell's",
+                Whose::Own => "own",
+            },
+            group: match seen.group {
+                Group::Shell => "shell's",
+                Group::Own => "own",
+                Group::Another => "another",
+            },
+            tty: if seen.on_lab_tty { "lab tty" } else { "none" },
+            sighup: match seen.sighup {
+                Disposition::Ignore => "ignored",
+                Disposition::Caught => "caught",
+                Disposition::Default => "default",
+            },
+            signals: if signals.is_empty() {
+                "-".into()
+            } else {
+                signals.join(", ")
+            },
+            survived: Some(matches!(seen.fate, Fate::Survived(_))),
+            output: match &seen.fate {
+                Fate::Survived(output) => output.to_string(),
+                Fate::Died(_) => "-".into(),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Death {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Death::Signal(signo) => match Signal::try_from(signo) {
+                Ok(sig) => write!(f, "{} (died)", sig.as_str().trim_start_matches("SIG")),
+                Err(_) => write!(f, "signal {signo} (died)"),
+            },
+            Death::HupOrTerm => f.write_str("HUP, TERM (died)"),
+            Death::Exited(code) => write!(f, "exit {code}"),
+            Death::Unknown => f.write_str("died"),
+        }
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Output::Lost => f.write_str("lost (EIO: terminal gone)"),
+            Output::InLab(path) | Output::Elsewhere(path) => write!(f, "{}", path.display()),
+            Output::LabTerminal => f.write_str("the lab's terminal"),
+            Output::Unknown => f.write_str("?"),
+        }
+    }
+}
+
+/// A row in words, for the table and the JSON alike.
+struct Cells {
+    session: &'static str,
+    group: &'static str,
+    tty: &'static str,
+    sighup: &'static str,
+    signals: String,
+    /// `None`: the level does not apply.
+    survived: Option<bool>,
+    output: String,
+}
+
+/// The rules behind what the table shows, for one event.
+#[must_use]
+pub fn explain(shell: ShellKind, event: Event, rows: &[Row]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let died_of = |sig| rows.iter().any(|r| r.died_of(sig));
+    if event == Event::Hangup {
+        out.push(
+            "hangup: the kernel sends SIGHUP and SIGCONT to the session leader (the shell) and to \
+             the terminal's foreground group; it does not signal the rest of the session.",
+        );
+    }
+    let plain = |r: &&Row| r.level == Level::Plain;
+    let plain_died = rows.iter().filter(plain).any(Row::died);
+    if shell == ShellKind::Dash && died_of(Signal::SIGHUP) {
+        out.push(
+            "dash does not forward SIGHUP to its jobs; when it dies, a stopped job's group is \
+             left orphaned, and the kernel sends a stopped orphaned group SIGHUP and SIGCONT.",
+        );
+    } else if shell == ShellKind::Zsh
+        && plain_died
+        && matches!(event, Event::Exit | Event::LoginExit)
+    {
+        out.push(
+            "zsh sends SIGHUP to its jobs when it exits (its HUP option, on by default), and on \
+             SIGHUP; jobs it has disowned are spared.",
+        );
+    } else if shell == ShellKind::Zsh && died_of(Signal::SIGHUP) {
+        out.push(
+            "zsh sends SIGHUP (and SIGCONT to stopped ones) to its jobs when it gets SIGHUP and when \
+             it exits (its HUP option, on by default); jobs it has disowned are spared.",
+        );
+    } else if died_of(Signal::SIGHUP) {
+        out.push(match event {
+            Event::LoginExit => {
+                "a login bash with huponexit sends SIGHUP (and SIGCONT to stopped ones) to every job \
+                 still in its table when it exits; a job that leaves SIGHUP at its default action dies of it."
+            }
+            _ => {
+                "bash, when it gets SIGHUP, sends SIGHUP (and SIGCONT to stopped ones) to every job \
+                 still in its table, except those marked with disown -h; a job that leaves SIGHUP at \
+                 its default action dies of it."
+            }
+        });
+    }
+    if shell == ShellKind::Bash && died_of(Signal::SIGTERM) {
+        out.push(
+            "bash sends SIGTERM and SIGCONT to its stopped jobs when it exits (after the SIGHUP, if \
+             any: a stopped job then dies of whichever signal the kernel applies first).",
+        );
+    }
+    if shell == ShellKind::Zsh && event == Event::Hangup && !plain_died {
+        out.push(
+            "zsh spared a running job this time: it did not send it SIGHUP at the hangup. zsh \
+             5.9 usually does, but not always: when the hangup finds it blocked reading the \
+             terminal it leaves through its read-error path, not its SIGHUP handler, and then a \
+             job can go unsignalled (a race inside zsh, about one run in 300 here). Run the lab \
+             again to see the usual outcome.",
+        );
+    }
+    if shell == ShellKind::Dash && !plain_died {
+        out.push("dash forwards no SIGHUP to its jobs: its running jobs are not signalled at all.");
+    }
+    if shell == ShellKind::Bash
+        && event == Event::Exit
+        && rows.iter().filter(plain).any(Row::survived)
+    {
+        out.push(
+            "a bash that is not a login shell with huponexit sends nothing to its running jobs \
+             when it exits: they live on.",
+        );
+    }
+    out.extend(explain_columns(rows));
+    out
+}
+
+/// The notes on the rows' cells (rather than on the shell's rules).
+fn explain_columns(rows: &[Row]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if rows.iter().any(|r| r.seen.is_none()) {
+        out.push(
+            "n/a: this shell has no such builtin (dash has no disown; zsh's disown has no -h).",
+        );
+    }
+    let fate_is = |f: fn(&Seen) -> bool| rows.iter().any(|r| r.seen.as_ref().is_some_and(f));
+    if fate_is(|s| s.fate == Fate::Survived(Output::Lost)) {
+        out.push(
+            "lost output: the job still writes to the terminal, which is gone: every write fails \
+             with EIO (reads return end-of-file). rnohup, disown and detach point output at a file.",
+        );
+    }
+    if fate_is(|s| s.session == Whose::Own && matches!(s.fate, Fate::Survived(_))) {
+        out.push(
+            "setsid and detach start the command in a session of its own, without the terminal: \
+             neither the terminal nor the shell can signal it.",
+        );
+    }
+    out
+}
+
+/// The table for one event, with the rules after it.
+#[must_use]
+pub fn table(shell: ShellKind, event: Event, rows: &[Row]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "event: {} ({})", event.name(), shell.name());
+    let _ = writeln!(
+        out,
+        "{:<18} {:<8} {:<9} {:<7} {:<8} {:<16} {:<8} OUTPUT AFTER",
+        "LEVEL", "SESSION", "GROUP", "TTY", "SIGHUP", "SIGNALS", "SURVIVED"
+    );
+    for r in rows {
+        let c = r.cells(shell);
+        let _ = writeln!(
+            out,
+            "{:<18} {:<8} {:<9} {:<7} {:<8} {:<16} {:<8} {}",
+            r.level.label(),
+            c.session,
+            c.group,
+            c.tty,
+            c.sighup,
+            c.signals,
+            match c.survived {
+                None => "-",
+                Some(true) => "yes",
+                Some(false) => "no",
+            },
+            c.output
+        );
+    }
+    for line in explain(shell, event, rows) {
+        let _ = writeln!(out, "  * {line}");
+    }
+    out
+}
+
+/// A JSON string.
+fn json_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The JSON object for one event.
+#[must_use]
+pub fn json(shell: ShellKind, event: Event, rows: &[Row]) -> String {
+    let items: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let c = r.cells(shell);
+            format!(
+                "{{\"level\":{},\"name\":{},\"session\":{},\"group\":{},\"tty\":{},\"sighup\":{},\"signals\":{},\"survived\":{},\"output\":{}}}",
+                json_escape(r.level.label()),
+                json_escape(r.level.name()),
+                json_escape(c.session),
+                json_escape(c.group),
+                json_escape(c.tty),
+                json_escape(c.sighup),
+                json_escape(&c.signals),
+                c.survived.map_or_else(|| "null".to_string(), |s| s.to_string()),
+                json_escape(&c.output)
+            )
+        })
+        .collect();
+    let why: Vec<String> = explain(shell, event, rows)
+        .iter()
+        .map(|l| json_escape(l))
+        .collect();
+    format!(
+        "{{\"event\":{},\"shell\":{},\"rows\":[{}],\"why\":[{}]}}",
+        json_escape(event.name()),
+        json_escape(shell.name()),
+        items.join(","),
+        why.join(",")
+    )
+}

@@ -1,0 +1,87 @@
+//! rfg's command line: the one source of `--help`, the man page and the completions.
+
+use clap::{CommandFactory, Parser};
+use hupkit_common::cli::{Help, Version};
+
+/// The exit statuses.
+pub const EXIT_STATUS: &[(&str, &str)] = &[
+    ("N", "the job's own exit status"),
+    ("128+N", "the job was killed by signal N (130 for ^C)"),
+    (
+        "128+S",
+        "the job stopped on signal S (148 for ^Z): it stays a stopped job",
+    ),
+    (
+        "125",
+        "rfg failed or refused (not the foreground job, no terminal, another session, no such job)",
+    ),
+    (
+        "255",
+        "the job ended but its status is unknown (kernel before 6.15, or its parent never reaped it)",
+    ),
+];
+
+/// Bring a job to the foreground of this terminal, like bash's fg, from any shell.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rfg",
+    version,
+    about = "Bring a job to the foreground of this terminal, like bash's fg, from any shell.",
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// The job: %N, %+, %%, %-, %name, %?text, PID (its process group), PID@STARTTIME [default: %+]
+    #[arg(value_name = "JOB")]
+    pub job: Option<String>,
+
+    #[command(flatten)]
+    help: Help,
+
+    #[command(flatten)]
+    version: Version,
+}
+
+/// Man page sections.
+pub const MAN_SECTIONS: &[(&str, &str)] = &[
+    (
+        "HOW IT WORKS",
+        "rfg must be the foreground job of its controlling terminal, and the job must \
+         be in the same session: run it as a plain command, not with '&'. It works for \
+         jobs the shell has disowned. It hands the terminal to the job (with SIGTTOU and \
+         SIGTTIN blocked), continues it, waits until it ends or stops, and gives the \
+         terminal back to the group that had it, on every path: when the job exits, \
+         stops or is killed, when rfg gets any signal that would end it and can be \
+         caught (HUP, INT, QUIT, TERM, USR1, USR2, ALRM, VTALRM, PROF, XCPU, \
+         XFSZ, IO, PWR, SYS, TRAP, ABRT), and on errors. The terminal's modes are saved first and restored when the job stops \
+         or is killed by a signal, as bash does.",
+    ),
+    (
+        "EXIT STATUS OF A JOB THAT IS NOT RFG'S CHILD",
+        "Read from the job's pidfd (PIDFD_GET_INFO with PIDFD_INFO_EXIT, Linux 6.15 and \
+         later) once its parent has reaped it; rfg waits up to 2 seconds for that. \
+         Otherwise rfg says the status is unknown and exits 255.",
+    ),
+    (
+        "BUGS",
+        "SIGKILL cannot be caught. An interactive bash takes the terminal back itself \
+         when its foreground job (rfg) dies, SIGKILL included; a parent that does not \
+         (a script, a program) leaves the terminal with the job. Recover by stopping \
+         the job (^Z), or with rfg or fg from that terminal.",
+    ),
+    ("SEE ALSO", "rjobs(1), rbg(1), bash(1) (fg), tcsetpgrp(3)"),
+];
+
+/// The command-line definition, with the exit statuses after the help.
+#[must_use]
+pub fn command() -> clap::Command {
+    Cli::command().after_help(hupkit_common::cli::after_help(None, EXIT_STATUS))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn definition_is_consistent() {
+        super::command().debug_assert();
+    }
+}
