@@ -14,6 +14,8 @@ mod generated;
 mod huplab;
 // rjobs, rbg and rfg on a real `bash -i` in a pseudo-terminal.
 mod jobcontrol;
+// The logout level against a real systemd + logind over real ssh (cargo xtask container up).
+mod logout;
 // Job records: one per job, its own start time, aligned columns, HUPKIT_NO_RECORD.
 mod records;
 // Every tool under hostile input, races, PID reuse, fuzzing and soak.

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod container;
 pub mod shell;
 
 use std::path::PathBuf;

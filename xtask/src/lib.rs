@@ -7,6 +7,7 @@
 //! - [`bench`]: the suite's benchmarks against the anchors, run in one process.
 
 pub mod bench;
+pub mod container;
 
 use std::path::PathBuf;
 

@@ -5,14 +5,104 @@
 //! - `cargo xtask bench [--pairs N]`: the benchmarks against the anchors.
 //! - `cargo xtask soak`: the soak tests at full counts (huplab's hangup matrix
 //!   200 times, disown injected 1000 times).
+//! - `cargo xtask container up|down|status|set|ssh`: the real systemd + logind +
+//!   sshd container that the logout tests log in to (see `container.rs`).
 
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo xtask gen [--check] | cargo xtask bench [--pairs N] | cargo xtask soak"
+        "usage: cargo xtask gen [--check] | cargo xtask bench [--pairs N] | cargo xtask soak\n       \
+         cargo xtask container up [--kill-user-processes yes|no] [--unified|--hybrid]\n       \
+         cargo xtask container down | status\n       \
+         cargo xtask container set kill-user-processes yes|no | set linger on|off\n       \
+         cargo xtask container ssh USER [-- CMD...]"
     );
     ExitCode::from(2)
+}
+
+/// Reports a failed container step in one line.
+fn container_result(r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask container: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn yes_no(word: &str) -> Option<bool> {
+    match word {
+        "yes" | "on" => Some(true),
+        "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn container(args: &[&str]) -> ExitCode {
+    use xtask::container::{self as ct, Layout};
+    match args {
+        ["up", opts @ ..] => {
+            let mut layout = None;
+            let mut kill = true;
+            let mut rest = opts;
+            loop {
+                match rest {
+                    [] => break,
+                    ["--unified", more @ ..] => (layout, rest) = (Some(Layout::Unified), more),
+                    ["--hybrid", more @ ..] => (layout, rest) = (Some(Layout::Hybrid), more),
+                    ["--kill-user-processes", w, more @ ..] => match yes_no(w) {
+                        Some(k) => (kill, rest) = (k, more),
+                        None => return usage(),
+                    },
+                    _ => return usage(),
+                }
+            }
+            container_result(ct::up(layout, kill))
+        }
+        ["down"] => container_result(ct::down()),
+        ["status"] => match ct::status() {
+            Ok(true) => ExitCode::SUCCESS,
+            // LSB: 3, not running.
+            Ok(false) => ExitCode::from(3),
+            Err(e) => {
+                eprintln!("xtask container: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ["set", "kill-user-processes", w] => match yes_no(w) {
+            Some(k) => container_result(ct::set_kill_user_processes(k)),
+            None => usage(),
+        },
+        ["set", "linger", w] => match yes_no(w) {
+            Some(on) => container_result(ct::set_linger(on)),
+            None => usage(),
+        },
+        ["ssh", user, rest @ ..] => {
+            let cmd: &[&str] = match rest {
+                [] => &[],
+                ["--", cmd @ ..] => cmd,
+                _ => return usage(),
+            };
+            if ct::running().is_none() {
+                eprintln!("xtask container: not up (cargo xtask container up)");
+                return ExitCode::FAILURE;
+            }
+            // A login without a command is a person's: no time limit then.
+            let secs = if cmd.is_empty() { 0 } else { 600 };
+            let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
+            let status = ct::ssh(user, secs, tty).args(cmd).status();
+            match status {
+                Ok(s) => ExitCode::from(u8::try_from(s.code().unwrap_or(255)).unwrap_or(255)),
+                Err(e) => {
+                    eprintln!("xtask container: cannot run ssh: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        _ => usage(),
+    }
 }
 
 fn gen_files(check: bool) -> Result<bool, String> {
@@ -60,6 +150,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        ["container", rest @ ..] => container(rest),
         ["soak"] => {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let status = std::process::Command::new(cargo)
