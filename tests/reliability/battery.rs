@@ -602,7 +602,6 @@ fn errno_format_check_tells_strerror_from_rust_and_nix() {
 /// Rust (`(os error N)`) or by nix (`EACCES: ...`): every message goes through
 /// `Context`/`strerror`, as GNU's do.
 #[test]
-#[ignore = "enabled once every tool routes errors through strerror (issue 11)"]
 fn no_tool_prints_rust_or_nix_errno_text() {
     let offending: Vec<String> = battery()
         .iter()
