@@ -21,7 +21,9 @@
 //! - [`records`]: the job-record store (what rnohup, detach and disown started).
 //! - [`identity`]: PID + start time + boot, so a reused PID is never taken for
 //!   the process that was recorded.
-//! - [`pidfd`]: signal and wait on a process through a pidfd.
+//! - [`pidfd`]: signal and wait on a process through a pidfd; [`watch`]: follow
+//!   a process group that is not our child until it ends or stops, without
+//!   scanning `/proc` on every tick.
 //! - [`safefile`]: pidfiles, records and locks written without following
 //!   symlinks, atomically; [`safepath`]: paths walked component by component
 //!   (`openat`, `O_NOFOLLOW`), trusting only root's and the caller's links,
@@ -58,5 +60,6 @@ pub mod safepath;
 pub mod signal;
 pub mod stdio;
 pub mod tty;
+pub mod watch;
 
 pub use error::{Context, Error, Result};

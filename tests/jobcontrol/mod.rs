@@ -6,6 +6,9 @@ use nix::unistd::Pid;
 
 use crate::util::{self, shell::Shell};
 
+// rfg as a user sees it: the command line, ^C and ^Z, the cost of waiting.
+mod rfg;
+
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }

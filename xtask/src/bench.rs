@@ -265,7 +265,7 @@ pub fn run(pairs: usize) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&dir);
     bench_rjobs(&release, pairs)?;
     bench_disown(&release, pairs.min(200))?;
-    Ok(())
+    bench_rfg(&release)
 }
 
 /// `disown --null -v PID` on a fresh sleeping process: the whole command, and
@@ -421,4 +421,166 @@ fn bench_rjobs(release: &Path, pairs: usize) -> Result<(), String> {
         times.last().copied().unwrap_or(f64::NAN)
     );
     Ok(())
+}
+
+/// `cargo xtask bench rfg`: builds the release binaries and runs [`bench_rfg`] alone.
+pub fn run_rfg() -> Result<(), String> {
+    bench_rfg(&build_release(&crate::workspace_root())?)
+}
+
+/// How long `rfg` is measured while its job runs.
+const RFG_WINDOW: Duration = Duration::from_secs(10);
+
+/// The processes beside rfg's job during [`bench_rfg`].
+const RFG_CROWD: usize = 2000;
+
+/// The job and rfg in a session of their own on a new pseudo-terminal: the
+/// job (`sleep`) in its own group, then `exec rfg JOB`, so that rfg is this
+/// process's child, the session leader, and in the terminal's foreground group.
+const RFG_SESSION: &str =
+    r#"set -m; sleep 1000 & j=$!; set +m; echo "$j" > job.pid; exec "$RFG" "$j""#;
+
+/// The CPU time (user + system) `pid` has used, from /proc/PID/stat, in
+/// seconds (proc(5): clock ticks of `USER_HZ`, 100 on every architecture hupkit
+/// builds for).
+fn cpu_seconds(pid: u32) -> Result<f64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    // Fields after comm, numbered from 3 (state): utime is 14, stime 15.
+    let fields: Vec<&str> = after.split_ascii_whitespace().collect();
+    let ticks = |n: usize| -> Result<u64, String> {
+        fields
+            .get(n - 3)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| format!("/proc/{pid}/stat: no field {n}"))
+    };
+    #[allow(clippy::cast_precision_loss)]
+    Ok((ticks(14)? + ticks(15)?) as f64 / 100.0)
+}
+
+/// rfg's CPU time while its job runs for [`RFG_WINDOW`], beside [`RFG_CROWD`]
+/// other processes (all in one process group of the benchmark's own, killed
+/// by that group after): this build's rfg, and the one named by
+/// `HUPKIT_BENCH_RFG_BASELINE` (an older build, for the before/after figure).
+pub fn bench_rfg(release: &Path) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let mut crowd = Vec::with_capacity(RFG_CROWD);
+    let mut group = 0;
+    let mut started = Ok(());
+    for _ in 0..RFG_CROWD {
+        match Command::new("/bin/sleep")
+            .arg("1000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(group)
+            .spawn()
+        {
+            Ok(child) => {
+                if group == 0 {
+                    group = i32::try_from(child.id()).unwrap_or(0);
+                }
+                crowd.push(child);
+            }
+            Err(e) => {
+                started = Err(format!("cannot start the extra processes: {e}"));
+                break;
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    let mut result = started;
+    let baseline = std::env::var_os("HUPKIT_BENCH_RFG_BASELINE").map(PathBuf::from);
+    let mut binaries = vec![("this build", release.join("rfg"))];
+    binaries.extend(baseline.map(|b| ("`HUPKIT_BENCH_RFG_BASELINE`", b)));
+    for (name, rfg) in &binaries {
+        if result.is_err() {
+            break;
+        }
+        match rfg_cpu(rfg) {
+            Ok(cpu) => rows.push((name, rfg, cpu)),
+            Err(e) => result = Err(e),
+        }
+    }
+    if group > 0 {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(group),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    for mut child in crowd {
+        let _ = child.wait();
+    }
+    result?;
+    println!();
+    println!("| benchmark | rfg | CPU time | share of a core | goal |");
+    println!("|---|---|---|---|---|");
+    for (name, rfg, cpu) in rows {
+        println!(
+            "| rfg waiting while its job runs {} s, {RFG_CROWD} extra processes | {name} ({}) | {:.2} s | {:.2}% | < 1% |",
+            RFG_WINDOW.as_secs(),
+            rfg.display(),
+            cpu,
+            100.0 * cpu / RFG_WINDOW.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// One rfg in a session of its own ([`RFG_SESSION`]): its CPU time over
+/// [`RFG_WINDOW`] from the moment its job has the terminal.
+fn rfg_cpu(rfg: &Path) -> Result<f64, String> {
+    use std::os::fd::AsFd;
+    let dir = scratch_dir("hupkit-bench-rfg");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let pty = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
+    let tty = || {
+        pty.slave
+            .try_clone()
+            .map(Stdio::from)
+            .map_err(|e| e.to_string())
+    };
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", RFG_SESSION])
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("RFG", rfg)
+        .stdin(tty()?)
+        .stdout(tty()?)
+        .stderr(Stdio::null());
+    hupkit_common::pty::session_leader_on_exec(&mut cmd);
+    let mut child = cmd.spawn().map_err(|e| format!("{}: {e}", rfg.display()))?;
+    let pid = child.id();
+    let job_file = dir.join("job.pid");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut job = None;
+    let mut measured = Err(format!("{}: the job never got the terminal", rfg.display()));
+    while Instant::now() < deadline {
+        job = job.or_else(|| {
+            std::fs::read_to_string(&job_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok())
+        });
+        let fg = nix::unistd::tcgetpgrp(pty.master.as_fd()).map(nix::unistd::Pid::as_raw);
+        if let (Some(j), Ok(fg)) = (job, fg) {
+            if fg == j {
+                let before = cpu_seconds(pid)?;
+                std::thread::sleep(RFG_WINDOW);
+                measured = cpu_seconds(pid).map(|after| after - before);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if let Some(j) = job {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(j),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    measured
 }

@@ -3,6 +3,7 @@
 //! - `cargo xtask gen`: write completions and man pages from the clap definitions.
 //! - `cargo xtask gen --check`: fail if a committed file is stale.
 //! - `cargo xtask bench [--pairs N]`: the benchmarks against the anchors.
+//! - `cargo xtask bench rfg`: only rfg's cost of waiting.
 //! - `cargo xtask soak`: the soak tests at full counts (huplab's hangup matrix
 //!   200 times, disown injected 1000 times).
 //! - `cargo xtask container up|down|status|set|ssh`: the real systemd + logind +
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo xtask gen [--check] | cargo xtask bench [--pairs N] | cargo xtask soak\n       \
+        "usage: cargo xtask gen [--check] | cargo xtask bench [--pairs N] | cargo xtask bench rfg | cargo xtask soak\n       \
          cargo xtask container up [--kill-user-processes yes|no] [--unified|--hybrid]\n       \
          cargo xtask container down | status\n       \
          cargo xtask container set kill-user-processes yes|no | set linger on|off\n       \
@@ -174,6 +175,13 @@ fn main() -> ExitCode {
                 _ => ExitCode::FAILURE,
             }
         }
+        ["bench", "rfg"] => match xtask::bench::run_rfg() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
         ["bench", rest @ ..] => {
             let pairs = match rest {
                 [] => 2000,

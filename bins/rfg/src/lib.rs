@@ -9,16 +9,21 @@
 //! 2. block SIGTTOU and SIGTTIN (rfg is about to be a background process that
 //!    still calls `tcsetpgrp`); catch every signal of [`GUARDED`] into a flag
 //!    ([`guard_signals`]);
-//! 3. save the terminal's modes and `tcsetpgrp` it to the job's group
-//!    ([`TtyHandoff`], which gives the terminal back to the group that had it
-//!    when dropped: on every path, errors and signals included), then SIGCONT
-//!    the group;
+//! 3. print the job's command line, as `fg` does (rfg cannot see the text the
+//!    user typed: the argv of the job's first members, quoted for a shell,
+//!    joined by ` | `); save the terminal's modes and `tcsetpgrp` it to the
+//!    job's group ([`TtyHandoff`], which gives the terminal back to the group
+//!    that had it when dropped: on every path, errors and signals included),
+//!    then SIGCONT the group;
 //! 4. wait: the job has ended when no member is alive, stopped when every live
-//!    member is stopped ([`wait_job`]);
+//!    member is stopped ([`wait_job`], through a [`GroupWatch`]: pidfds and
+//!    the members' own `/proc` entries, so the wait costs the same beside 20
+//!    processes or 2000);
 //! 5. give the terminal back; restore the saved modes if the job stopped or was
-//!    killed by a signal, as bash does; exit like bash's `fg`: the job's status,
-//!    128+N for a signal, 128+stop signal when it stopped (148 for ^Z)
-//!    ([`report`]).
+//!    killed by a signal, as bash does; end the line after a job killed by ^C
+//!    and print `[N]+  Stopped  COMMAND` after one stopped, as bash does; exit
+//!    like bash's `fg`: the job's status, 128+N for a signal, 128+stop signal
+//!    when it stopped (148 for ^Z) ([`report`]).
 //!
 //! The job is not rfg's child, so its exit status comes from its pidfd
 //! (`PIDFD_GET_INFO`, Linux 6.15+), which the kernel fills in once the real
@@ -40,6 +45,8 @@ use hupkit_common::exit::{self, Status, Wait};
 use hupkit_common::jobs::{Job, JobSpec, JobState, SessionJobs, Snapshot, Target};
 use hupkit_common::pidfd::{PidFd, signal_group};
 use hupkit_common::proc::{ProcState, Stat};
+use hupkit_common::stdio::{STDERR, STDOUT, write_all};
+use hupkit_common::watch::GroupWatch;
 use hupkit_common::{Context, Error, Result, tty};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::termios::{SetArg, Termios, tcgetattr, tcsetattr};
@@ -50,9 +57,10 @@ pub use crate::cli::{Cli, EXIT_STATUS, MAN_SECTIONS, command};
 /// The job brought back when none is named: bash's current job.
 const DEFAULT_JOB: &str = "%+";
 
-/// How often the job's state is read while it has the terminal: short enough
-/// that ^Z and the job's end are followed at once, long enough that a scan of
-/// `/proc` every tick costs nothing to speak of.
+/// How often the job's known members are read while it has the terminal:
+/// short enough that ^Z is followed at once (an ending wakes the wait sooner,
+/// through the members' pidfds), and each tick reads only the members' own
+/// `/proc` entries.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// How long rfg waits, after the job's last member has exited, for its parent
@@ -122,18 +130,50 @@ pub fn run(cli: &Cli, _diag: &mut Diag) -> Result<Status> {
     let job = resolve_job(&view, &spec, &label)?;
     let members: Vec<&Stat> = job.members.iter().map(|&i| &view.snap.procs[i]).collect();
     let watch = watch_last(&view.snap, job.pgid, &members);
+    let shown = Shown {
+        label: &label,
+        pgid: job.pgid,
+        number: job.number,
+        command: view.snap.command_text(job),
+    };
 
     // The modes before anything else touches the terminal, as bash saves them.
     let modes = tcgetattr(tty.as_fd()).ok();
     let got = guard_signals()?;
+    // As `fg` does: the command, before the job can write anything.
+    let _ = write_all(STDOUT, format!("{}\n", shown.command).as_bytes());
     let handoff = TtyHandoff::give(&tty, modes, job.pgid, me).context(exit::CANCELED, || {
         format!("{label}: cannot give the job the terminal")
     })?;
     signal_group(job.pgid, view.snap.get(job.pgid), &members, Signal::SIGCONT)
         .map_err(|why| refused(format!("{label}: cannot continue the job: {why}")))?;
-    let end = wait_job(job.pgid, &got, watch.as_ref());
+    let end = wait_job(GroupWatch::new(job.pgid, &members), &got);
     let modes = handoff.give_back();
-    report(end, &Restore { tty: &tty, modes }, &members, watch, &label)
+    report(end, &Restore { tty: &tty, modes }, &members, watch, &shown)
+}
+
+/// The job as rfg shows it: the spec it was named by, its group, its number
+/// when rfg started, its command line quoted for a shell.
+struct Shown<'a> {
+    label: &'a str,
+    pgid: Pid,
+    number: usize,
+    command: String,
+}
+
+impl Shown<'_> {
+    /// bash's notice of a stopped job, `[N]+  Stopped  COMMAND`, on a line of
+    /// its own (after the `^Z` the terminal echoed): the number and mark as
+    /// rjobs(1) gives them now, the state with the signal that stopped it.
+    fn stopped_line(&self, stop: Signal) -> String {
+        let now = SessionJobs::of_caller().ok();
+        let job = now
+            .as_ref()
+            .and_then(|v| v.jobs.iter().find(|j| j.pgid == self.pgid));
+        let (number, mark) = job.map_or((self.number, '+'), |j| (j.number, j.mark));
+        let state = JobState::Stopped(Some(stop)).to_string();
+        format!("\n[{number}]{mark}  {state:<24}{}\n", self.command)
+    }
 }
 
 /// `/dev/tty`, the caller's controlling terminal.
@@ -275,8 +315,9 @@ enum End {
     Interrupted(Signal),
 }
 
-/// Waits until the group `pgid` has ended or stopped, or rfg got a guarded signal.
-fn wait_job(pgid: Pid, got: &AtomicUsize, watch: Option<&PidFd>) -> End {
+/// Waits until the group `group` follows has ended or stopped, or rfg got a
+/// guarded signal.
+fn wait_job(mut group: GroupWatch, got: &AtomicUsize) -> End {
     loop {
         let sig = got.load(Ordering::SeqCst);
         if sig != 0 {
@@ -286,17 +327,10 @@ fn wait_job(pgid: Pid, got: &AtomicUsize, watch: Option<&PidFd>) -> End {
                 .unwrap_or(Signal::SIGTERM);
             return End::Interrupted(sig);
         }
-        // A scan that fails finds no member: the job has ended.
-        match Snapshot::take().map_or(JobState::Done, |s| s.group_state(pgid)) {
+        match group.wait(POLL_INTERVAL) {
             JobState::Done => return End::Exited,
             JobState::Stopped(_) => return End::Stopped,
             JobState::Running => {}
-        }
-        match watch {
-            Some(fd) => {
-                let _ = fd.wait_exit(POLL_INTERVAL);
-            }
-            None => std::thread::sleep(POLL_INTERVAL),
         }
     }
 }
@@ -308,8 +342,9 @@ fn report(
     modes: &Restore<'_>,
     members: &[&Stat],
     watch: Option<PidFd>,
-    label: &str,
+    shown: &Shown<'_>,
 ) -> Result<Status> {
+    let label = shown.label;
     match end {
         End::Interrupted(sig) => {
             // Re-raise with the default action, so our caller sees how we died.
@@ -325,6 +360,7 @@ fn report(
                 .find(|p| Stat::read(p.pid).is_ok_and(|s| s.state == ProcState::Stopped))
                 .and_then(|p| hupkit_common::ptrace::stop_signal(p.pid))
                 .unwrap_or(Signal::SIGTSTP);
+            let _ = write_all(STDERR, shown.stopped_line(stop).as_bytes());
             Ok(Status::from_signal(stop as i32))
         }
         End::Exited => {
@@ -342,8 +378,12 @@ fn report(
                     STATUS_UNKNOWN,
                 ));
             };
-            if matches!(wait, Wait::Signaled { .. }) {
+            if let Wait::Signaled { signo, .. } = wait {
                 modes.restore();
+                if signo == Signal::SIGINT as i32 {
+                    // As bash does: the prompt starts on a line of its own.
+                    let _ = write_all(STDOUT, b"\n");
+                }
             }
             Ok(wait.shell_status().unwrap_or(STATUS_UNKNOWN))
         }
