@@ -1,6 +1,6 @@
 //! Readers for `/proc/PID/stat` and `/proc/PID/status`, and the scans of a
 //! process's descriptors and threads that the tools need
-//! ([`terminal_fds`], [`live_thread`]).
+//! ([`fds`], [`live_thread`]).
 //!
 //! The job-control tools read these once per process per invocation, so the
 //! parsers are small and allocation-light, and they read exactly the fields the
@@ -14,7 +14,6 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 
 use nix::sys::signal::Signal;
@@ -349,43 +348,18 @@ impl Status {
     }
 }
 
-/// A descriptor of a process that is on its controlling terminal (or on
-/// `/dev/tty`), with its open-file status flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TerminalFd {
-    /// The descriptor number.
-    pub fd: i32,
-    /// Its `O_*` flags from `/proc/PID/fdinfo/FD`, if they could be read.
-    pub flags: Option<i32>,
-}
-
-/// The descriptors of `p` on its controlling terminal or on `/dev/tty`, in
-/// numeric order; none if its descriptors cannot be read.
+/// The open descriptors of `pid`, in numeric order; none if they cannot be
+/// read (another user's process, or it has exited).
 #[must_use]
-pub fn terminal_fds(p: &Stat) -> Vec<TerminalFd> {
-    let mut out = Vec::new();
-    let Ok(dir) = fs::read_dir(proc_path(p.pid, "fd")) else {
-        return out;
+pub fn fds(pid: Pid) -> Vec<i32> {
+    let Ok(dir) = fs::read_dir(proc_path(pid, "fd")) else {
+        return Vec::new();
     };
-    for e in dir.flatten() {
-        let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let link = fs::read_link(e.path()).unwrap_or_default();
-        let on_tty = link == std::path::Path::new("/dev/tty")
-            || fs::metadata(e.path()).is_ok_and(|m| {
-                m.file_type().is_char_device()
-                    && p.tty_nr != 0
-                    && crate::tty::number(&e.path()).ok() == Some(p.tty_nr)
-            });
-        if on_tty {
-            out.push(TerminalFd {
-                fd,
-                flags: fd_flags(p.pid, fd),
-            });
-        }
-    }
-    out.sort_by_key(|t| t.fd);
+    let mut out: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect();
+    out.sort_unstable();
     out
 }
 

@@ -153,7 +153,11 @@ fn real_time_signals_are_delivered_once() {
     for (rc, out, err) in &outcomes {
         assert_eq!(rc, &Some(0), "stdout: {out}\nstderr: {err}");
         assert!(
-            out.starts_with(&format!("disown: PID {pid} (sigcount): SIGHUP ")),
+            out.starts_with(&format!(
+                "disown: PID {pid} ({} {}): SIGHUP ",
+                bin.display(),
+                counts.display()
+            )),
             "{out}"
         );
     }
@@ -228,7 +232,8 @@ fn a_process_that_cannot_stop_is_let_go_at_a_deadline() {
             Some(1),
             "",
             format!(
-                "disown: PID {pid} (vforker): it did not stop within 2 s (it is in uninterruptible sleep: in vfork, or waiting for a device); left as it was\n"
+                "disown: PID {pid} ({}): it did not stop within 2 s (it is in uninterruptible sleep: in vfork, or waiting for a device); left as it was\n",
+                bin.display()
             )
             .as_str()
         ),
@@ -256,7 +261,7 @@ int main(void) {
 /// A 32-bit program, without libc: the i386 `pause` in a loop.
 const I386: &str = ".globl _start\n_start:\n mov $29, %eax\n int $0x80\n jmp _start\n";
 
-fn refused_untouched(bin: &Path, comm: &str) {
+fn refused_untouched(bin: &Path) {
     let mut guard = util::ChildGuard::new(util::spawn(&mut Command::new(bin)));
     let pid = guard.pid();
     assert!(util::poll_until(util::DEADLINE, || {
@@ -268,7 +273,7 @@ fn refused_untouched(bin: &Path, comm: &str) {
         (
             Some(1),
             "",
-            format!("disown: PID {pid} ({comm}): it is not running x86_64 code (a 32-bit program, or a 32-bit system call): x86_64 processes only; left as it was\n").as_str()
+            format!("disown: PID {pid} ({}): it is not running x86_64 code (a 32-bit program, or a 32-bit system call): x86_64 processes only; left as it was\n", bin.display()).as_str()
         )
     );
     assert!(untraced(pid), "released");
@@ -287,7 +292,7 @@ fn refused_untouched(bin: &Path, comm: &str) {
 fn thirty_two_bit_code_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     if let Some(bin) = cc(dir.path(), "int80", "int80.c", INT80, &[]) {
-        refused_untouched(&bin, "int80");
+        refused_untouched(&bin);
     }
     if let Some(bin) = cc(
         dir.path(),
@@ -296,7 +301,7 @@ fn thirty_two_bit_code_is_refused_untouched() {
         I386,
         &["-m32", "-nostdlib", "-static"],
     ) {
-        refused_untouched(&bin, "i386");
+        refused_untouched(&bin);
     }
 }
 
@@ -321,20 +326,25 @@ fn a_process_with_its_own_handler_is_left_alone_and_counted() {
             Some(1),
             "",
             format!(
-                "disown: PID {pid} (python3) has its own SIGHUP handler; left alone (-a forces)\n"
+                "disown: PID {pid} (python3) has its own SIGHUP handler; left alone (--override-handler forces)\n"
             )
             .as_str()
         )
     );
     assert!(Status::read(pid).unwrap().sig_cgt.contains(Signal::SIGHUP));
-    let (rc, out, err) = disown_within(&["-a", "--keep-tty", &pid.to_string()], util::DEADLINE);
-    assert_eq!(
-        (rc, out.as_str(), err.as_str()),
-        (
-            Some(0),
-            format!("disown: PID {pid} (python3): SIGHUP ignored\n").as_str(),
-            ""
-        )
+    let (rc, out, err) = disown_within(
+        &["--override-handler", "-h", &pid.to_string()],
+        util::DEADLINE,
+    );
+    // (Its argv[0] is whatever python3 was found as: a full path under pyenv.)
+    assert_eq!((rc, err.as_str()), (Some(0), ""), "{out}");
+    assert!(
+        out.starts_with(&format!("disown: PID {pid} ("))
+            && out.ends_with(&format!(
+                "python3 -c {}): SIGHUP ignored\n",
+                hupkit_common::quote::word(HANDLER.as_bytes())
+            )),
+        "{out}"
     );
     assert!(Status::read(pid).unwrap().sig_ign.contains(Signal::SIGHUP));
     drop(guard.0.take().map(|mut c| {

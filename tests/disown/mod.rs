@@ -13,6 +13,7 @@ use nix::unistd::Pid;
 
 use crate::util::{self, shell::Shell};
 
+mod bash;
 mod hard;
 
 /// A process the test started, killed by identity when dropped.
@@ -86,10 +87,11 @@ fn every_kind_of_job_survives_the_hangup() {
         let (out, rc) = sh.run(&format!("rdisown {}", v.0.pid));
         assert_eq!(rc, 0, "{out}");
         // (The writer's own ticks may be interleaved on the terminal.)
-        let prefix = format!("rdisown: PID {} (", v.0.pid);
+        let pid = format!(" PID {} (", v.0.pid);
         assert!(
-            out.lines()
-                .any(|l| l.starts_with(&prefix) && l.contains("SIGHUP ignored")),
+            out.lines().any(|l| l.starts_with("rdisown: [")
+                && l.contains(&pid)
+                && l.contains("SIGHUP ignored")),
             "{out}"
         );
     }
@@ -100,7 +102,7 @@ fn every_kind_of_job_survives_the_hangup() {
     assert_eq!(rc, 0, "{out}");
     let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("rdisown: ")).collect();
     assert_eq!(lines.len(), 2, "both members of the pipeline:\n{out}");
-    let pipe_cat = Victim::of(lines[1].split_ascii_whitespace().nth(2).unwrap());
+    let pipe_cat = Victim::of(lines[1].split_ascii_whitespace().nth(3).unwrap());
 
     sh.hang_up();
     assert!(sh.wait().is_some(), "bash ends with its terminal");
@@ -267,7 +269,7 @@ fn another_users_process_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.starts_with(&format!("disown: PID {pid} (sleep): cannot trace it: permission denied: it belongs to uid 0; tracing another user's process needs root (CAP_SYS_PTRACE)")),
+        err.starts_with(&format!("disown: PID {pid} (sleep 300): cannot trace it: permission denied: it belongs to uid 0; tracing another user's process needs root (CAP_SYS_PTRACE)")),
         "{err}"
     );
     assert!(
@@ -287,7 +289,7 @@ fn keep_tty_null_and_handlers() {
     assert_eq!(
         (out.as_str(), rc),
         (
-            format!("rdisown: PID {} (sleep): SIGHUP ignored\n", a.0.pid).as_str(),
+            format!("rdisown: [1] PID {} (sleep 300): SIGHUP ignored\n", a.0.pid).as_str(),
             0
         )
     );
@@ -305,11 +307,11 @@ fn keep_tty_null_and_handlers() {
     let (out, rc) = sh.run(&format!("rdisown --null {}", c.0.pid));
     assert_eq!(rc, 1, "a process left alone is one not cut loose");
     assert!(
-        out.contains("has its own SIGHUP handler; left alone (-a forces)"),
+        out.contains("has its own SIGHUP handler; left alone (--override-handler forces)"),
         "{out}"
     );
     assert!(c.status().sig_cgt.contains(Signal::SIGHUP));
-    let (out, rc) = sh.run(&format!("rdisown -a --null {}", c.0.pid));
+    let (out, rc) = sh.run(&format!("rdisown --override-handler --null {}", c.0.pid));
     assert_eq!(rc, 0, "{out}");
     assert!(c.status().sig_ign.contains(Signal::SIGHUP));
 }
@@ -331,13 +333,13 @@ fn group_and_tree() {
         std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
             .is_ok_and(|c| c.split_ascii_whitespace().count() == 2)
     }));
-    let (out, rc) = sh.run(&format!("rdisown --null -r -v {parent}"));
+    let (out, rc) = sh.run(&format!("rdisown --null --tree -v {parent}"));
     assert_eq!(rc, 0, "{out}");
     let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("rdisown: ")).collect();
     assert_eq!(
         lines.len(),
         3,
-        "-r: the process and its two children\n{out}"
+        "--tree: the process and its two children\n{out}"
     );
     assert!(
         lines
@@ -427,8 +429,10 @@ fn a_long_output_path_fits_the_scratch_page() {
     ));
     assert_eq!(rc, 1, "{out}");
     assert!(
-        out.starts_with(&format!("rdisown: PID {} (sleep): opening '", b.0.pid))
-            && out.ends_with("' failed in the process: File name too long; left as it was\n"),
+        out.starts_with(&format!(
+            "rdisown: [2] PID {} (sleep 301): opening '",
+            b.0.pid
+        )) && out.ends_with("' failed in the process: File name too long; left as it was\n"),
         "{out}"
     );
     assert_eq!(b.fds(), tty, "descriptors untouched");

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, ValueHint};
-use hupkit_common::cli::{Help, Version};
+use hupkit_common::cli::{LongHelp, Version};
 
 /// The exit statuses.
 pub const EXIT_STATUS: &[(&str, &str)] = &[
@@ -20,12 +20,17 @@ pub const EXIT_STATUS: &[(&str, &str)] = &[
 
 const AFTER_HELP: &str = "\
 For each process: SIGHUP is set to ignored (a process with its own SIGHUP
-handler is left alone, and counted as not cut loose, unless --all); every
-descriptor on its
-controlling terminal (and /dev/tty) is re-pointed, readers (and fd 0) to
-/dev/null, writers to the output file; the terminal stops being its controlling
-terminal (TIOCNOTTY, except for a session leader); a stopped process is
-continued, or the kernel would kill it when its group is orphaned at logout.
+handler is left alone, and counted as not cut loose, unless
+--override-handler); every descriptor on its controlling terminal (and
+/dev/tty) or on a terminal that has hung up (after a dropped connection: its
+output is lost) is re-pointed, readers (and fd 0) to /dev/null, writers to the
+output file; so is one on a live pseudo-terminal its session lost (its shell
+has exited), and, with --any-tty, on any other live terminal; never a pty
+master (tmux, ssh, expect drive terminals of their own). The terminal stops
+being its controlling terminal (TIOCNOTTY, except for a session leader); a
+stopped process is continued, or the kernel would kill it when its group is
+orphaned at logout. Each line says what was done to which job: [N] (rjobs'
+number), PID and command line, quoted for a shell.
 
 It is done from inside the process, with ptrace: disown makes the process run
 a few system calls (rt_sigprocmask, mmap, rt_sigaction, openat, fcntl, dup3,
@@ -42,7 +47,10 @@ inside a 32-bit (int 0x80) system call, is refused, untouched.
 
 bash, zsh and ksh have a builtin named disown that hides this program: call it
 rdisown, or run command disown. The shell still lists the job (its own disown
-removes it); the job no longer cares about the shell's SIGHUP.";
+removes it); the job no longer cares about the shell's SIGHUP. -h, -a and -r
+mean what they mean to bash's disown; %N is rjobs' numbering, which can differ
+from the shell's (see BASH'S DISOWN in disown(1)): rdisown $(jobs -p %N)
+or rdisown PID name exactly the job the shell means.";
 
 /// Cut running jobs loose from their terminal, so they survive its hangup.
 #[derive(Debug, Parser)]
@@ -55,17 +63,29 @@ removes it); the job no longer cares about the shell's SIGHUP.";
 )]
 #[allow(clippy::struct_excessive_bools)]
 pub struct Cli {
+    /// Every job of this session (bash's disown -a), stopped ones too
+    #[arg(short = 'a', long = "all", conflicts_with = "jobs")]
+    pub all_jobs: bool,
+
+    /// Every running job of this session (bash's disown -r)
+    #[arg(short = 'r', long = "running", conflicts_with_all = ["jobs", "all_jobs"])]
+    pub running: bool,
+
+    /// Only make SIGHUP ignored (bash's disown -h): descriptors and terminal untouched
+    #[arg(short = 'h', long, conflicts_with_all = ["output", "null", "any_tty"])]
+    pub keep_tty: bool,
+
     /// A PID means its whole process group
     #[arg(short = 'g', long)]
     pub group: bool,
 
-    /// Add every descendant of the processes named
-    #[arg(short = 'r', long)]
+    /// Add every descendant of the processes named (was -r)
+    #[arg(long, visible_alias = "descendants")]
     pub tree: bool,
 
-    /// Ignore SIGHUP even in a process that installed its own handler
-    #[arg(short = 'a', long)]
-    pub all: bool,
+    /// Ignore SIGHUP even in a process that installed its own handler (was -a)
+    #[arg(long)]
+    pub override_handler: bool,
 
     /// Append output to FILE [default: nohup.out, else $HOME/nohup.out]
     #[arg(short = 'o', long, value_name = "FILE", value_hint = ValueHint::FilePath, conflicts_with = "null")]
@@ -75,25 +95,24 @@ pub struct Cli {
     #[arg(long)]
     pub null: bool,
 
-    /// Only make SIGHUP ignored (bash's disown -h): descriptors and terminal untouched
-    #[arg(long, conflicts_with_all = ["output", "null"])]
-    pub keep_tty: bool,
+    /// Also re-point descriptors on other live terminals (never a pty master)
+    #[arg(long)]
+    pub any_tty: bool,
 
     /// Also say how long each process was held stopped while it was changed
     #[arg(short = 'v', long)]
     pub verbose: bool,
 
-    /// `-h`, `--help` (for now: the next issue gives disown bash's `-h`, and
-    /// help `--help` alone, `LongHelp`).
+    /// `--help` alone: `-h` is bash's.
     #[command(flatten)]
-    pub help: Help,
+    pub help: LongHelp,
 
     /// `-V`, `--version`.
     #[command(flatten)]
     pub version: Version,
 
-    /// Jobs: %N, %+, %-, %name, %?text (their whole group), PID, PID@STARTTIME
-    #[arg(value_name = "JOB", required = true)]
+    /// Jobs: %N (rjobs' numbering), %+, %-, %name, %?text (their whole group), PID, PID@STARTTIME
+    #[arg(value_name = "JOB", required_unless_present_any = ["all_jobs", "running"])]
     pub jobs: Vec<String>,
 }
 
@@ -106,10 +125,30 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
          thread, disown itself and its ancestors, a process already traced by another \
          (a debugger), a process it may not trace (another user's, without root; where \
          Yama is installed, /proc/sys/kernel/yama/ptrace_scope may forbid more), a process \
-         with its own SIGHUP handler (unless -a), 32-bit code (a 32-bit program, or a 64-bit \
+         with its own SIGHUP handler (unless --override-handler), 32-bit code (a 32-bit program, or a 64-bit \
          one inside an int 0x80 call), and a process that does not stop within 2 s (in \
          vfork, or in another uninterruptible sleep). Each is explained on standard error \
          and makes the status 1.",
+    ),
+    (
+        "BASH'S DISOWN",
+        "The short options are bash's: -h only makes SIGHUP ignored (bash's disown -h \
+         marks the job so that bash will not send it SIGHUP; here the process itself \
+         ignores it, whoever sends it), -a takes every job of the session, -r every \
+         running one. Formerly, -a meant --override-handler and -r meant --tree, \
+         and -h printed help: help is --help only. What still differs: with no operand, \
+         bash's disown takes the current job; this program needs a job, -a or -r (its \
+         current job, %+, is a guess: the kernel does not record when a job stopped). \
+         bash's disown -a and -r ignore operands; here they refuse them. bash removes \
+         the job from its table; here the shell still lists it (run the shell's own \
+         disown too, for that), and the job also gets its terminal descriptors \
+         re-pointed and loses its controlling terminal, unless -h. \
+         \n\nJob numbers: %N is rjobs' numbering, the live process groups of the session \
+         in start order; bash numbers jobs as it starts them. After bash's own disown \
+         (or a finished job), the two can differ: bash no longer lists a job that rjobs \
+         still sees, and its %2 may be rjobs' %3. The exact forms are rdisown \
+         $(jobs -p %N), with bash's number, and rdisown PID; each report line shows \
+         the job number, PID and command line it acted on, so a mistake is visible.",
     ),
     (
         "JOB RECORD",

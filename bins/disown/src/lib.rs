@@ -6,8 +6,9 @@
 //! ([`hupkit_common::inject::Tracee`]), map a scratch page in it
 //! ([`hupkit_common::inject::Scratch`]), and make the process itself ignore
 //! SIGHUP, drop its controlling terminal and re-point its terminal
-//! descriptors (found by [`hupkit_common::proc::terminal_fds`]), one typed
-//! injected call each; stopped targets are continued and a job record is
+//! descriptors (chosen by `fd_plan` from [`hupkit_common::output::of`]: its
+//! terminal, hung-up terminals, never a pty master), one typed injected call
+//! each; stopped targets are continued and a job record is
 //! written. Errors about one process are reported and the next one is done;
 //! the status is then 1 ([`Diag::status`]).
 
@@ -23,7 +24,8 @@ use hupkit_common::Context;
 use hupkit_common::diag::Diag;
 use hupkit_common::exit::{self, Status as ExitStatus};
 use hupkit_common::inject::{InjectError, Scratch, Tracee};
-use hupkit_common::jobs::{Job, JobSpec, Snapshot, Target};
+use hupkit_common::jobs::{Job, JobSpec, JobState, Snapshot, Target};
+use hupkit_common::output::{self, Sink};
 use hupkit_common::proc::{self, Stat, Status};
 use hupkit_common::quote::quote;
 use hupkit_common::records;
@@ -143,7 +145,8 @@ pub fn refusal(snap: &Snapshot, p: &Stat) -> Option<String> {
     }
 }
 
-/// A process with its own SIGHUP handler is left alone, unless forced (`-a`):
+/// A process with its own SIGHUP handler is left alone, unless forced
+/// (`--override-handler`):
 /// it has said what a hangup means to it.
 fn handler_refusal(p: &Stat, force: bool) -> Option<String> {
     let handler =
@@ -175,24 +178,89 @@ fn permission_hint(p: &Stat) -> String {
     hint
 }
 
-/// A descriptor of the process on its terminal, and whether it is only read.
+/// A descriptor of the process to re-point: whether it is only read, and
+/// whether it is the controlling terminal itself.
 struct TtyFd {
     fd: i32,
     reader: bool,
+    ctty: bool,
 }
 
-/// The descriptors of `p` that are its controlling terminal (or /dev/tty):
-/// readers (fd 0, and any opened read-only) go to /dev/null, the others to
-/// the output file. Flags that cannot be read count as read-write.
-fn tty_fds(p: &Stat) -> Vec<TtyFd> {
+/// What disown will do to a process's descriptors: the ones it re-points, and
+/// those on other live terminals it leaves alone (`fd 4 on pts/7`).
+struct FdPlan {
+    fds: Vec<TtyFd>,
+    left: Vec<String>,
+}
+
+/// The descriptors of `p` to re-point: every one on its controlling terminal
+/// (or `/dev/tty`) and on any terminal that has hung up (its output is lost);
+/// one on another live pseudo-terminal when that is the terminal its session
+/// lost ([`lost_by_session`]), or with `--any-tty`; never a pty master (a job
+/// running tmux, ssh or expect drives a terminal of its own). Readers (fd 0,
+/// and any opened read-only) go to /dev/null, the others to the output file;
+/// flags that cannot be read count as read-write.
+fn fd_plan(snap: &Snapshot, p: &Stat, any_tty: bool) -> FdPlan {
     let read_only = |flags: i32| flags & libc::O_ACCMODE == libc::O_RDONLY;
-    proc::terminal_fds(p)
-        .into_iter()
-        .map(|t| TtyFd {
-            fd: t.fd,
-            reader: t.fd == 0 || t.flags.is_some_and(read_only),
-        })
-        .collect()
+    let all = proc::fds(p.pid);
+    let sinks: Vec<(i32, Sink)> = all
+        .iter()
+        .map(|&fd| (fd, output::of(p.pid, fd, p.tty_nr)))
+        .collect();
+    let drives_a_terminal = sinks.iter().any(|(_, s)| *s == Sink::PtyMaster);
+    let mut plan = FdPlan {
+        fds: Vec::new(),
+        left: Vec::new(),
+    };
+    for (fd, sink) in sinks {
+        let take = match &sink {
+            Sink::Terminal | Sink::HungUp(_) => true,
+            Sink::OtherTerminal(name) => {
+                let taken = any_tty
+                    || is_dev_tty(p.pid, fd)
+                    || (!drives_a_terminal && lost_by_session(snap, p, fd));
+                if !taken {
+                    plan.left.push(format!("fd {fd} on {name}"));
+                }
+                taken
+            }
+            _ => false,
+        };
+        if take {
+            plan.fds.push(TtyFd {
+                fd,
+                reader: fd == 0 || proc::fd_flags(p.pid, fd).is_some_and(read_only),
+                ctty: sink == Sink::Terminal,
+            });
+        }
+    }
+    plan
+}
+
+/// Whether descriptor `fd` of `pid` was opened as `/dev/tty`: the terminal the
+/// process had when it opened it.
+fn is_dev_tty(pid: Pid, fd: i32) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).is_ok_and(|l| l == Path::new("/dev/tty"))
+}
+
+/// Whether descriptor `fd` of `p` is a live pseudo-terminal that its session
+/// lost: `p` has no controlling terminal, and the terminal is either still
+/// the controlling terminal of another process of `p`'s session, or of no
+/// process at all (the session's leader has exited and left it behind).
+fn lost_by_session(snap: &Snapshot, p: &Stat, fd: i32) -> bool {
+    if p.tty_nr != 0 {
+        return false;
+    }
+    let Ok(number) = tty::number(Path::new(&format!("/proc/{}/fd/{fd}", p.pid))) else {
+        return false;
+    };
+    // Pseudo-terminal slaves only: a serial line nobody has as controlling
+    // terminal is a device a daemon may talk to on purpose.
+    if !(136..=143).contains(&tty::split(number).0) {
+        return false;
+    }
+    let holders: Vec<&Stat> = snap.procs.iter().filter(|q| q.tty_nr == number).collect();
+    holders.is_empty() || holders.iter().any(|q| q.session == p.session)
 }
 
 /// What was done to one process, for its report line.
@@ -217,14 +285,13 @@ fn succeeded(call: Result<(), InjectError>) -> Result<bool, InjectError> {
 
 /// Cuts one process loose: attach, map a scratch page, make the changes,
 /// unmap, detach.
-fn cut_loose(p: &Stat, output: &Output) -> Result<Done, InjectError> {
+fn cut_loose(p: &Stat, fds: &[TtyFd], output: &Output) -> Result<Done, InjectError> {
     let handler =
         Status::read(p.pid).map_or(Disposition::Default, |s| s.disposition(Signal::SIGHUP));
-    let fds = tty_fds(p);
     let started = Instant::now();
     let mut t = Tracee::attach(proc::live_thread(p.pid))?;
     let mut page = Scratch::map(&mut t)?;
-    let result = changes(&mut page, p, handler, &fds, output);
+    let result = changes(&mut page, p, handler, fds, output);
     let unmapped = page.release();
     t.detach()?;
     let mut done = result?;
@@ -242,7 +309,7 @@ fn changes(
     fds: &[TtyFd],
     output: &Output,
 ) -> Result<Done, InjectError> {
-    // (A process with its own handler gets here only with -a.)
+    // (A process with its own handler gets here only with --override-handler.)
     let sighup = if handler == Disposition::Ignore {
         "SIGHUP already ignored"
     } else {
@@ -276,7 +343,7 @@ const DEV_NULL: &str = "/dev/null";
 /// `TIOCNOTTY` on one of its terminal descriptors (else on /dev/tty, opened
 /// for it and closed after); whether the terminal was dropped.
 fn drop_terminal(page: &mut Scratch<'_>, fds: &[TtyFd]) -> Result<bool, InjectError> {
-    let (fd, opened) = if let Some(f) = fds.first() {
+    let (fd, opened) = if let Some(f) = fds.iter().find(|f| f.ctty) {
         (f.fd, false)
     } else {
         let flags = OFlag::O_RDONLY | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
@@ -326,14 +393,28 @@ fn redirect(
     Ok(redirected)
 }
 
-/// The processes the specs name: each spec's, then (`-r`) their
-/// descendants, each once.
-fn targets(cli: &Cli, snap: &Snapshot, diag: &mut Diag) -> Vec<Stat> {
+/// The jobs of the caller's session, as rjobs numbers them (`%N`): the
+/// shell's group and disown's own left out.
+fn session_jobs(snap: &Snapshot) -> Vec<Job> {
     let session = nix::unistd::getsid(None).unwrap_or_else(|_| nix::unistd::getpid());
-    let jobs = snap.jobs(session, &[nix::unistd::getpgrp()], false);
+    snap.jobs(session, &[nix::unistd::getpgrp()], false)
+}
+
+/// The processes the command line names: every job's (`-a`), every running
+/// job's (`-r`), or each spec's, then (`--tree`) their descendants, each once.
+fn targets(cli: &Cli, snap: &Snapshot, jobs: &[Job], diag: &mut Diag) -> Vec<Stat> {
     let mut pids: Vec<Pid> = Vec::new();
+    if cli.all_jobs || cli.running {
+        let chosen = jobs
+            .iter()
+            .filter(|j| cli.all_jobs || j.state == JobState::Running);
+        for job in chosen {
+            let live = job.members.iter().map(|&i| &snap.procs[i]);
+            pids.extend(live.filter(|p| !p.state.has_exited()).map(|p| p.pid));
+        }
+    }
     for text in &cli.jobs {
-        spec_pids(cli, snap, &jobs, text, diag, &mut pids);
+        spec_pids(cli, snap, jobs, text, diag, &mut pids);
     }
     if cli.tree {
         add_descendants(snap, &mut pids);
@@ -377,7 +458,10 @@ fn spec_pids(
     let group_wanted = cli.group || !matches!(spec, JobSpec::Pid(..));
     match snap.resolve(&spec, jobs) {
         Ok(Target::Job(job)) if group_wanted => {
-            pids.extend(job.members.iter().map(|&i| snap.procs[i].pid));
+            // A member that has exited (a loop's short-lived child not yet
+            // reaped) needs nothing: it is no refusal.
+            let members = job.members.iter().map(|&i| &snap.procs[i]);
+            pids.extend(members.filter(|p| !p.state.has_exited()).map(|p| p.pid));
         }
         Err(_) if matches!(spec, JobSpec::Pid(pid, None) if Stat::read(pid).is_ok()) => {
             // Not in the snapshot (a kernel thread): take it as it is,
@@ -396,7 +480,7 @@ fn spec_pids(
                 Some(p) if cli.group => pids.extend(
                     snap.procs
                         .iter()
-                        .filter(|q| q.pgrp == p.pgrp)
+                        .filter(|q| q.pgrp == p.pgrp && !q.state.has_exited())
                         .map(|q| q.pid),
                 ),
                 Some(p) => pids.push(p.pid),
@@ -433,10 +517,12 @@ fn admitted(cli: &Cli, snap: &Snapshot, procs: Vec<Stat>, diag: &mut Diag) -> Ve
     procs
         .into_iter()
         .filter(|p| {
-            // A handler is the one refusal that -a overrides: the message says so.
-            let refused = refusal(snap, p)
-                .map(|why| (why, ""))
-                .or_else(|| handler_refusal(p, cli.all).map(|why| (why, " (-a forces)")));
+            // A handler is the one refusal that --override-handler overrides:
+            // the message says so.
+            let refused = refusal(snap, p).map(|why| (why, "")).or_else(|| {
+                handler_refusal(p, cli.override_handler)
+                    .map(|why| (why, " (--override-handler forces)"))
+            });
             let Some((why, forces)) = refused else {
                 return true;
             };
@@ -458,9 +544,15 @@ fn admitted(cli: &Cli, snap: &Snapshot, procs: Vec<Stat>, diag: &mut Diag) -> Ve
 /// `/proc` cannot be read.
 pub fn run(cli: &Cli, diag: &mut Diag) -> hupkit_common::Result<ExitStatus> {
     let snap = Snapshot::take().context(exit::FAILURE, || "cannot read /proc")?;
-    let procs = targets(cli, &snap, diag);
+    let jobs = session_jobs(&snap);
+    let procs = targets(cli, &snap, &jobs, diag);
     let procs = admitted(cli, &snap, procs, diag);
     if procs.is_empty() {
+        if cli.jobs.is_empty() && !diag.errored() {
+            let which = if cli.running { "running jobs" } else { "jobs" };
+            say(diag, &format!("no {which} in this session; nothing to do"));
+            return Ok(exit::SUCCESS);
+        }
         return Ok(exit::FAILURE);
     }
     let Some(output) = output_file(cli, diag) else {
@@ -469,12 +561,21 @@ pub fn run(cli: &Cli, diag: &mut Diag) -> hupkit_common::Result<ExitStatus> {
     let mut stopped: Vec<&Stat> = Vec::new();
     let mut done: Vec<&Stat> = Vec::new();
     for p in &procs {
+        let plan = fd_plan(&snap, p, cli.any_tty);
+        // Named before it is touched: a process may exit meanwhile.
+        let label = label(&jobs, p);
         // Each process is traced from a thread of its own: one that cannot be
         // stopped in time is released, untouched, when that thread ends.
-        let outcome = std::thread::scope(|s| s.spawn(|| cut_loose(p, &output)).join())
+        let outcome = std::thread::scope(|s| s.spawn(|| cut_loose(p, &plan.fds, &output)).join())
             .unwrap_or_else(|_| Err(InjectError::Failed("internal error".into())));
         let was_stopped = p.state.is_stopped();
-        if report(cli, p, was_stopped, outcome, diag) {
+        let reported = Reported {
+            label: &label,
+            was_stopped,
+            left: &plan.left,
+            output: &output,
+        };
+        if report(cli, &reported, p, outcome, diag) {
             done.push(p);
             if was_stopped {
                 stopped.push(p);
@@ -486,7 +587,7 @@ pub fn run(cli: &Cli, diag: &mut Diag) -> hupkit_common::Result<ExitStatus> {
         let _ = nix::sys::signal::kill(p.pid, Signal::SIGCONT);
     }
     for p in job_heads(&done) {
-        record(p, &output);
+        record(p);
     }
     Ok(diag.status())
 }
@@ -510,38 +611,74 @@ fn job_heads<'a>(done: &[&'a Stat]) -> Vec<&'a Stat> {
     heads
 }
 
+/// A process as the report names it: `[N] PID 1234 (sleep 300)`, its job's
+/// number as rjobs shows it (when it belongs to a job of this session) and
+/// its command line, quoted for a shell.
+fn label(jobs: &[Job], p: &Stat) -> String {
+    let number = jobs
+        .iter()
+        .find(|j| j.pgid == p.pgrp)
+        .map(|j| format!("[{}] ", j.number))
+        .unwrap_or_default();
+    format!("{number}PID {} ({})", p.pid, Snapshot::cmdline_text(p))
+}
+
+/// One line on standard output, named as invoked (disown or rdisown).
+fn say(diag: &Diag, text: &str) {
+    let line = format!("{}: {text}\n", diag.prog().to_string_lossy());
+    let _ = hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, line.as_bytes());
+}
+
+/// What the report of one process needs besides the outcome.
+struct Reported<'a> {
+    label: &'a str,
+    was_stopped: bool,
+    /// Descriptors on other live terminals, left alone.
+    left: &'a [String],
+    output: &'a Output,
+}
+
+/// The report line of a process cut loose: what was done, and what was not.
+fn done_line(cli: &Cli, r: &Reported<'_>, done: &Done) -> String {
+    let mut line = format!("{}: {}", r.label, done.sighup);
+    if !done.redirected.is_empty() {
+        let _ = write!(line, "; fds {}", done.redirected.join(", "));
+    } else if !matches!(r.output, Output::Untouched) {
+        line.push_str("; no descriptor on a terminal");
+    }
+    if !matches!(r.output, Output::Untouched) && !r.left.is_empty() {
+        let them = if r.left.len() == 1 { "it" } else { "them" };
+        let _ = write!(
+            line,
+            "; {} left alone (--any-tty re-points {them})",
+            r.left.join(", ")
+        );
+    }
+    if done.tty_dropped {
+        line.push_str("; terminal dropped");
+    }
+    if r.was_stopped {
+        line.push_str("; continued");
+    }
+    if cli.verbose {
+        let _ = write!(line, "; held {} µs", done.held.as_micros());
+    }
+    line
+}
+
 /// Says what was done to `p` (on standard output) or why it was not (on
 /// standard error); whether it was cut loose.
 fn report(
     cli: &Cli,
+    r: &Reported<'_>,
     p: &Stat,
-    was_stopped: bool,
     outcome: Result<Done, InjectError>,
     diag: &mut Diag,
 ) -> bool {
-    let label = format!("PID {} ({})", p.pid, p.name());
+    let label = r.label;
     match outcome {
         Ok(done) => {
-            // The report names the program as invoked: disown or rdisown.
-            let mut line = format!(
-                "{}: {label}: {}",
-                diag.prog().to_string_lossy(),
-                done.sighup
-            );
-            if !done.redirected.is_empty() {
-                let _ = write!(line, "; fds {}", done.redirected.join(", "));
-            }
-            if done.tty_dropped {
-                line.push_str("; terminal dropped");
-            }
-            if was_stopped {
-                line.push_str("; continued");
-            }
-            if cli.verbose {
-                let _ = write!(line, "; held {} µs", done.held.as_micros());
-            }
-            line.push('\n');
-            let _ = hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, line.as_bytes());
+            say(diag, &done_line(cli, r, &done));
             true
         }
         Err(InjectError::Attach(Errno::EPERM)) => {
@@ -554,11 +691,10 @@ fn report(
         Err(InjectError::Gone) => {
             // It ended while disown worked on it (a loop's short-lived child,
             // say): there is nothing left to cut loose, and nothing failed.
-            let line = format!(
-                "{}: {label}: it exited meanwhile; nothing to do\n",
-                diag.prog().to_string_lossy()
+            say(
+                diag,
+                &format!("{label}: it exited meanwhile; nothing to do"),
             );
-            let _ = hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, line.as_bytes());
             false
         }
         Err(e @ InjectError::CallStuck) => {
@@ -574,7 +710,7 @@ fn report(
 
 /// Writes the job record of a job that was cut loose (silently), unless
 /// `HUPKIT_NO_RECORD=1`: `p` is the process that stands for it.
-fn record(p: &Stat, output: &Output) {
+fn record(p: &Stat) {
     let Some(dir) = records::write_dir() else {
         return;
     };
@@ -595,12 +731,10 @@ fn record(p: &Stat, output: &Output) {
     rec.tty = tty::path(p.tty_nr)
         .map(PathBuf::into_os_string)
         .unwrap_or_default();
-    rec.output = match output {
-        Output::File(f) => f.clone().into_os_string(),
-        Output::Null => "/dev/null".into(),
-        Output::Untouched => std::fs::read_link(format!("/proc/{}/fd/1", p.pid))
-            .map(PathBuf::into_os_string)
-            .unwrap_or_default(),
-    };
+    // Where its output goes now, as the kernel says: the file only if it was
+    // re-pointed there.
+    rec.output = std::fs::read_link(format!("/proc/{}/fd/1", p.pid))
+        .map(PathBuf::into_os_string)
+        .unwrap_or_default();
     let _ = records::write(&dir, &rec);
 }
