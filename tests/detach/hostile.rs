@@ -8,12 +8,12 @@
 //! `try_wait`, never by name.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hupkit_common::identity::Identity;
 
-use super::{Daemon, detach, detach_cmd, is_root, open_tempdir, result};
+use super::{Daemon, detach, detach_cmd, open_tempdir, result, root_tempdir, shared_dir};
 use crate::util::{self, ChildGuard};
 
 const NOBODY: u32 = 65534;
@@ -24,6 +24,14 @@ fn chmod(p: &Path, mode: u32) {
 
 fn give_to_nobody(p: &Path) {
     std::os::unix::fs::lchown(p, Some(NOBODY), Some(NOBODY)).unwrap();
+}
+
+/// `dir/precious`: root's data, that only root may read or write.
+fn precious(dir: &Path) -> PathBuf {
+    let precious = dir.join("precious");
+    std::fs::write(&precious, "root's data\n").unwrap();
+    chmod(&precious, 0o600);
+    precious
 }
 
 fn victim() -> ChildGuard {
@@ -63,16 +71,12 @@ fn run(dir: &Path, args: &[&str]) -> (i32, String) {
 /// refuses (125) and runs nothing, whatever the place and the way.
 #[test]
 fn planted_pidfiles_are_never_trusted() {
-    if !is_root() {
-        eprintln!("skipped: needs root to plant as nobody");
+    let Some(dir) = root_tempdir("needs root to plant as nobody") else {
         return;
-    }
-    let dir = open_tempdir();
+    };
     let mut v = victim();
     // 1. In a sticky world-writable directory, owned by nobody.
-    let shared = dir.path().join("shared");
-    std::fs::create_dir(&shared).unwrap();
-    chmod(&shared, 0o1777);
+    let shared = shared_dir(dir.path());
     let sticky = shared.join("v.pid");
     plant_pidfile(&sticky, &v);
     give_to_nobody(&sticky);
@@ -161,14 +165,10 @@ fn planted_pidfiles_are_never_trusted() {
 /// untouched; the same link owned by root is followed.
 #[test]
 fn directory_symlink_of_another_user_is_not_followed() {
-    if !is_root() {
-        eprintln!("skipped: needs root to plant as nobody");
+    let Some(dir) = root_tempdir("needs root to plant as nobody") else {
         return;
-    }
-    let dir = open_tempdir();
-    let shared = dir.path().join("shared");
-    std::fs::create_dir(&shared).unwrap();
-    chmod(&shared, 0o1777);
+    };
+    let shared = shared_dir(dir.path());
     let private = dir.path().join("private");
     std::fs::create_dir(&private).unwrap();
     chmod(&private, 0o700);
@@ -277,17 +277,11 @@ fn foreign_mainpid_is_not_recorded() {
 /// its contents).
 #[test]
 fn output_link_of_another_user_is_not_followed() {
-    if !is_root() {
-        eprintln!("skipped: needs root to plant as nobody");
+    let Some(dir) = root_tempdir("needs root to plant as nobody") else {
         return;
-    }
-    let dir = open_tempdir();
-    let shared = dir.path().join("shared");
-    std::fs::create_dir(&shared).unwrap();
-    chmod(&shared, 0o1777);
-    let precious = dir.path().join("precious");
-    std::fs::write(&precious, "root's data\n").unwrap();
-    chmod(&precious, 0o600);
+    };
+    let shared = shared_dir(dir.path());
+    let precious = precious(dir.path());
     let link = shared.join("log");
     symlink(&precious, &link).unwrap();
     give_to_nobody(&link);
@@ -312,17 +306,11 @@ fn output_link_of_another_user_is_not_followed() {
 /// handed over (nor truncated); what the user may write, it gets, as its own.
 #[test]
 fn user_gets_only_output_files_it_could_open() {
-    if !is_root() {
-        eprintln!("skipped: needs root to switch to nobody");
+    let Some(dir) = root_tempdir("needs root to switch to nobody") else {
         return;
-    }
-    let dir = open_tempdir();
-    let shared = dir.path().join("shared");
-    std::fs::create_dir(&shared).unwrap();
-    chmod(&shared, 0o1777);
-    let precious = dir.path().join("precious");
-    std::fs::write(&precious, "root's data\n").unwrap();
-    chmod(&precious, 0o600);
+    };
+    let shared = shared_dir(dir.path());
+    let precious = precious(dir.path());
 
     // -u nobody -o a root-only file: opened as nobody, so refused by the kernel.
     let out = detach(

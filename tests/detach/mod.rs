@@ -123,6 +123,26 @@ pub fn open_tempdir() -> tempfile::TempDir {
     dir
 }
 
+/// For a test that needs root: a temporary directory as [`open_tempdir`]
+/// makes it; when not root, `None` and a `skipped: {why}` line.
+pub fn root_tempdir(why: &str) -> Option<tempfile::TempDir> {
+    if !is_root() {
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    Some(open_tempdir())
+}
+
+/// `dir/shared`, sticky and world-writable as /tmp is: where another user
+/// could have planted files.
+pub fn shared_dir(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let shared = dir.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    shared
+}
+
 /// Runs `program args` as user nobody, in `dir`.
 pub fn as_nobody(dir: &Path, program: &Path, args: &[&str]) -> Output {
     Command::new(program)

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::{Daemon, detach, detach_cmd, is_root, open_tempdir, result};
+use super::{Daemon, detach, detach_cmd, open_tempdir, result, root_tempdir};
 use crate::util;
 
 /// A caller that blocks TERM and USR1, ignores HUP, QUIT, PIPE and XFSZ, and
@@ -233,11 +233,9 @@ fn stderr_pipe_without_reader() {
 /// --user: the user's uid, gid and groups only, and its HOME/USER/LOGNAME.
 #[test]
 fn user_switch() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    let Some(dir) = root_tempdir("needs root") else {
         return;
-    }
-    let dir = open_tempdir();
+    };
     let out = detach(
         dir.path(),
         &["-u", "nobody:nogroup", "-p", "d.pid", "sleep", "60"],

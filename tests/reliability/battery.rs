@@ -553,14 +553,7 @@ fn every_tool_handles_hostile_input() {
         let n = cases.iter().filter(|c| c.tool == tool).count();
         assert!(n >= 15, "{tool}: only {n} cases");
     }
-    let failures: Vec<String> = cases.iter().filter_map(run).collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    util::check_each(&cases, run, "cases failed");
 }
 
 /// Whether a diagnostic line shows Rust's or nix's formatting of an errno

@@ -52,14 +52,7 @@ fn check_all(scenarios: &[Scenario]) {
         eprintln!("skipped: {GNU} is not GNU coreutils 9.x");
         return;
     }
-    let failures: Vec<String> = scenarios.iter().filter_map(compare).collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} scenarios differ from GNU nohup:\n{}",
-        failures.len(),
-        scenarios.len(),
-        failures.join("\n")
-    );
+    util::check_each(scenarios, compare, "scenarios differ from GNU nohup");
 }
 
 /// Every combination of terminal, file, /dev/null, closed, /dev/full and pipe on

@@ -107,6 +107,30 @@ pub fn poll_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Runs the suite's `tool` with `args`, writing no job record, and captures
+/// its output.
+pub fn run_tool<S: AsRef<std::ffi::OsStr>>(tool: &str, args: &[S]) -> std::process::Output {
+    Command::new(bin(tool))
+        .args(args)
+        .env("HUPKIT_NO_RECORD", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"))
+}
+
+/// Checks every case (`check` gives `None` when it passes, else what went
+/// wrong) and fails once, naming every failure, so that one run shows them
+/// all: `N of M {failed}:` and a line each.
+pub fn check_each<T>(cases: &[T], check: impl FnMut(&T) -> Option<String>, failed: &str) {
+    let failures: Vec<String> = cases.iter().filter_map(check).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} {failed}:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
 /// Kills (SIGKILL) and reaps a child when dropped, unless it was already reaped.
 pub struct ChildGuard(pub Option<Child>);
 
