@@ -13,6 +13,7 @@ use std::process::Command;
 
 use hupkit_common::identity::Identity;
 
+use super::notify::start_notifier;
 use super::{Daemon, detach, detach_cmd, open_tempdir, result, root_tempdir, shared_dir};
 use crate::util::{self, ChildGuard};
 
@@ -239,13 +240,7 @@ fn foreign_mainpid_is_not_recorded() {
     let dir = open_tempdir();
     let v = victim();
     for foreign in [v.pid().to_string(), "1".to_string()] {
-        let script = format!(
-            "import os,socket,time\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.sendto(b'MAINPID={foreign}\\nREADY=1',os.environ['NOTIFY_SOCKET'])\ntime.sleep(60)\n"
-        );
-        let out = detach(
-            dir.path(),
-            &["--notify=20", "-p", "d.pid", "python3", "-c", &script],
-        );
+        let out = start_notifier(dir.path(), &format!("MAINPID={foreign}\nREADY=1"));
         let d = Daemon::from_pidfile(&dir.path().join("d.pid"));
         let (code, err) = result(&out);
         assert_eq!(code, 0, "{err}");

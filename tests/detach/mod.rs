@@ -24,6 +24,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::util;
+pub use crate::util::{open_tempdir, root_tempdir};
 
 /// Runs detach in `dir` with `args`, a clean environment, stdio captured.
 pub fn detach(dir: &Path, args: &[&str]) -> Output {
@@ -113,24 +114,6 @@ impl Drop for Daemon {
         self.signal(Signal::SIGKILL);
         self.wait_gone(util::DEADLINE);
     }
-}
-
-/// A temporary directory readable by everyone (for runs as nobody).
-pub fn open_tempdir() -> tempfile::TempDir {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
-}
-
-/// For a test that needs root: a temporary directory as [`open_tempdir`]
-/// makes it; when not root, `None` and a `skipped: {why}` line.
-pub fn root_tempdir(why: &str) -> Option<tempfile::TempDir> {
-    if !is_root() {
-        eprintln!("skipped: {why}");
-        return None;
-    }
-    Some(open_tempdir())
 }
 
 /// `dir/shared`, sticky and world-writable as /tmp is: where another user

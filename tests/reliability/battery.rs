@@ -622,13 +622,9 @@ fn no_tool_prints_rust_or_nix_errno_text() {
 /// explains what it may read and marks the rest unknown.
 #[test]
 fn other_users_processes() {
-    use std::os::unix::fs::PermissionsExt;
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to drop to nobody");
+    let Some(dir) = util::root_tempdir("needs root to drop to nobody") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
     // Its own process group: rbg acts on the whole group of a PID.
     let mut victim = util::ChildGuard::new(
         Command::new("sleep")

@@ -20,8 +20,7 @@ use crate::util;
 
 /// Runs a scenario with both programs; returns a report of the differences, if any.
 fn compare(sc: &Scenario) -> Option<String> {
-    let base = tempfile::tempdir().unwrap();
-    fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let base = util::open_tempdir();
     let mut gnu = run_one(sc, Path::new(GNU), "nohup", base.path());
     let mut ours = run_one(sc, &util::bin("rnohup"), "nohup", base.path());
     make_writable(&base.path().join("run"));

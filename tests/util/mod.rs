@@ -60,6 +60,25 @@ pub fn pty() -> Pty {
     pty
 }
 
+/// A temporary directory readable by everyone (for runs as nobody).
+pub fn open_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod 755 the tempdir");
+    dir
+}
+
+/// For a test that needs root: a temporary directory as [`open_tempdir`]
+/// makes it; when not root, `None` and a `skipped: {why}` line.
+pub fn root_tempdir(why: &str) -> Option<tempfile::TempDir> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    Some(open_tempdir())
+}
+
 /// Spawns `cmd`, retrying while the program is "text file busy" (`ETXTBSY`): a
 /// binary just written by this test process can be held open for writing, for a
 /// moment, by a child that another test forked and that has not exec'd yet.
