@@ -14,7 +14,9 @@ use std::process::Command;
 use hupkit_common::identity::Identity;
 
 use super::notify::start_notifier;
-use super::{Daemon, detach, detach_cmd, open_tempdir, result, root_tempdir, shared_dir};
+use super::{
+    Daemon, detach, detach_cmd, file_becomes, open_tempdir, result, root_tempdir, shared_dir,
+};
 use crate::util::{self, ChildGuard};
 
 const NOBODY: u32 = 65534;
@@ -349,9 +351,7 @@ fn user_gets_only_output_files_it_could_open() {
     );
     assert_eq!(result(&out), (0, String::new()));
     let d = Daemon::from_pidfile(&dir.path().join("n.pid"));
-    assert!(util::poll_until(util::DEADLINE, || {
-        std::fs::read_to_string(shared.join("mine.log")).is_ok_and(|s| s == "hi\n")
-    }));
+    assert!(file_becomes(&shared.join("mine.log"), "hi\n"));
     assert_eq!(
         std::fs::metadata(shared.join("mine.log")).unwrap().uid(),
         NOBODY

@@ -116,6 +116,14 @@ impl Drop for Daemon {
     }
 }
 
+/// Waits, to the deadline, until the file at `path` holds exactly `text` (a
+/// daemon writes it after detach has returned); whether it did.
+pub fn file_becomes(path: &Path, text: &str) -> bool {
+    util::poll_until(util::DEADLINE, || {
+        std::fs::read_to_string(path).is_ok_and(|t| t == text)
+    })
+}
+
 /// `dir/shared`, sticky and world-writable as /tmp is: where another user
 /// could have planted files.
 pub fn shared_dir(dir: &Path) -> PathBuf {
