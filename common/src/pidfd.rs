@@ -41,17 +41,7 @@ impl PidFd {
 
     /// `pidfd_send_signal(fd, sig, NULL, 0)`.
     pub fn signal(&self, sig: Signal) -> Result<(), Errno> {
-        // SAFETY: a null siginfo asks the kernel to fill it in as kill(2) would.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.0.as_raw_fd(),
-                sig as libc::c_int,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if r < 0 { Err(Errno::last()) } else { Ok(()) }
+        self.send_signal(sig, 0)
     }
 
     /// `pidfd_send_signal(fd, sig, NULL, PIDFD_SIGNAL_PROCESS_GROUP)` (Linux 6.9+):
@@ -59,14 +49,20 @@ impl PidFd {
     /// group's leader). The pidfd pins the group ID, so it cannot have been reused.
     pub fn signal_group(&self, sig: Signal) -> Result<(), Errno> {
         const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 1 << 2;
-        // SAFETY: as in `signal`, with a flag the kernel checks.
+        self.send_signal(sig, PIDFD_SIGNAL_PROCESS_GROUP)
+    }
+
+    /// `pidfd_send_signal(fd, sig, NULL, flags)`.
+    fn send_signal(&self, sig: Signal, flags: libc::c_uint) -> Result<(), Errno> {
+        // SAFETY: a null siginfo asks the kernel to fill it in as kill(2)
+        // would; the kernel checks the flags.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
                 self.0.as_raw_fd(),
                 sig as libc::c_int,
                 std::ptr::null::<libc::siginfo_t>(),
-                PIDFD_SIGNAL_PROCESS_GROUP,
+                flags,
             )
         };
         if r < 0 { Err(Errno::last()) } else { Ok(()) }

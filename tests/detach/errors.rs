@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use super::{as_nobody, detach, detach_for_nobody, is_root, open_tempdir, result};
+use super::{as_nobody, detach, detach_for_nobody, open_tempdir, result, root_tempdir};
 
 fn check(args: &[&str], code: i32, stderr: &str) {
     let dir = open_tempdir();
@@ -174,11 +174,9 @@ fn usage_errors() {
 
 #[test]
 fn user_needs_root() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    let Some(dir) = root_tempdir("needs root") else {
         return;
-    }
-    let dir = open_tempdir();
+    };
     let bin = detach_for_nobody(dir.path());
     let out = as_nobody(
         dir.path(),

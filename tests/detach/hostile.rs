@@ -8,12 +8,15 @@
 //! `try_wait`, never by name.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hupkit_common::identity::Identity;
 
-use super::{Daemon, detach, detach_cmd, is_root, open_tempdir, result};
+use super::notify::start_notifier;
+use super::{
+    Daemon, detach, detach_cmd, file_becomes, open_tempdir, result, root_tempdir, shared_dir,
+};
 use crate::util::{self, ChildGuard};
 
 const NOBODY: u32 = 65534;
@@ -24,6 +27,14 @@ fn chmod(p: &Path, mode: u32) {
 
 fn give_to_nobody(p: &Path) {
     std::os::unix::fs::lchown(p, Some(NOBODY), Some(NOBODY)).unwrap();
+}
+
+/// `dir/precious`: root's data, that only root may read or write.
+fn precious(dir: &Path) -> PathBuf {
+    let precious = dir.join("precious");
+    std::fs::write(&precious, "root's data\n").unwrap();
+    chmod(&precious, 0o600);
+    precious
 }
 
 fn victim() -> ChildGuard {
@@ -63,16 +74,12 @@ fn run(dir: &Path, args: &[&str]) -> (i32, String) {
 /// refuses (125) and runs nothing, whatever the place and the way.
 #[test]
 fn planted_pidfiles_are_never_trusted() {
-    if !is_root() {
-        eprintln!("skipped: needs root to plant as nobody");
+    let Some(dir) = root_tempdir("needs root to plant as nobody") else {
         return;
-    }
-    let dir = open_tempdir();
+    };
     let mut v = victim();
     // 1. In a sticky world-writable directory, owned by nobody.
-    let shared = dir.path().join("shared");
-    std::fs::create_dir(&shared).unwrap();
-    chmod(&shared, 0o1777);
+    let shared = shared_dir(dir.path());
     let sticky = shared.join("v.pid");
     plant_pidfile(&sticky, &v);
     give_to_nobody(&sticky);
@@ -161,14 +168,10 @@ fn planted_pidfiles_are_never_trusted() {
 /// untouched; the same link owned by root is followed.
 #[test]
 fn directory_symlink_of_another_user_is_not_followed() {
-    if !is_root() {
-        eprintln!("skipped: needs root to plant as nobody");
+    let Some(dir) = root_tempdir("needs root to plant as nobody") else {
         return;
-    }
-    let dir = open_tempdir();
-    let shared = dir.path().join("shared");
-    std::fs::create_dir(&shared).unwrap();
-    chmod(&shared, 0o1777);
+    };
+    let shared = shared_dir(dir.path());
     let private = dir.path().join("private");
     std::fs::create_dir(&private).unwrap();
     chmod(&private, 0o700);
@@ -239,13 +242,7 @@ fn foreign_mainpid_is_not_recorded() {
     let dir = open_tempdir();
     let v = victim();
     for foreign in [v.pid().to_string(), "1".to_string()] {
-        let script = format!(
-            "import os,socket,time\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.sendto(b'MAINPID={foreign}\\nREADY=1',os.environ['NOTIFY_SOCKET'])\ntime.sleep(60)\n"
-        );
-        let out = detach(
-            dir.path(),
-            &["--notify=20", "-p", "d.pid", "python3", "-c", &script],
-        );
+        let out = start_notifier(dir.path(), &format!("MAINPID={foreign}\nREADY=1"));
         let d = Daemon::from_pidfile(&dir.path().join("d.pid"));
         let (code, err) = result(&out);
         assert_eq!(code, 0, "{err}");
@@ -277,17 +274,11 @@ fn foreign_mainpid_is_not_recorded() {
 /// its contents).
 #[test]
 fn output_link_of_another_user_is_not_followed() {
-    if !is_root() {
-        eprintln!("skipped: needs root to plant as nobody");
+    let Some(dir) = root_tempdir("needs root to plant as nobody") else {
         return;
-    }
-    let dir = open_tempdir();
-    let shared = dir.path().join("shared");
-    std::fs::create_dir(&shared).unwrap();
-    chmod(&shared, 0o1777);
-    let precious = dir.path().join("precious");
-    std::fs::write(&precious, "root's data\n").unwrap();
-    chmod(&precious, 0o600);
+    };
+    let shared = shared_dir(dir.path());
+    let precious = precious(dir.path());
     let link = shared.join("log");
     symlink(&precious, &link).unwrap();
     give_to_nobody(&link);
@@ -312,17 +303,11 @@ fn output_link_of_another_user_is_not_followed() {
 /// handed over (nor truncated); what the user may write, it gets, as its own.
 #[test]
 fn user_gets_only_output_files_it_could_open() {
-    if !is_root() {
-        eprintln!("skipped: needs root to switch to nobody");
+    let Some(dir) = root_tempdir("needs root to switch to nobody") else {
         return;
-    }
-    let dir = open_tempdir();
-    let shared = dir.path().join("shared");
-    std::fs::create_dir(&shared).unwrap();
-    chmod(&shared, 0o1777);
-    let precious = dir.path().join("precious");
-    std::fs::write(&precious, "root's data\n").unwrap();
-    chmod(&precious, 0o600);
+    };
+    let shared = shared_dir(dir.path());
+    let precious = precious(dir.path());
 
     // -u nobody -o a root-only file: opened as nobody, so refused by the kernel.
     let out = detach(
@@ -366,9 +351,7 @@ fn user_gets_only_output_files_it_could_open() {
     );
     assert_eq!(result(&out), (0, String::new()));
     let d = Daemon::from_pidfile(&dir.path().join("n.pid"));
-    assert!(util::poll_until(util::DEADLINE, || {
-        std::fs::read_to_string(shared.join("mine.log")).is_ok_and(|s| s == "hi\n")
-    }));
+    assert!(file_becomes(&shared.join("mine.log"), "hi\n"));
     assert_eq!(
         std::fs::metadata(shared.join("mine.log")).unwrap().uid(),
         NOBODY

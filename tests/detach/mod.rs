@@ -24,6 +24,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::util;
+pub use crate::util::{open_tempdir, root_tempdir};
 
 /// Runs detach in `dir` with `args`, a clean environment, stdio captured.
 pub fn detach(dir: &Path, args: &[&str]) -> Output {
@@ -115,12 +116,22 @@ impl Drop for Daemon {
     }
 }
 
-/// A temporary directory readable by everyone (for runs as nobody).
-pub fn open_tempdir() -> tempfile::TempDir {
+/// Waits, to the deadline, until the file at `path` holds exactly `text` (a
+/// daemon writes it after detach has returned); whether it did.
+pub fn file_becomes(path: &Path, text: &str) -> bool {
+    util::poll_until(util::DEADLINE, || {
+        std::fs::read_to_string(path).is_ok_and(|t| t == text)
+    })
+}
+
+/// `dir/shared`, sticky and world-writable as /tmp is: where another user
+/// could have planted files.
+pub fn shared_dir(dir: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
+    let shared = dir.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    shared
 }
 
 /// Runs `program args` as user nobody, in `dir`.

@@ -1,23 +1,27 @@
 //! --notify: ready, dead first, ERRNO=, timeout.
 
+use std::path::Path;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use super::{Daemon, detach, open_tempdir, result};
 
-fn notifier(payload: &str, then: &str) -> String {
-    format!(
-        "import os,socket,time,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.sendto({payload:?}.encode(),os.environ['NOTIFY_SOCKET'])\n{then}\n"
+/// `detach --notify=20 -p d.pid` in `dir`, of a daemon that sends `payload`
+/// to the notify socket, then sleeps.
+pub fn start_notifier(dir: &Path, payload: &str) -> Output {
+    let script = format!(
+        "import os,socket,time\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.sendto({payload:?}.encode(),os.environ['NOTIFY_SOCKET'])\ntime.sleep(60)\n"
+    );
+    detach(
+        dir,
+        &["--notify=20", "-p", "d.pid", "python3", "-c", &script],
     )
 }
 
 #[test]
 fn ready_daemon() {
     let dir = open_tempdir();
-    let script = notifier("STATUS=warming up\nREADY=1", "time.sleep(60)");
-    let out = detach(
-        dir.path(),
-        &["--notify=20", "-p", "d.pid", "python3", "-c", &script],
-    );
+    let out = start_notifier(dir.path(), "STATUS=warming up\nREADY=1");
     assert_eq!(result(&out), (0, String::new()));
     let d = Daemon::from_pidfile(&dir.path().join("d.pid"));
     assert!(d.alive());
@@ -48,11 +52,7 @@ fn daemon_that_dies_first_fails_at_once() {
 #[test]
 fn errno_fails_and_stops_the_daemon() {
     let dir = open_tempdir();
-    let script = notifier("ERRNO=13", "time.sleep(60)");
-    let out = detach(
-        dir.path(),
-        &["--notify=20", "-p", "d.pid", "python3", "-c", &script],
-    );
+    let out = start_notifier(dir.path(), "ERRNO=13");
     let (code, err) = result(&out);
     assert_eq!(code, 125);
     assert!(

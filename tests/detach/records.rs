@@ -1,13 +1,15 @@
 //! Locks, pidfiles and identity: single instance, safe files, PID reuse, zombies.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::Duration;
 
 use hupkit_common::identity::Identity;
 use nix::unistd::Pid;
 
-use super::{Daemon, as_nobody, detach, detach_cmd, is_root, open_tempdir, result};
+use super::{
+    Daemon, as_nobody, detach, detach_cmd, open_tempdir, result, root_tempdir, shared_dir,
+};
 use crate::util::{self, ChildGuard};
 
 /// 50 concurrent starts on one lock leave exactly one daemon.
@@ -138,14 +140,10 @@ fn live_pidfile_blocks_a_second_start() {
 /// and its target is untouched; so is a file nobody owns there.
 #[test]
 fn planted_symlink_and_foreign_file_are_refused() {
-    if !is_root() {
-        eprintln!("skipped: needs root to plant as nobody");
+    let Some(dir) = root_tempdir("needs root to plant as nobody") else {
         return;
-    }
-    let dir = open_tempdir();
-    let shared = dir.path().join("shared");
-    std::fs::create_dir(&shared).unwrap();
-    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    };
+    let shared = shared_dir(dir.path());
     let target = dir.path().join("precious");
     std::fs::write(&target, "root's data\n").unwrap();
     let plant = format!(

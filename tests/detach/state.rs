@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::{Daemon, detach, detach_cmd, is_root, open_tempdir, result};
+use super::{Daemon, detach, detach_cmd, file_becomes, open_tempdir, result, root_tempdir};
 use crate::util;
 
 /// A caller that blocks TERM and USR1, ignores HUP, QUIT, PIPE and XFSZ, and
@@ -147,10 +147,7 @@ fn relative_paths_are_the_callers() {
     );
     assert_eq!(result(&out), (0, String::new()));
     assert!(dir.path().join("rel.pid").exists());
-    assert!(util::poll_until(
-        util::DEADLINE,
-        || std::fs::read_to_string(dir.path().join("out.log")).unwrap_or_default() == "/\n"
-    ));
+    assert!(file_becomes(&dir.path().join("out.log"), "/\n"));
 }
 
 /// -o and -e: one shared file when they name the same path; truncated unless -a.
@@ -165,28 +162,19 @@ fn output_files() {
     );
     assert_eq!(result(&out), (0, String::new()));
     let log = dir.path().join("log");
-    assert!(util::poll_until(
-        util::DEADLINE,
-        || std::fs::read_to_string(&log).unwrap() == "out\nerr\nout2\n"
-    ));
+    assert!(file_becomes(&log, "out\nerr\nout2\n"));
     let out = detach(
         dir.path(),
         &["-a", "-o", "log", "-p", "b.pid", "echo", "more"],
     );
     assert_eq!(result(&out), (0, String::new()));
-    assert!(util::poll_until(
-        util::DEADLINE,
-        || std::fs::read_to_string(&log).unwrap() == "out\nerr\nout2\nmore\n"
-    ));
+    assert!(file_becomes(&log, "out\nerr\nout2\nmore\n"));
     let out = detach(
         dir.path(),
         &["-e", "err", "-p", "c.pid", "sh", "-c", "echo e >&2; echo o"],
     );
     assert_eq!(result(&out), (0, String::new()));
-    assert!(util::poll_until(
-        util::DEADLINE,
-        || std::fs::read_to_string(dir.path().join("err")).unwrap_or_default() == "e\n"
-    ));
+    assert!(file_becomes(&dir.path().join("err"), "e\n"));
 }
 
 /// A caller whose standard streams are all closed still gets a working daemon.
@@ -208,10 +196,7 @@ fn caller_with_closed_stdio() {
     }
     let status = cmd.status().unwrap();
     assert_eq!(status.code(), Some(0));
-    assert!(util::poll_until(
-        util::DEADLINE,
-        || std::fs::read_to_string(dir.path().join("log")).unwrap_or_default() == "hi\n"
-    ));
+    assert!(file_becomes(&dir.path().join("log"), "hi\n"));
 }
 
 /// A caller whose stderr is a pipe nobody reads: detach ignores SIGPIPE (as
@@ -233,11 +218,9 @@ fn stderr_pipe_without_reader() {
 /// --user: the user's uid, gid and groups only, and its HOME/USER/LOGNAME.
 #[test]
 fn user_switch() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    let Some(dir) = root_tempdir("needs root") else {
         return;
-    }
-    let dir = open_tempdir();
+    };
     let out = detach(
         dir.path(),
         &["-u", "nobody:nogroup", "-p", "d.pid", "sleep", "60"],

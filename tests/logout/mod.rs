@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use crate::util::container::{self, Procs, poll_slowly};
+use crate::util::container::{self, Container, Procs, poll_slowly};
 
 /// How long survivors are watched after logind has processed the logout.
 const WATCH: Duration = Duration::from_secs(3);
@@ -18,7 +18,7 @@ const WATCH: Duration = Duration::from_secs(3);
 /// alice starts `sleep 1000 &` and `setsid sleep 1001 &` in an ssh login, both
 /// in the login's session scope, and logs out; returns the session and the two
 /// processes (guarded: killed at the end of the test).
-fn start_two_jobs_and_log_out(ct: &container::Container) -> (String, Procs<'_>) {
+fn start_two_jobs_and_log_out(ct: &Container) -> (String, Procs<'_>) {
     let mut login = ct.login("alice");
     // The setsid'd job tells its own PID through a file: setsid forks when the
     // shell made it a process-group leader, so `$!` is not the sleep.
@@ -54,65 +54,73 @@ fn start_two_jobs_and_log_out(ct: &container::Container) -> (String, Procs<'_>) 
     (session, guard)
 }
 
-#[test]
-fn kill_user_processes_yes_kills_plain_and_setsid_jobs_at_logout() {
-    let Some(ct) =
-        container::get("logout::kill_user_processes_yes_kills_plain_and_setsid_jobs_at_logout")
-    else {
+/// In the container (the test is skipped without it), with
+/// `KillUserProcesses=` yes or no as `kill` says and no linger: alice starts
+/// two jobs and logs out, and `check` is given the session and the jobs.
+fn after_logout(test: &str, kill: bool, check: impl FnOnce(&Container, &str, &Procs)) {
+    let Some(ct) = container::get(test) else {
         return;
     };
     let _settings = ct.lock_settings();
-    ct.set_kill_user_processes(true);
+    ct.set_kill_user_processes(kill);
     ct.set_linger(false);
     let (session, jobs) = start_two_jobs_and_log_out(&ct);
-    let died = poll_slowly(crate::util::DEADLINE, || {
-        jobs.list.iter().all(|p| !ct.alive(*p))
-    });
-    let alive: Vec<u32> = jobs
-        .list
-        .iter()
-        .filter(|p| ct.alive(**p))
-        .map(|p| p.pid)
-        .collect();
-    assert!(
-        died,
-        "with KillUserProcesses=yes, jobs {alive:?} of session {session} still live {:?} after the logout",
-        crate::util::DEADLINE
+    check(&ct, &session, &jobs);
+}
+
+#[test]
+fn kill_user_processes_yes_kills_plain_and_setsid_jobs_at_logout() {
+    after_logout(
+        "logout::kill_user_processes_yes_kills_plain_and_setsid_jobs_at_logout",
+        true,
+        |ct, session, jobs| {
+            let died = poll_slowly(crate::util::DEADLINE, || {
+                jobs.list.iter().all(|p| !ct.alive(*p))
+            });
+            let alive: Vec<u32> = jobs
+                .list
+                .iter()
+                .filter(|p| ct.alive(**p))
+                .map(|p| p.pid)
+                .collect();
+            assert!(
+                died,
+                "with KillUserProcesses=yes, jobs {alive:?} of session {session} still live {:?} after the logout",
+                crate::util::DEADLINE
+            );
+        },
     );
 }
 
 #[test]
 fn kill_user_processes_no_spares_plain_and_setsid_jobs_at_logout() {
-    let Some(ct) =
-        container::get("logout::kill_user_processes_no_spares_plain_and_setsid_jobs_at_logout")
-    else {
-        return;
-    };
-    let _settings = ct.lock_settings();
-    ct.set_kill_user_processes(false);
-    ct.set_linger(false);
-    let (session, jobs) = start_two_jobs_and_log_out(&ct);
-    // logind has seen the logout when the session is "closing" (survivors
-    // keep it from going away) or gone (none survived).
-    let seen = poll_slowly(crate::util::DEADLINE, || {
-        let state = ct.root(&format!(
-            "loginctl show-session {session} -p State --value 2>/dev/null || true"
-        ));
-        matches!(state.trim(), "closing" | "")
-    });
-    assert!(seen, "session {session} never became 'closing'");
-    let mut dead = Vec::new();
-    poll_slowly(WATCH, || {
-        dead = jobs
-            .list
-            .iter()
-            .filter(|p| !ct.alive(**p))
-            .map(|p| p.pid)
-            .collect();
-        !dead.is_empty()
-    });
-    assert!(
-        dead.is_empty(),
-        "with KillUserProcesses=no, jobs {dead:?} of session {session} died at the logout"
+    after_logout(
+        "logout::kill_user_processes_no_spares_plain_and_setsid_jobs_at_logout",
+        false,
+        |ct, session, jobs| {
+            // logind has seen the logout when the session is "closing" (survivors
+            // keep it from going away) or gone (none survived).
+            let seen = poll_slowly(crate::util::DEADLINE, || {
+                let state = ct.root(&format!(
+                    "loginctl show-session {session} -p State --value 2>/dev/null || true"
+                ));
+                matches!(state.trim(), "closing" | "")
+            });
+            assert!(seen, "session {session} never became 'closing'");
+            let mut dead = Vec::new();
+            poll_slowly(WATCH, || {
+                dead = jobs
+                    .list
+                    .iter()
+                    .filter(|p| !ct.alive(**p))
+                    .map(|p| p.pid)
+                    .collect();
+                !dead.is_empty()
+            });
+            assert!(
+                dead.is_empty(),
+                "with KillUserProcesses=no, jobs {dead:?} of session {session} died at the logout"
+            );
+        },
     );
 }

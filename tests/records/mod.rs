@@ -176,22 +176,21 @@ fn no_record_turns_off_every_writer() {
         assert_eq!(out.status.code(), Some(0), "{prog} {args:?}: {out:?}");
     };
     let count = || std::fs::read_dir(&store).map_or(0, Iterator::count);
+    // rnohup, detach (daemon pidfile `pidfile`) and disown, each one time;
+    // what they started lives as long as what this returns.
+    let every_writer = |off: bool, pidfile: &str| {
+        run("rnohup", &["true"], off);
+        run("detach", &["-p", pidfile, "sleep", "300"], off);
+        let daemon = crate::detach::Daemon::from_pidfile(&dir.path().join(pidfile));
+        let mut job = Command::new("sleep");
+        job.arg("300").process_group(0);
+        let job = ChildGuard::new(util::spawn(&mut job));
+        run("disown", &["--null", &job.pid().to_string()], off);
+        (daemon, job)
+    };
 
-    run("rnohup", &["true"], true);
-    run("detach", &["-p", "off.pid", "sleep", "300"], true);
-    let _off = crate::detach::Daemon::from_pidfile(&dir.path().join("off.pid"));
-    let mut victim = Command::new("sleep");
-    victim.arg("300").process_group(0);
-    let victim = ChildGuard::new(util::spawn(&mut victim));
-    run("disown", &["--null", &victim.pid().to_string()], true);
+    let _off = every_writer(true, "off.pid");
     assert_eq!(count(), 0, "no record with HUPKIT_NO_RECORD=1");
-
-    run("rnohup", &["true"], false);
-    run("detach", &["-p", "on.pid", "sleep", "300"], false);
-    let _on = crate::detach::Daemon::from_pidfile(&dir.path().join("on.pid"));
-    let mut other = Command::new("sleep");
-    other.arg("301").process_group(0);
-    let other = ChildGuard::new(util::spawn(&mut other));
-    run("disown", &["--null", &other.pid().to_string()], false);
+    let _on = every_writer(false, "on.pid");
     assert_eq!(count(), 3, "one record per tool without it");
 }

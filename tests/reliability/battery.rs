@@ -553,14 +553,7 @@ fn every_tool_handles_hostile_input() {
         let n = cases.iter().filter(|c| c.tool == tool).count();
         assert!(n >= 15, "{tool}: only {n} cases");
     }
-    let failures: Vec<String> = cases.iter().filter_map(run).collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    util::check_each(&cases, run, "cases failed");
 }
 
 /// Whether a diagnostic line shows Rust's or nix's formatting of an errno
@@ -629,13 +622,9 @@ fn no_tool_prints_rust_or_nix_errno_text() {
 /// explains what it may read and marks the rest unknown.
 #[test]
 fn other_users_processes() {
-    use std::os::unix::fs::PermissionsExt;
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to drop to nobody");
+    let Some(dir) = util::root_tempdir("needs root to drop to nobody") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
     // Its own process group: rbg acts on the whole group of a PID.
     let mut victim = util::ChildGuard::new(
         Command::new("sleep")

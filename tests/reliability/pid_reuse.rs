@@ -2,7 +2,7 @@
 //! `/proc/sys/kernel/ns_last_pid`): no tool ever acts on the process that now
 //! holds the PID.
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 use crate::util;
 
@@ -14,16 +14,7 @@ fn reused_pids_are_never_acted_on() {
     let pid = victim.pid();
     let id = hupkit_common::identity::Identity::of(pid).unwrap();
     let stale = format!("{pid}@{}", id.starttime + 1);
-    for (tool, args) in [
-        ("rbg", vec![stale.clone()]),
-        ("disown", vec!["--null".into(), stale.clone()]),
-        ("rjobs", vec!["--explain".into(), stale.clone()]),
-    ] {
-        let out = Command::new(util::bin(tool))
-            .args(&args)
-            .env("HUPKIT_NO_RECORD", "1")
-            .output()
-            .unwrap();
+    for (tool, out) in act_on(&stale) {
         assert_eq!(out.status.code(), Some(1), "{tool}");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("reused"),
@@ -31,14 +22,36 @@ fn reused_pids_are_never_acted_on() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let st = hupkit_common::proc::Status::read(pid).unwrap();
+    assert_untouched(&mut victim, "the victim");
+}
+
+/// rbg, disown and rjobs --explain, each given `stale` (a `PID@STARTTIME`
+/// that no longer names the process holding the PID): their outputs.
+fn act_on(stale: &str) -> Vec<(&'static str, Output)> {
+    [
+        ("rbg", None),
+        ("disown", Some("--null")),
+        ("rjobs", Some("--explain")),
+    ]
+    .into_iter()
+    .map(|(tool, opt)| {
+        let args: Vec<&str> = opt.into_iter().chain([stale]).collect();
+        (tool, util::run_tool(tool, &args))
+    })
+    .collect()
+}
+
+/// Asserts that `who` (the process `p` guards) was not acted on: it lives,
+/// does not ignore SIGHUP and is not traced.
+fn assert_untouched(p: &mut util::ChildGuard, who: &str) {
+    let st = hupkit_common::proc::Status::read(p.pid()).unwrap();
     assert!(
         !st.sig_ign.contains(nix::sys::signal::Signal::SIGHUP) && st.tracer_pid == 0,
-        "untouched"
+        "{who} untouched"
     );
     assert!(
-        victim.0.as_mut().unwrap().try_wait().unwrap().is_none(),
-        "alive"
+        p.0.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "{who} lives"
     );
 }
 
@@ -77,16 +90,7 @@ fn real_pid_reuse_is_never_acted_on() {
             continue; // another process took the PID first: try again
         }
         let stale = format!("{pid}@{}", old_id.starttime);
-        for (tool, args) in [
-            ("rbg", vec![stale.clone()]),
-            ("disown", vec!["--null".to_string(), stale.clone()]),
-            ("rjobs", vec!["--explain".to_string(), stale.clone()]),
-        ] {
-            let out = Command::new(util::bin(tool))
-                .args(&args)
-                .env("HUPKIT_NO_RECORD", "1")
-                .output()
-                .unwrap();
+        for (tool, out) in act_on(&stale) {
             assert_eq!(
                 out.status.code(),
                 Some(1),
@@ -104,15 +108,7 @@ fn real_pid_reuse_is_never_acted_on() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1));
-        let st = hupkit_common::proc::Status::read(new.pid()).unwrap();
-        assert!(
-            !st.sig_ign.contains(nix::sys::signal::Signal::SIGHUP) && st.tracer_pid == 0,
-            "untouched"
-        );
-        assert!(
-            new.0.as_mut().unwrap().try_wait().unwrap().is_none(),
-            "the new process lives"
-        );
+        assert_untouched(&mut new, "the new process");
         return;
     }
     panic!("could not make a PID be reused in 50 attempts");

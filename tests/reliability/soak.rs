@@ -69,11 +69,7 @@ fn soak_disown_injections_harm_nothing() {
     for round in 0..per_kind {
         for (kind, guard) in &mut targets {
             let pid = guard.pid().to_string();
-            let out = Command::new(util::bin("disown"))
-                .args(["--null", &pid])
-                .env("HUPKIT_NO_RECORD", "1")
-                .output()
-                .unwrap();
+            let out = util::run_tool("disown", &["--null", &pid]);
             assert_eq!(
                 out.status.code(),
                 Some(0),

@@ -20,8 +20,7 @@ use crate::util;
 
 /// Runs a scenario with both programs; returns a report of the differences, if any.
 fn compare(sc: &Scenario) -> Option<String> {
-    let base = tempfile::tempdir().unwrap();
-    fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let base = util::open_tempdir();
     let mut gnu = run_one(sc, Path::new(GNU), "nohup", base.path());
     let mut ours = run_one(sc, &util::bin("rnohup"), "nohup", base.path());
     make_writable(&base.path().join("run"));
@@ -52,14 +51,7 @@ fn check_all(scenarios: &[Scenario]) {
         eprintln!("skipped: {GNU} is not GNU coreutils 9.x");
         return;
     }
-    let failures: Vec<String> = scenarios.iter().filter_map(compare).collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} scenarios differ from GNU nohup:\n{}",
-        failures.len(),
-        scenarios.len(),
-        failures.join("\n")
-    );
+    util::check_each(scenarios, compare, "scenarios differ from GNU nohup");
 }
 
 /// Every combination of terminal, file, /dev/null, closed, /dev/full and pipe on

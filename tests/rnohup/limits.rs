@@ -86,25 +86,13 @@ fn file_size_limit_skips_the_record() {
     for limit in [0, 100] {
         for ignore_xfsz in [false, true] {
             let home = tempfile::tempdir().unwrap();
+            let run = |program: &Path, args: &[&std::ffi::OsStr]| {
+                let fsize = nix::libc::RLIMIT_FSIZE;
+                run_limited(program, args, home.path(), fsize, limit, ignore_xfsz, true)
+            };
             // What the command sees without rnohup, under the same conditions.
-            let base = run_limited(
-                Path::new("/bin/sh"),
-                &args[1..],
-                home.path(),
-                nix::libc::RLIMIT_FSIZE,
-                limit,
-                ignore_xfsz,
-                true,
-            );
-            let out = run_limited(
-                &util::bin("rnohup"),
-                &args,
-                home.path(),
-                nix::libc::RLIMIT_FSIZE,
-                limit,
-                ignore_xfsz,
-                true,
-            );
+            let base = run(Path::new("/bin/sh"), &args[1..]);
+            let out = run(&util::bin("rnohup"), &args);
             let what = format!("limit {limit}, SIGXFSZ ignored: {ignore_xfsz}: {out:?}");
             assert_eq!(out.status.code(), Some(7), "{what}");
             assert_eq!(out.stderr, b"", "{what}");
@@ -132,17 +120,12 @@ fn tight_address_space_skips_the_record() {
     let big = std::ffi::OsString::from("a".repeat(100_000));
     let args: [&std::ffi::OsStr; 5] = ["true".as_ref(), &big, &big, &big, &big];
     let home = tempfile::tempdir().unwrap();
+    let run = |program: &Path, limit: u64, record: bool| {
+        let space = nix::libc::RLIMIT_AS;
+        run_limited(program, &args, home.path(), space, limit, false, record)
+    };
     let runs = |limit: u64, record: bool| {
-        let out = run_limited(
-            &util::bin("rnohup"),
-            &args,
-            home.path(),
-            nix::libc::RLIMIT_AS,
-            limit,
-            false,
-            record,
-        );
-        out.status.code() == Some(0)
+        run(&util::bin("rnohup"), limit, record).status.code() == Some(0)
     };
     // The smallest limit (to 16 KB) under which rnohup runs `true` unrecorded.
     let (mut low, mut high) = (1u64 << 20, 1u64 << 30);
@@ -159,15 +142,7 @@ fn tight_address_space_skips_the_record() {
     // old share (several copies of the argument).
     let limit = high + 64 * 1024;
     assert!(runs(limit, false), "unrecorded at {limit}");
-    let out = run_limited(
-        &util::bin("rnohup"),
-        &args,
-        home.path(),
-        nix::libc::RLIMIT_AS,
-        limit,
-        false,
-        true,
-    );
+    let out = run(&util::bin("rnohup"), limit, true);
     assert_eq!(
         util::describe(Some(out.status)),
         "exit 0",
@@ -185,15 +160,7 @@ fn tight_address_space_skips_the_record() {
         record_files(home.path())
     );
     if super::gnu_available() {
-        let out = run_limited(
-            Path::new(super::GNU),
-            &args,
-            home.path(),
-            nix::libc::RLIMIT_AS,
-            limit,
-            false,
-            true,
-        );
+        let out = run(Path::new(super::GNU), limit, true);
         assert_eq!(out.status.code(), Some(0), "GNU nohup at {limit}");
     }
 }

@@ -399,8 +399,7 @@ pub fn run_one(sc: &Scenario, program: &Path, argv0: &str, base: &Path) -> Outco
 
 /// Runs `sc` with rnohup alone (as argv\[0\] `rnohup`) in a fresh temporary directory.
 pub fn run_rnohup(sc: &Scenario) -> Outcome {
-    let base = tempfile::tempdir().unwrap();
-    fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let base = util::open_tempdir();
     let out = run_one(sc, &util::bin("rnohup"), "rnohup", base.path());
     make_writable(&base.path().join("run"));
     out

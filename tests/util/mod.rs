@@ -60,6 +60,25 @@ pub fn pty() -> Pty {
     pty
 }
 
+/// A temporary directory readable by everyone (for runs as nobody).
+pub fn open_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod 755 the tempdir");
+    dir
+}
+
+/// For a test that needs root: a temporary directory as [`open_tempdir`]
+/// makes it; when not root, `None` and a `skipped: {why}` line.
+pub fn root_tempdir(why: &str) -> Option<tempfile::TempDir> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    Some(open_tempdir())
+}
+
 /// Spawns `cmd`, retrying while the program is "text file busy" (`ETXTBSY`): a
 /// binary just written by this test process can be held open for writing, for a
 /// moment, by a child that another test forked and that has not exec'd yet.
@@ -105,6 +124,30 @@ pub fn poll_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// Runs the suite's `tool` with `args`, writing no job record, and captures
+/// its output.
+pub fn run_tool<S: AsRef<std::ffi::OsStr>>(tool: &str, args: &[S]) -> std::process::Output {
+    Command::new(bin(tool))
+        .args(args)
+        .env("HUPKIT_NO_RECORD", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"))
+}
+
+/// Checks every case (`check` gives `None` when it passes, else what went
+/// wrong) and fails once, naming every failure, so that one run shows them
+/// all: `N of M {failed}:` and a line each.
+pub fn check_each<T>(cases: &[T], check: impl FnMut(&T) -> Option<String>, failed: &str) {
+    let failures: Vec<String> = cases.iter().filter_map(check).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} {failed}:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 /// Kills (SIGKILL) and reaps a child when dropped, unless it was already reaped.

@@ -8,6 +8,7 @@
 //! unknown user, an unwritable log) are reported before anything is started.
 
 use std::ffi::{CString, OsStr, OsString};
+use std::fs::OpenOptions;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -320,9 +321,10 @@ fn as_user<T: Send>(creds: &Creds, f: impl FnOnce() -> Result<T> + Send) -> Resu
     })
 }
 
-fn dev_null_read() -> Result<OwnedFd> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
+/// `/dev/null`, opened for reading (standard input) or writing (an output not
+/// asked for), as `access` says.
+fn dev_null(access: &mut OpenOptions) -> Result<OwnedFd> {
+    let f = access
         .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
         .open("/dev/null")
         .context(exit::CANCELED, || "cannot open '/dev/null'")?;
@@ -376,24 +378,16 @@ fn environment(
 fn outputs(cli: &Cli, cwd: &Path) -> Result<(OwnedFd, OwnedFd)> {
     let stdout_path = cli.stdout.as_deref().map(|p| absolute(cwd, p));
     let stderr_path = cli.stderr.as_deref().map(|p| absolute(cwd, p));
-    let null_out = || -> Result<OwnedFd> {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
-            .open("/dev/null")
-            .context(exit::CANCELED, || "cannot open '/dev/null'")?;
-        Ok(f.into())
-    };
     let stdout = match &stdout_path {
         Some(p) => open_output(p, cli.append)?,
-        None => null_out()?,
+        None => dev_null(OpenOptions::new().write(true))?,
     };
     let stderr = match (&stderr_path, &stdout_path) {
         (Some(e), Some(o)) if e == o => stdout
             .try_clone()
             .context(exit::CANCELED, || "cannot duplicate the output descriptor")?,
         (Some(e), _) => open_output(e, cli.append)?,
-        (None, _) => null_out()?,
+        (None, _) => dev_null(OpenOptions::new().write(true))?,
     };
     Ok((stdout, stderr))
 }
@@ -463,7 +457,7 @@ impl Plan {
             chdir,
             umask,
             creds,
-            stdin: dev_null_read()?,
+            stdin: dev_null(OpenOptions::new().read(true))?,
             stdout,
             stderr,
             pidfile,

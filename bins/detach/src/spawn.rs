@@ -97,6 +97,28 @@ fn check(fd: RawFd, step: Step, r: libc::c_int) {
     }
 }
 
+/// Fails the `Verify` step unless the real, effective and saved IDs that
+/// `getres` (`getresuid` or `getresgid`) reads are all `want`; async-signal-safe.
+fn verify_ids(
+    fd: RawFd,
+    getres: unsafe extern "C" fn(
+        *mut libc::uid_t,
+        *mut libc::uid_t,
+        *mut libc::uid_t,
+    ) -> libc::c_int,
+    want: libc::uid_t,
+) {
+    let (mut r, mut e, mut s) = (0, 0, 0);
+    // SAFETY: three valid out-pointers to locals; getresuid and getresgid are
+    // async-signal-safe.
+    check(fd, Step::Verify, unsafe {
+        getres(&raw mut r, &raw mut e, &raw mut s)
+    });
+    if [r, e, s] != [want; 3] {
+        fail(fd, Step::Verify, Errno::EPERM);
+    }
+}
+
 /// P2: the daemon's set-up, then `execve`. Never returns.
 fn daemon(plan: &Plan, wr: RawFd) -> ! {
     // SAFETY: only async-signal-safe system calls, on descriptors and strings
@@ -117,23 +139,8 @@ fn daemon(plan: &Plan, wr: RawFd) -> ! {
             );
             check(wr, Step::Credentials, libc::setgid(c.gid.as_raw()));
             check(wr, Step::Credentials, libc::setuid(c.uid.as_raw()));
-            let (mut r, mut e, mut s) = (0, 0, 0);
-            check(
-                wr,
-                Step::Verify,
-                libc::getresuid(&raw mut r, &raw mut e, &raw mut s),
-            );
-            if [r, e, s] != [c.uid.as_raw(); 3] {
-                fail(wr, Step::Verify, Errno::EPERM);
-            }
-            check(
-                wr,
-                Step::Verify,
-                libc::getresgid(&raw mut r, &raw mut e, &raw mut s),
-            );
-            if [r, e, s] != [c.gid.as_raw(); 3] {
-                fail(wr, Step::Verify, Errno::EPERM);
-            }
+            verify_ids(wr, libc::getresuid, c.uid.as_raw());
+            verify_ids(wr, libc::getresgid, c.gid.as_raw());
             if c.uid.as_raw() != 0 && libc::setuid(0) == 0 {
                 fail(wr, Step::Verify, Errno::EPERM);
             }
