@@ -321,6 +321,20 @@ fn group_and_tree() {
     let dir = tempfile::tempdir().unwrap();
     let mut sh = Shell::start(dir.path());
     let lead = sh.last_line("sleep 300 | sleep 301 & jobs -p %%");
+    // Both members must have exec'd `sleep`: a bash fork that has not yet
+    // would be refused for bash's own SIGHUP handler.
+    let pgid: i32 = lead.trim().parse().unwrap();
+    assert!(util::poll_until(util::DEADLINE, || {
+        let members: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter_map(|pid| hupkit_common::proc::Stat::read(Pid::from_raw(pid)).ok())
+            .filter(|st| st.pgrp.as_raw() == pgid)
+            .map(|st| st.name().to_string())
+            .collect();
+        members.len() == 2 && members.iter().all(|n| n == "sleep")
+    }));
     let (out, rc) = sh.run(&format!("rdisown --null -g {lead}"));
     assert_eq!(rc, 0, "{out}");
     assert_eq!(
