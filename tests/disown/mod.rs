@@ -331,7 +331,7 @@ fn group_and_tree() {
             .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
             .filter_map(|pid| hupkit_common::proc::Stat::read(Pid::from_raw(pid)).ok())
             .filter(|st| st.pgrp.as_raw() == pgid)
-            .map(|st| st.name().to_string())
+            .map(|st| st.name())
             .collect();
         members.len() == 2 && members.iter().all(|n| n == "sleep")
     }));
