@@ -547,3 +547,39 @@ fn commands_show_the_lines_the_lab_types() {
         4
     );
 }
+
+/// docs/levels.md shows what huplab types (its `--commands` output, verbatim)
+/// and the real defaults, never the files the lab once named itself.
+#[test]
+fn levels_md_shows_the_commands_and_the_real_outputs() {
+    let out = Command::new(util::bin("huplab"))
+        .arg("--commands")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let commands = String::from_utf8(out.stdout).unwrap();
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/levels.md"),
+    )
+    .unwrap();
+    assert!(
+        doc.contains(&format!("```\n{commands}```\n")),
+        "docs/levels.md lacks huplab --commands' output:\n{commands}"
+    );
+    for stale in ["disown.out", "detach.out"] {
+        assert!(!doc.contains(stale), "docs/levels.md still says {stale}");
+    }
+    // The tables' rows (TTY none), not the typed lines.
+    let rows = |label: &'static str| {
+        doc.lines()
+            .filter(move |l| l.starts_with(label) && l.contains(" none "))
+    };
+    assert!(rows("cmd & rdisown PID ").count() >= 6);
+    for line in rows("cmd & rdisown PID ") {
+        assert!(line.ends_with(" nohup.out"), "{line}");
+    }
+    for line in rows("detach cmd ") {
+        assert!(line.ends_with(" /dev/null"), "{line}");
+    }
+}
