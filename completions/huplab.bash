@@ -23,7 +23,7 @@ _huplab() {
 
     case "${cmd}" in
         huplab)
-            opts="-h -V --event --shell --json --probe --help --version"
+            opts="-h -V --event --shell --json --commands --probe --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -8,5 +8,6 @@ zsh\t'zsh'
 dash\t'dash'"
 complete -c huplab -l probe -d 'Run as a probe (internal)' -r
 complete -c huplab -l json -d 'Print JSON instead of a table'
+complete -c huplab -l commands -d 'Print the lines the lab types for each level and for the event (to replay them by hand), and run nothing'
 complete -c huplab -s h -l help -d 'Print help'
 complete -c huplab -s V -l version -d 'Print version'

@@ -54,7 +54,14 @@ fn check(event: &str, tmp: &std::path::Path) {
             row.contains(&format!("\"survived\":{survived}")),
             "{event}: {name}: {row}"
         );
-        if !died_of.is_empty() {
+        if died_of == "HUP, TERM" {
+            // Both were sent; the row names the one the kernel applied first.
+            assert!(
+                row.contains("\"signals\":\"HUP, TERM (HUP fatal)")
+                    || row.contains("\"signals\":\"HUP, TERM (TERM fatal)"),
+                "{event}: {name}: {row}"
+            );
+        } else if !died_of.is_empty() {
             assert!(
                 row.contains(&format!("\"signals\":\"{died_of} (died)")),
                 "{event}: {name}: {row}"
@@ -408,4 +415,171 @@ fn a_lab_that_cannot_start_says_why_in_one_line() {
         )
     );
     assert!(out.stdout.is_empty());
+}
+
+/// The row of `table` for `label` (its first line).
+fn table_row<'a>(table: &'a str, label: &str) -> &'a str {
+    table
+        .lines()
+        .find(|l| l.starts_with(label) && l[label.len()..].starts_with("  "))
+        .unwrap_or_else(|| panic!("{label} in {table}"))
+}
+
+/// The table says what a student would find: rdisown's output in nohup.out
+/// and detach's in /dev/null (their defaults, as the lab now types them), the
+/// fatal one of the stopped job's two signals, what GROUP "another" means, and
+/// where to read the lines typed.
+#[test]
+fn table_shows_default_outputs_the_fatal_signal_and_explains_another() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(util::bin("huplab"))
+        .args(["--event", "hangup"])
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{table}");
+    assert!(
+        table_row(&table, "cmd & rdisown PID").ends_with(" yes      nohup.out"),
+        "{table}"
+    );
+    assert!(
+        table_row(&table, "detach cmd").ends_with(" yes      /dev/null"),
+        "{table}"
+    );
+    let stopped = table_row(&table, "stopped job (^Z)");
+    assert!(
+        stopped.contains(" HUP, TERM (HUP fatal) ") || stopped.contains(" HUP, TERM (TERM fatal) "),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "\n  * GROUP another: detach's daemon is in the process group of the session its \
+             first child made with setsid; that child then exited, so the daemon is no \
+             session leader (it can never get a controlling terminal) and its group is no \
+             job of any shell.\n"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains("\n  * the lines the lab typed: huplab --commands\n"),
+        "{table}"
+    );
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+/// `--commands` prints, without running anything, the exact lines the lab
+/// types for each row and the event, for a student to replay.
+#[test]
+fn commands_show_the_lines_the_lab_types() {
+    let run = |args: &[&str]| {
+        let out = Command::new(util::bin("huplab"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned()
+            ),
+            (Some(0), String::new())
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let head = "shell: bash --noprofile --norc -i, on a private terminal, in the lab's \
+                directory $LAB; $HUPLAB is huplab itself, whose probe writes a line every \
+                100 ms (any long command can stand in for it)\n\
+                LEVEL              TYPED\n";
+    let probes = "cmd &              \"$HUPLAB\" --probe plain \"$LAB\" &\n\
+                  stopped job (^Z)   \"$HUPLAB\" --probe stopped \"$LAB\" &\n\
+                  \x20                  kill -TSTP $!\n\
+                  nohup cmd &        nohup \"$HUPLAB\" --probe nohup \"$LAB\" &\n\
+                  rnohup cmd &       rnohup \"$HUPLAB\" --probe rnohup \"$LAB\" &\n\
+                  cmd & disown       \"$HUPLAB\" --probe bash-disown \"$LAB\" & disown $!\n\
+                  cmd & disown -h    \"$HUPLAB\" --probe bash-disown-h \"$LAB\" & disown -h $!\n\
+                  cmd & rdisown PID  \"$HUPLAB\" --probe disown \"$LAB\" &\n\
+                  \x20                  rdisown $!\n\
+                  setsid cmd &       setsid \"$HUPLAB\" --probe setsid \"$LAB\" &\n\
+                  detach cmd         detach \"$HUPLAB\" --probe detach \"$LAB\"\n";
+    assert_eq!(
+        run(&["--commands"]),
+        format!(
+            "event: hangup (bash)\n{head}{probes}\
+             hangup             (nothing typed: the lab closes the terminal's master side, \
+             as a dropped ssh link does)\n"
+        )
+    );
+    let login = run(&["--commands", "--event", "login-exit"]);
+    assert!(
+        login.starts_with(
+            "event: login-exit (bash)\nshell: bash --noprofile --norc --login -i, on a private"
+        ),
+        "{login}"
+    );
+    assert!(
+        login.contains("LEVEL              TYPED\nfirst              shopt -s huponexit\n"),
+        "{login}"
+    );
+    assert!(
+        login.ends_with(&format!(
+            "{probes}login-exit         exit\n\
+             \x20                  exit (again, if the shell says there are stopped jobs)\n"
+        )),
+        "{login}"
+    );
+    let dash = run(&["--commands", "--shell", "dash", "--event", "sighup"]);
+    assert!(
+        dash.contains("\ncmd & disown       n/a: dash has no such builtin\n"),
+        "{dash}"
+    );
+    assert!(
+        dash.ends_with(
+            "sighup             (nothing typed: kill -HUP of the shell, from outside)\n"
+        ),
+        "{dash}"
+    );
+    assert_eq!(
+        run(&["--commands", "--event", "all"])
+            .matches("event: ")
+            .count(),
+        4
+    );
+}
+
+/// docs/levels.md shows what huplab types (its `--commands` output, verbatim)
+/// and the real defaults, never the files the lab once named itself.
+#[test]
+fn levels_md_shows_the_commands_and_the_real_outputs() {
+    let out = Command::new(util::bin("huplab"))
+        .arg("--commands")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let commands = String::from_utf8(out.stdout).unwrap();
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/levels.md"),
+    )
+    .unwrap();
+    assert!(
+        doc.contains(&format!("```\n{commands}```\n")),
+        "docs/levels.md lacks huplab --commands' output:\n{commands}"
+    );
+    for stale in ["disown.out", "detach.out"] {
+        assert!(!doc.contains(stale), "docs/levels.md still says {stale}");
+    }
+    // The tables' rows (TTY none), not the typed lines.
+    let rows = |label: &'static str| {
+        doc.lines()
+            .filter(move |l| l.starts_with(label) && l.contains(" none "))
+    };
+    assert!(rows("cmd & rdisown PID ").count() >= 6);
+    for line in rows("cmd & rdisown PID ") {
+        assert!(line.ends_with(" nohup.out"), "{line}");
+    }
+    for line in rows("detach cmd ") {
+        assert!(line.ends_with(" /dev/null"), "{line}");
+    }
 }

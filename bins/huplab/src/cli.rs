@@ -66,6 +66,11 @@ pub struct Cli {
     #[arg(long)]
     pub json: bool,
 
+    /// Print the lines the lab types for each level and for the event (to replay
+    /// them by hand), and run nothing
+    #[arg(long, conflicts_with = "json")]
+    pub commands: bool,
+
     /// Run as a probe (internal)
     #[arg(long, num_args = 2, value_names = ["NAME", "DIR"], hide = true)]
     pub probe: Option<Vec<String>>,
@@ -93,11 +98,15 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
     ),
     (
         "COLUMNS",
-        "SESSION: the shell's or its own. GROUP: its own process group, or the shell's. \
-         TTY: whether the lab's terminal is its controlling terminal. SIGHUP: its \
-         disposition before the event. SIGNALS: the signal it died of, and CONT when it \
-         was continued. SURVIVED: alive after the event. OUTPUT AFTER: where its lines \
-         go after the event; lost when writes fail (the terminal is gone).",
+        "SESSION: the shell's or its own. GROUP: its own process group, the shell's, or \
+         another (detach's daemon: the group of the session its first child made, no job of \
+         any shell). TTY: whether the lab's terminal is its controlling terminal. SIGHUP: \
+         its disposition before the event. SIGNALS: the signal it died of, and CONT when it \
+         was continued; where several were sent (bash's stopped job: HUP, then TERM), the \
+         one it died of is marked fatal. SURVIVED: alive after the event. OUTPUT AFTER: \
+         where its lines go after the event (nohup.out for nohup, rnohup and rdisown, \
+         /dev/null for detach: their defaults); lost when writes fail (the terminal is \
+         gone). --commands shows the lines the lab types for each row.",
     ),
     (
         "SEE ALSO",

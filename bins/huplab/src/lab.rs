@@ -86,6 +86,38 @@ impl Event {
             Event::LoginExit => "login-exit",
         }
     }
+
+    /// Whether the lab's shell is a login shell for this event.
+    #[must_use]
+    pub fn login(self) -> bool {
+        self == Event::LoginExit
+    }
+
+    /// The lines typed in the shell before the probes start.
+    #[must_use]
+    pub fn typed_first(self, shell: ShellKind) -> &'static [&'static str] {
+        if self.login() && shell == ShellKind::Bash {
+            &["shopt -s huponexit"]
+        } else {
+            &[]
+        }
+    }
+
+    /// How the event is applied, in the words `huplab --commands` shows: the
+    /// lines typed, or what happens without typing, in parentheses.
+    #[must_use]
+    pub fn how(self) -> &'static [&'static str] {
+        match self {
+            Event::Hangup => &[
+                "(nothing typed: the lab closes the terminal's master side, as a dropped ssh link does)",
+            ],
+            Event::Sighup => &["(nothing typed: kill -HUP of the shell, from outside)"],
+            Event::Exit | Event::LoginExit => &[
+                "exit",
+                "exit (again, if the shell says there are stopped jobs)",
+            ],
+        }
+    }
 }
 
 /// The interactive shell the lab runs.
@@ -108,6 +140,15 @@ impl ShellKind {
             ShellKind::Zsh => "zsh",
             ShellKind::Dash => "dash",
         }
+    }
+
+    /// The command line the lab starts it with (`login` for a login shell).
+    #[must_use]
+    pub fn invocation(self, login: bool) -> String {
+        std::iter::once(self.name())
+            .chain(self.args(login))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     fn args(self, login: bool) -> Vec<&'static str> {
@@ -198,23 +239,28 @@ impl Level {
         }
     }
 
-    /// The line typed in `shell` to start its probe; `None` where the shell has
-    /// no such builtin. (The stopped job is stopped, and hupkit's disown run,
-    /// once the probe has started: see [`start_probes`].)
-    fn command(self, shell: ShellKind) -> Option<String> {
+    /// The lines typed in `shell` for its probe, in order; `None` where the
+    /// shell has no such builtin. The first starts the probe; the lab waits for
+    /// the probe's PID file before it types the others (which act on it as
+    /// `$!`: the stopped job is stopped, hupkit's disown run). `huplab
+    /// --commands` shows these very lines.
+    #[must_use]
+    pub fn typed(self, shell: ShellKind) -> Option<Vec<String>> {
         let name = self.name();
         let probe = format!("\"$HUPLAB\" --probe {name} \"$LAB\"");
         Some(match (self, shell) {
             (Level::BashDisown | Level::BashDisownH, ShellKind::Dash)
             | (Level::BashDisownH, ShellKind::Zsh) => return None,
-            (Level::Plain | Level::Stopped | Level::Disown, _) => format!("{probe} &"),
-            (Level::Nohup, _) => format!("nohup {probe} &"),
-            (Level::Rnohup, _) => format!("rnohup {probe} &"),
-            (Level::BashDisown, ShellKind::Zsh) => format!("{probe} & disown %?{name}"),
-            (Level::BashDisown, _) => format!("{probe} & disown $!"),
-            (Level::BashDisownH, _) => format!("{probe} & disown -h $!"),
-            (Level::Setsid, _) => format!("setsid {probe} &"),
-            (Level::Detach, _) => format!("detach -o \"$LAB/detach.out\" {probe}"),
+            (Level::Plain, _) => vec![format!("{probe} &")],
+            (Level::Stopped, _) => vec![format!("{probe} &"), "kill -TSTP $!".into()],
+            (Level::Disown, _) => vec![format!("{probe} &"), "rdisown $!".into()],
+            (Level::Nohup, _) => vec![format!("nohup {probe} &")],
+            (Level::Rnohup, _) => vec![format!("rnohup {probe} &")],
+            (Level::BashDisown, ShellKind::Zsh) => vec![format!("{probe} & disown %?{name}")],
+            (Level::BashDisown, _) => vec![format!("{probe} & disown $!")],
+            (Level::BashDisownH, _) => vec![format!("{probe} & disown -h $!")],
+            (Level::Setsid, _) => vec![format!("setsid {probe} &")],
+            (Level::Detach, _) => vec![format!("detach {probe}")],
         })
     }
 }
@@ -499,26 +545,25 @@ fn start_shell(
 /// user would.
 fn start_probes(lab: &mut Lab, shell: ShellKind) -> Result<(), LabError> {
     for level in Level::ALL {
-        let Some(line) = level.command(shell) else {
+        let Some(lines) = level.typed(shell) else {
             continue;
         };
-        lab.command(&line)?;
         let name = level.name();
+        let mut lines = lines.iter();
+        if let Some(start) = lines.next() {
+            lab.command(start)?;
+        }
         lab.wait_for(&format!("probe {name}"), || lab.probe_pid(level).is_some())?;
         let pid = lab
             .probe_pid(level)
             .ok_or_else(|| failed("probe vanished"))?;
-        match level {
-            Level::Stopped => {
-                lab.command(&format!("kill -TSTP {pid}"))?;
-                lab.wait_for("the probe to stop", || {
-                    Stat::read(pid).is_ok_and(|s| s.state == ProcState::Stopped)
-                })?;
-            }
-            Level::Disown => {
-                lab.command(&format!("rdisown -o \"$LAB/disown.out\" {pid} >/dev/null"))?;
-            }
-            _ => {}
+        for line in lines {
+            lab.command(line)?;
+        }
+        if level == Level::Stopped {
+            lab.wait_for("the probe to stop", || {
+                Stat::read(pid).is_ok_and(|s| s.state == ProcState::Stopped)
+            })?;
         }
         let id = Identity::of(pid).context(exit::FAILURE, || format!("probe {name}"))?;
         let fd = PidFd::open(pid).context(exit::FAILURE, || format!("probe {name}"))?;
@@ -632,7 +677,7 @@ fn death(p: &Probe, shell: ShellKind, event: Event) -> Death {
                 && event != Event::Exit
                 && hup_or_term(signo) =>
         {
-            Death::HupOrTerm
+            Death::HupOrTerm { fatal: signo }
         }
         exit::Wait::Signaled { signo, .. } => Death::Signal(signo),
         exit::Wait::Exited(code) => Death::Exited(code),
@@ -710,10 +755,9 @@ pub fn run(
     interrupted: &Arc<AtomicUsize>,
 ) -> Result<Vec<Row>, LabError> {
     let dir = make_dir(event)?;
-    let login = event == Event::LoginExit;
-    let mut lab = start_shell(shell, &dir, exe, login, Arc::clone(interrupted))?;
-    if login && shell == ShellKind::Bash {
-        lab.command("shopt -s huponexit")?;
+    let mut lab = start_shell(shell, &dir, exe, event.login(), Arc::clone(interrupted))?;
+    for line in event.typed_first(shell) {
+        lab.command(line)?;
     }
     start_probes(&mut lab, shell)?;
     let before = observe(&lab)?;

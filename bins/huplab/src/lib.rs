@@ -67,6 +67,15 @@ pub fn run(cli: &Cli, _diag: &mut Diag) -> Result<Status> {
         return Ok(probe::run(name, Path::new(dir)));
     }
     let shell = ShellKind::from(cli.shell);
+    if cli.commands {
+        let text: Vec<String> = cli
+            .event
+            .events()
+            .iter()
+            .map(|&event| report::commands(shell, event))
+            .collect();
+        return print(&text.join("\n"));
+    }
     let exe = std::env::current_exe().context(exit::FAILURE, || "cannot find my own program")?;
     // Each of these signals only raises the flag: the lab sees it between two
     // steps, stops everything it started, and returns `Interrupted`.
@@ -91,6 +100,11 @@ pub fn run(cli: &Cli, _diag: &mut Diag) -> Result<Status> {
     if cli.json {
         out.push('\n');
     }
+    print(&out)
+}
+
+/// Writes `out` to standard output; a closed pipe is a quiet success.
+fn print(out: &str) -> Result<Status> {
     match hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, out.as_bytes()) {
         Ok(()) | Err(nix::errno::Errno::EPIPE) => Ok(exit::SUCCESS),
         Err(errno) => Err(Error::sys("write error", errno, exit::FAILURE)),

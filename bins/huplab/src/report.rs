@@ -76,8 +76,12 @@ pub enum Death {
     Signal(i32),
     /// A stopped bash job: bash sent it SIGHUP and SIGCONT, then SIGTERM and
     /// SIGCONT (`terminate_stopped_jobs`), and it died of whichever the kernel
-    /// applied first, which depends on scheduling. Both were sent to it.
-    HupOrTerm,
+    /// applied first (`fatal`, from its wait status), which depends on
+    /// scheduling. Both were sent to it.
+    HupOrTerm {
+        /// The signal it died of: SIGHUP or SIGTERM.
+        fatal: i32,
+    },
     /// It exited with this status.
     Exited(i32),
     /// It ended, but its status could not be learned.
@@ -121,7 +125,7 @@ impl Row {
         };
         match *death {
             Death::Signal(n) => n == sig as i32,
-            Death::HupOrTerm => matches!(sig, Signal::SIGHUP | Signal::SIGTERM),
+            Death::HupOrTerm { .. } => matches!(sig, Signal::SIGHUP | Signal::SIGTERM),
             Death::Exited(_) | Death::Unknown => false,
         }
     }
@@ -179,14 +183,19 @@ impl Row {
 impl fmt::Display for Death {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Death::Signal(signo) => match Signal::try_from(signo) {
-                Ok(sig) => write!(f, "{} (died)", sig.as_str().trim_start_matches("SIG")),
-                Err(_) => write!(f, "signal {signo} (died)"),
-            },
-            Death::HupOrTerm => f.write_str("HUP, TERM (died)"),
+            Death::Signal(signo) => write!(f, "{} (died)", signal_name(signo)),
+            Death::HupOrTerm { fatal } => write!(f, "HUP, TERM ({} fatal)", signal_name(fatal)),
             Death::Exited(code) => write!(f, "exit {code}"),
             Death::Unknown => f.write_str("died"),
         }
+    }
+}
+
+/// A signal's short name (`HUP`), or `signal N` for one without a name.
+fn signal_name(signo: i32) -> String {
+    match Signal::try_from(signo) {
+        Ok(sig) => sig.as_str().trim_start_matches("SIG").to_string(),
+        Err(_) => format!("signal {signo}"),
     }
 }
 
@@ -260,7 +269,8 @@ pub fn explain(shell: ShellKind, event: Event, rows: &[Row]) -> Vec<&'static str
     if shell == ShellKind::Bash && died_of(Signal::SIGTERM) {
         out.push(
             "bash sends SIGTERM and SIGCONT to its stopped jobs when it exits (after the SIGHUP, if \
-             any: a stopped job then dies of whichever signal the kernel applies first).",
+             any: a stopped job then dies of whichever signal the kernel applies first, the one \
+             SIGNALS calls fatal).",
         );
     }
     if shell == ShellKind::Zsh && event == Event::Hangup && !plain_died {
@@ -300,7 +310,8 @@ fn explain_columns(rows: &[Row]) -> Vec<&'static str> {
     if fate_is(|s| s.fate == Fate::Survived(Output::Lost)) {
         out.push(
             "lost output: the job still writes to the terminal, which is gone: every write fails \
-             with EIO (reads return end-of-file). rnohup, disown and detach point output at a file.",
+             with EIO (reads return end-of-file). rnohup and rdisown send output to nohup.out, \
+             detach to /dev/null (each to FILE with -o FILE).",
         );
     }
     if fate_is(|s| s.session == Whose::Own && matches!(s.fate, Fate::Survived(_))) {
@@ -309,6 +320,14 @@ fn explain_columns(rows: &[Row]) -> Vec<&'static str> {
              neither the terminal nor the shell can signal it.",
         );
     }
+    if fate_is(|s| s.group == Group::Another) {
+        out.push(
+            "GROUP another: detach's daemon is in the process group of the session its first \
+             child made with setsid; that child then exited, so the daemon is no session leader \
+             (it can never get a controlling terminal) and its group is no job of any shell.",
+        );
+    }
+    out.push("the lines the lab typed: huplab --commands");
     out
 }
 
@@ -317,16 +336,21 @@ fn explain_columns(rows: &[Row]) -> Vec<&'static str> {
 pub fn table(shell: ShellKind, event: Event, rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "event: {} ({})", event.name(), shell.name());
+    // SIGNALS fits `HUP, TERM (TERM fatal)`, and any longer cell.
+    let wide = rows
+        .iter()
+        .map(|r| r.cells(shell).signals.len())
+        .fold(22, usize::max);
     let _ = writeln!(
         out,
-        "{:<18} {:<8} {:<9} {:<7} {:<8} {:<16} {:<8} OUTPUT AFTER",
+        "{:<18} {:<8} {:<9} {:<7} {:<8} {:<wide$} {:<8} OUTPUT AFTER",
         "LEVEL", "SESSION", "GROUP", "TTY", "SIGHUP", "SIGNALS", "SURVIVED"
     );
     for r in rows {
         let c = r.cells(shell);
         let _ = writeln!(
             out,
-            "{:<18} {:<8} {:<9} {:<7} {:<8} {:<16} {:<8} {}",
+            "{:<18} {:<8} {:<9} {:<7} {:<8} {:<wide$} {:<8} {}",
             r.level.label(),
             c.session,
             c.group,
@@ -344,6 +368,41 @@ pub fn table(shell: ShellKind, event: Event, rows: &[Row]) -> String {
     for line in explain(shell, event, rows) {
         let _ = writeln!(out, "  * {line}");
     }
+    out
+}
+
+/// What the lab types for `event` in `shell`, row by row (`huplab
+/// --commands`): the same lines [`crate::lab`] types, for a student to replay.
+#[must_use]
+pub fn commands(shell: ShellKind, event: Event) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "event: {} ({})", event.name(), shell.name());
+    let _ = writeln!(
+        out,
+        "shell: {}, on a private terminal, in the lab's directory $LAB; $HUPLAB is huplab \
+         itself, whose probe writes a line every 100 ms (any long command can stand in for it)",
+        shell.invocation(event.login())
+    );
+    let _ = writeln!(out, "{:<18} TYPED", "LEVEL");
+    let mut row = |label: &str, lines: &[String]| {
+        for (i, line) in lines.iter().enumerate() {
+            let _ = writeln!(out, "{:<18} {line}", if i == 0 { label } else { "" });
+        }
+    };
+    let first: Vec<String> = event
+        .typed_first(shell)
+        .iter()
+        .map(|l| (*l).to_string())
+        .collect();
+    row("first", &first);
+    for level in Level::ALL {
+        let lines = level
+            .typed(shell)
+            .unwrap_or_else(|| vec![format!("n/a: {} has no such builtin", shell.name())]);
+        row(level.label(), &lines);
+    }
+    let how: Vec<String> = event.how().iter().map(|l| (*l).to_string()).collect();
+    row(event.name(), &how);
     out
 }
 
