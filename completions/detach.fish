@@ -13,7 +13,7 @@ complete -c detach -l signal -d 'With --reload: the signal to send instead of SI
 complete -c detach -s a -l append -d 'Append to the --stdout/--stderr files instead of truncating them'
 complete -c detach -s v -l verbose -d 'Say what was done, on standard error'
 complete -c detach -l status -d 'Tell whether the daemon of the --pidfile (or --job) runs (LSB status codes)'
-complete -c detach -l stop -d 'Stop the daemon of the --pidfile (or --job), wait for it to end, remove the pidfile'
+complete -c detach -l stop -d 'Stop the daemon of the --pidfile (or --job), wait for it to end, remove the pidfile (a paused daemon is continued after each signal, so that it can act on it)'
 complete -c detach -s h -l help -d 'Print help'
 complete -c detach -s V -l version -d 'Print version'
 complete -c detach -l reload -d 'Ask the daemon of the --pidfile (or --job) to reread its configuration: send it SIGHUP (or --signal)'

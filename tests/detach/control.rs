@@ -157,6 +157,26 @@ fn pause_and_resume_the_whole_group() {
     assert!(util::poll_until(util::DEADLINE, || !stopped(pid) && !stopped(child)));
 }
 
+/// A paused daemon is stopped by the default schedule (TERM, then wait): the
+/// TERM would stay pending while it is stopped, so --stop continues it.
+#[test]
+fn a_paused_daemon_is_stopped_by_term() {
+    let dir = open_tempdir();
+    let l = start(dir.path(), &[], &[]);
+    let pid = l.daemon.pid();
+    assert_eq!(control(dir.path(), &["--pause", "-p", "daemon.pid"]).0, 0);
+    assert!(util::poll_until(util::DEADLINE, || {
+        state(pid) == ProcState::Stopped
+    }));
+    assert_eq!(
+        control(
+            dir.path(),
+            &["--stop", "--retry", "TERM/5", "-p", "daemon.pid"]
+        ),
+        (0, format!("detach: stopped PID {pid}\n"))
+    );
+}
+
 /// `--restart`: a new daemon, the same argv, -o file and --env value; the
 /// restarting caller's environment, not the first caller's.
 #[test]

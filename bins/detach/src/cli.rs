@@ -179,7 +179,7 @@ pub struct Cli {
     #[arg(long, conflicts_with_all = ["stop", "command"], requires = "target")]
     pub status: bool,
 
-    /// Stop the daemon of the --pidfile (or --job), wait for it to end, remove the pidfile
+    /// Stop the daemon of the --pidfile (or --job), wait for it to end, remove the pidfile (a paused daemon is continued after each signal, so that it can act on it)
     #[arg(long, conflicts_with = "command", requires = "target")]
     pub stop: bool,
 

@@ -284,7 +284,7 @@ pub fn stop(target: &Target, schedule: &[Item]) -> (Status, String) {
             return (code::DEAD, format!("not running (PID {} is gone)", id.pid));
         }
     };
-    if run_schedule(&pidfd, schedule) {
+    if run_schedule(&pidfd, schedule, || continue_group(&id)) {
         forget(pidfile, &id);
         (code::OK, format!("stopped PID {}", id.pid))
     } else {
@@ -381,8 +381,27 @@ pub fn signal_group(target: &Target, sig: Signal) -> (Status, String) {
     }
 }
 
-/// Runs the schedule; true once the process has ended.
-fn run_schedule(pidfd: &PidFd, schedule: &[Item]) -> bool {
+/// Continues the daemon's process group (after `--pause`), if the daemon is
+/// still the one verified: as in [`signal_group`], a reused ID is never signalled.
+fn continue_group(id: &Identity) {
+    let Ok(daemon) = Stat::read(id.pid) else {
+        return;
+    };
+    if daemon.starttime != id.starttime {
+        return;
+    }
+    let pgid = daemon.pgrp;
+    let leader = Stat::read(pgid)
+        .ok()
+        .filter(|l| l.pgrp == pgid && !l.state.has_exited());
+    let _ = pidfd::signal_group(pgid, leader.as_ref(), &[&daemon], Signal::SIGCONT);
+}
+
+/// Runs the schedule; true once the process has ended. After each signal but
+/// KILL and CONT, `cont` continues the daemon's group: a paused daemon (and
+/// the child it waits for) would otherwise hold the signal pending for ever,
+/// as systemd knows when it sends SIGCONT after SIGTERM.
+fn run_schedule(pidfd: &PidFd, schedule: &[Item], cont: impl Fn()) -> bool {
     let ended = |d| pidfd.wait_exit(d).unwrap_or(false);
     let forever_at = schedule.iter().position(|i| *i == Item::Forever);
     let mut i = 0;
@@ -394,6 +413,9 @@ fn run_schedule(pidfd: &PidFd, schedule: &[Item]) -> bool {
             Item::Signal(sig) => {
                 if pidfd.signal(*sig).is_err() {
                     return ended(Duration::from_millis(100));
+                }
+                if !matches!(sig, Signal::SIGKILL | Signal::SIGCONT) {
+                    cont();
                 }
             }
             Item::Wait(d) => {
