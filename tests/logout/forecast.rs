@@ -1,4 +1,5 @@
-//! rjobs' logout forecast against the real thing: in an ssh login of alice,
+//! rjobs' logout forecast against the real thing: in an ssh login of a user
+//! of its own (`fcast`),
 //! `sleep 1000 &` (in the session's scope) and `systemd-run --user --scope
 //! sleep 1001` (a unit of her manager), `rjobs --explain` on each, logout, and
 //! who lived 15 s later, with `KillUserProcesses=yes` and `=no`, with and
@@ -9,8 +10,8 @@ use std::time::Duration;
 
 use crate::util::container::{self, Procs, poll_slowly};
 
-/// How long after the logout the survivors are counted: past
-/// `UserStopDelaySec` (10 s), when the user's manager has stopped.
+/// How long after the logout the survivors are counted: past `UserStopDelaySec` (10 s), when the user's
+/// manager has stopped.
 const AFTER: Duration = Duration::from_secs(15);
 
 /// What `rjobs --explain` predicted for the two jobs and whether each lived
@@ -22,13 +23,32 @@ struct Outcome {
     scope: (String, bool),
 }
 
+/// The user of these tests: not alice, whose logins other tests keep open
+/// at the same time (a login still open elsewhere means a logout is not the
+/// last one, and the user's manager keeps running).
+const USER: &str = "fcast";
+
+/// Its uid.
+const UID: u32 = 1010;
+
+/// Makes [`USER`] (once; same ssh key as alice) and sets its linger.
+fn prepare_user(ct: &container::Container, linger: bool) {
+    ct.root(&format!(
+        "id {USER} >/dev/null 2>&1 || useradd -m -u {UID} -s /bin/bash {USER}; \
+         install -d -o {USER} -g {USER} -m 700 /home/{USER}/.ssh && \
+         install -o {USER} -g {USER} -m 600 /home/alice/.ssh/authorized_keys /home/{USER}/.ssh/authorized_keys && \
+         loginctl {} {USER}",
+        if linger { "enable-linger" } else { "disable-linger" }
+    ));
+}
+
 fn run(test: &str, kill: bool, linger: bool) -> Option<Outcome> {
     let ct = container::get(test)?;
     let _settings = ct.lock_settings();
     ct.set_kill_user_processes(kill);
-    ct.set_linger(linger);
+    prepare_user(&ct, linger);
     let rjobs = ct.install("rjobs");
-    let mut login = ct.login("alice");
+    let mut login = ct.login(USER);
     // The markers are split in the typed line (V""A), so that the terminal's
     // echo of the line is not taken for the answer.
     login.send(&format!(
@@ -53,7 +73,7 @@ fn run(test: &str, kill: bool, linger: bool) -> Option<Outcome> {
     assert_eq!(guard.list.len(), 2, "PIDS line: '{pids}'");
     let cg = ct.cgroup(guard.list[1]);
     assert!(
-        cg.contains("/user@1000.service/") && cg.contains("/run-"),
+        cg.contains(&format!("/user@{UID}.service/")) && cg.contains("/run-"),
         "the systemd-run job is in '{cg}'"
     );
     let verdict = |marker: &str| {
@@ -76,10 +96,13 @@ fn run(test: &str, kill: bool, linger: bool) -> Option<Outcome> {
     poll_slowly(AFTER.saturating_sub(start.elapsed()), || {
         (lives(&va) || !ct.alive(a)) && (lives(&vb) || !ct.alive(b))
     });
-    Some(Outcome {
+    let outcome = Outcome {
         plain: (va, ct.alive(a)),
         scope: (vb, ct.alive(b)),
-    })
+    };
+    // Leave no user manager of this user running for ever.
+    ct.root(&format!("loginctl disable-linger {USER}"));
+    Some(outcome)
 }
 
 /// Checks one job's verdict: it starts with `expected`, and it came true.
@@ -106,7 +129,7 @@ fn forecast_kill_yes_no_linger() {
     check(
         "systemd-run --user --scope",
         &o.scope,
-        "dies about 10 s after the last logout: in user@1000.service",
+        "dies about 10 s after the last logout: in user@1010.service",
     );
 }
 
@@ -119,7 +142,7 @@ fn forecast_kill_yes_linger() {
     check(
         "systemd-run --user --scope",
         &o.scope,
-        "lives at logout: in user@1000.service",
+        "lives at logout: in user@1010.service",
     );
 }
 
@@ -138,7 +161,7 @@ fn forecast_kill_no_no_linger() {
     check(
         "systemd-run --user --scope",
         &o.scope,
-        "lives at logout while a session of alice keeps a process",
+        "lives at logout while a session of fcast keeps a process",
     );
 }
 
@@ -155,6 +178,6 @@ fn forecast_kill_no_linger() {
     check(
         "systemd-run --user --scope",
         &o.scope,
-        "lives at logout: in user@1000.service",
+        "lives at logout: in user@1010.service",
     );
 }
