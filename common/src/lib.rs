@@ -12,6 +12,8 @@
 //! - [`stdio`]: fd-level helpers for the standard streams, which may be closed.
 //! - [`proc`]: readers for `/proc/PID/stat` and `/proc/PID/status`.
 //! - [`jobs`]: jobs as process groups of a session, from one `/proc` scan, and job specs.
+//! - [`logout`]: what logind does at logout to a process, from its cgroup,
+//!   logind's settings and linger (rjobs' forecast).
 //! - [`output`]: where a process's output goes (file, terminal, hung-up
 //!   terminal: lost, pipe...), from `/proc/PID/fd`.
 //! - [`tty`]: terminal names from device numbers; [`pty`]: pseudo-terminals and
@@ -48,6 +50,7 @@ pub mod exit;
 pub mod identity;
 pub mod inject;
 pub mod jobs;
+pub mod logout;
 pub mod output;
 pub mod pidfd;
 pub mod proc;

@@ -8,6 +8,8 @@
 //! both live (bash gives background jobs their own process group and does not
 //! hang them up on `exit`).
 
+mod forecast;
+
 use std::time::Duration;
 
 use crate::util::container::{self, Container, Procs, poll_slowly};

@@ -347,3 +347,66 @@ fn rjobs_tty_tells_devpts_instances_apart() {
     assert!(!out.contains("sleep 306"), "{out}");
     drop((ours, script));
 }
+
+/// On a machine without systemd (this one: PID 1 is not systemd), the logout
+/// kills nothing, and `--explain` and `-l` say so rather than guess; with
+/// systemd, they give a verdict (the container tests in `logout::forecast`
+/// check those against a real logout).
+#[test]
+fn rjobs_logout_forecast_without_systemd_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let sh = Shell::start(dir.path());
+    let _session = KillSession(sh.pid);
+    sh.line("sleep 1000 &");
+    let mut job = None;
+    assert!(
+        util::poll_until(util::DEADLINE, || {
+            job = Snapshot::take().ok().and_then(|s| {
+                s.procs
+                    .iter()
+                    .find(|p| p.session == sh.pid && p.pid != sh.pid && p.comm == "sleep")
+                    .map(|p| p.pid)
+            });
+            job.is_some()
+        }),
+        "the job did not start"
+    );
+    let pid = job.unwrap().to_string();
+    let explain = rjobs(&["--explain", &pid]);
+    let logout = line_with(&explain, "  logout: ");
+    let tty = sh.tty.to_str().unwrap().to_string();
+    let long = rjobs(&["-l", "-t", &tty]);
+    let json = rjobs(&["-l", "--json", "-t", &tty]);
+    if std::path::Path::new("/run/systemd/system").exists() {
+        assert!(
+            ["dies", "lives", "not in a logind session"]
+                .iter()
+                .any(|w| logout
+                    .trim_start()
+                    .trim_start_matches("logout:")
+                    .trim_start()
+                    .starts_with(w)),
+            "{explain}"
+        );
+        return;
+    }
+    assert!(
+        logout.ends_with(
+            "no systemd: logout kills nothing here (no logind session scope; only the terminal's hangup applies)"
+        ),
+        "{explain}"
+    );
+    assert!(
+        line_with(&long, "LOGOUT").contains("TRACED  LOGOUT "),
+        "{long}"
+    );
+    let row = line_with(&long, &format!("      {pid} "));
+    // PID ST SIGHUP TTY-FDS CTTY ORPHANED TRACED LOGOUT ...
+    assert_eq!(row.split_whitespace().nth(7), Some("-"), "{long}");
+    assert!(
+        json.contains(
+            r#""logout":{"fate":"-","cgroup":"/","verdict":"no systemd: logout kills nothing here"#
+        ),
+        "{json}"
+    );
+}

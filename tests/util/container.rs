@@ -160,6 +160,24 @@ impl Container {
         ));
     }
 
+    /// Copies this build's binary `name` into the container's root filesystem
+    /// (nspawn's /tmp is a tmpfs the host does not see), in a directory of this
+    /// test process's own, so that tests of other builds running at the same
+    /// time do not replace it; returns its path inside the container. The
+    /// directory is removed when the guard is dropped.
+    pub fn install(&self, name: &str) -> Installed {
+        let inside = format!("/usr/local/lib/hupkit-tests/{}", std::process::id());
+        let dir = ct::rootfs().join(inside.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir).expect("make the install directory in the container");
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::copy(super::bin(name), &tmp).expect("copy the binary into the container");
+        std::fs::rename(&tmp, dir.join(name)).expect("rename the binary in the container");
+        Installed {
+            dir,
+            path: format!("{inside}/{name}"),
+        }
+    }
+
     /// Logs in as `user` over real ssh with a terminal on the far side
     /// (`ssh -tt`, PAM), as a person does; checks that the login shell is in a
     /// logind session scope.
@@ -269,6 +287,19 @@ impl Login<'_> {
     /// The container this login is in.
     pub fn container(&self) -> &Container {
         self.container
+    }
+}
+
+/// A binary installed in the container ([`Container::install`]).
+pub struct Installed {
+    dir: std::path::PathBuf,
+    /// Its path inside the container.
+    pub path: String,
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -45,7 +45,15 @@ has hung up: writes fail with EIO and the output is lost; `rdisown -o FILE PID`
 sends it to a file), `file:PATH` (nohup.out shows as its path), `/dev/null`,
 `pipe`, `socket`, `pty-master` (it drives a terminal of its own: tmux, ssh),
 `closed`, `?` (another user's process); --json gives each as `stdout` and
-`stderr`, with `kind`, `path` and `lost`. ORPHANED means no member's parent is in the session outside
+`stderr`, with `kind`, `path` and `lost`. LOGOUT is what systemd-logind does
+to the process when its user logs out, from its cgroup: `dies` (logind kills
+its session scope: KillUserProcesses=yes, or KillOnlyUsers lists the user),
+`dies-later` (in a unit of the user's manager, which stops UserStopDelaySec,
+10 s, after the last session ends: no linger), `lives`, `lives-while` (a unit
+of the user's manager, no linger, KillUserProcesses=no: it lives while a
+session of the user keeps a process), `unreached` (in no logind session: a
+system service), `-` (no systemd); --json gives `logout` with `fate`, `cgroup`
+and `verdict`. ORPHANED means no member's parent is in the session outside
 the group (a stopped orphaned group gets SIGHUP+SIGCONT from the kernel);
 TRACED names the tracer's PID.
 
@@ -56,7 +64,22 @@ can be told apart, the name is ambiguous and rjobs says so.
 
 --explain predicts death at hangup for a stopped job the shell has disowned:
 when the shell exits (at hangup too), the job's group is orphaned, and the
-kernel sends a stopped orphaned group SIGHUP and SIGCONT.";
+kernel sends a stopped orphaned group SIGHUP and SIGCONT.
+
+The logout (--explain and -l): logind kills every process of a session's
+cgroup (user-UID.slice/session-N.scope) at logout when the user is not in
+KillExcludeUsers (root is, while that is unset) and is in KillOnlyUsers, or,
+when that is empty, KillUserProcesses=yes: session, process group, parent and
+SIGHUP disposition do not matter. A unit of the user's manager
+(systemd-run --user, user@UID.service) lives on, until the manager stops, 10 s
+after the user's last session ends, unless the user lingers
+(/var/lib/systemd/linger/USER, loginctl enable-linger). The cgroup is read from
+/proc/PID/cgroup (cgroup2, hybrid and legacy layouts); logind's settings from
+/etc/systemd/logind.conf and the logind.conf.d drop-ins (/etc, /run,
+/usr/local/lib, /usr/lib; by file name, /etc first for the same name), as
+logind reads them; when no file sets KillUserProcesses, the compiled-in default
+applies (no in Debian's and most distributions' builds, yes in upstream's), and
+the verdict says so.";
 
 /// List the jobs (process groups) of a terminal session, and how separated each one is.
 #[derive(Debug, Parser)]
@@ -69,7 +92,7 @@ kernel sends a stopped orphaned group SIGHUP and SIGCONT.";
 )]
 #[allow(clippy::struct_excessive_bools)]
 pub struct Cli {
-    /// Show each member process, with its SIGHUP disposition, terminal fds, controlling terminal, orphaned group, tracer and where its output goes (lost when its terminal has hung up)
+    /// Show each member process, with its SIGHUP disposition, terminal fds, controlling terminal, orphaned group, tracer, what logout does to it and where its output goes (lost when its terminal has hung up)
     #[arg(short = 'l', long)]
     pub long: bool,
 
@@ -93,7 +116,7 @@ pub struct Cli {
     #[arg(long, conflicts_with = "explain")]
     pub json: bool,
 
-    /// Explain one process (PID, PID@STARTTIME or a job spec): its session, group, terminal, SIGHUP, where fds 0-2 lead, and what hangup, shell exit and kill -HUP of the shell would do to it
+    /// Explain one process (PID, PID@STARTTIME or a job spec): its session, group, terminal, SIGHUP, where fds 0-2 lead, and what hangup, shell exit, kill -HUP of the shell and logout (logind) would do to it
     #[arg(long, value_name = "TARGET", conflicts_with_all = ["records", "all_sessions", "long", "tty"])]
     pub explain: Option<String>,
 
@@ -118,11 +141,13 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
     (
         "FILES",
         "$XDG_STATE_HOME/hupkit/jobs/ (default ~/.local/state/hupkit/jobs/): the job \
-         records, one file per job, mode 0600.",
+         records, one file per job, mode 0600. /etc/systemd/logind.conf, \
+         {/etc,/run,/usr/local/lib,/usr/lib}/systemd/logind.conf.d/*.conf: logind's \
+         settings; /var/lib/systemd/linger/USER: the users who linger.",
     ),
     (
         "SEE ALSO",
-        "rbg(1), rfg(1), disown(1), rnohup(1), detach(1), ps(1), credentials(7)",
+        "rbg(1), rfg(1), disown(1), rnohup(1), detach(1), ps(1), credentials(7), logind.conf(5), loginctl(1)",
     ),
 ];
 

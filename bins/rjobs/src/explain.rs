@@ -11,11 +11,15 @@
 //! stopped job the shell has disowned is not safe either: when the shell exits
 //! (at hangup too) its group becomes orphaned, and the kernel sends a stopped
 //! orphaned group SIGHUP and SIGCONT.
+//!
+//! The fourth event, the logout, is [`hupkit_common::logout`]'s forecast: what
+//! systemd-logind does to the process's cgroup when its user logs out.
 
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 
 use hupkit_common::jobs::Snapshot;
+use hupkit_common::logout::{self, Fate, Place};
 use hupkit_common::output::{self, Sink};
 use hupkit_common::proc::{Stat, Status};
 use hupkit_common::signal::Disposition;
@@ -60,10 +64,12 @@ pub fn explain(snap: &Snapshot, p: &Stat) -> String {
         ""
     };
     let v = verdicts(&facts, lost);
+    let away = logout_facts(&mut out, p);
     let _ = writeln!(out, "verdict:");
     let _ = writeln!(out, "  terminal hangup:      {}", v.hangup);
     let _ = writeln!(out, "  shell exit:           {}", v.exit);
     let _ = writeln!(out, "  kill -HUP the shell:  {}", v.hupsh);
+    let _ = writeln!(out, "  logout:               {}", away.text);
     if facts.lost_now {
         let _ = writeln!(
             out,
@@ -78,7 +84,46 @@ pub fn explain(snap: &Snapshot, p: &Stat) -> String {
         );
     }
     let _ = writeln!(out, "  {}", fix(&v, &facts, lost, p));
+    if matches!(away.fate, Fate::Dies | Fate::DiesLater | Fate::LivesWhile) {
+        let _ = writeln!(
+            out,
+            "  to survive the logout: move it out of the session into a scope of its own (rdisown --scope {}), and let the user linger (loginctl enable-linger)",
+            p.pid
+        );
+    }
     out
+}
+
+/// Prints where `p` is for logind (its cgroup, logind's settings, linger) and
+/// returns the logout's forecast.
+fn logout_facts(out: &mut String, p: &Stat) -> logout::Forecast {
+    let host = logout::Host::this();
+    let Some((cg, forecast)) = host.forecast_pid(p.pid) else {
+        return logout::Forecast {
+            fate: Fate::NotReached,
+            text: "unknown: its cgroup cannot be read".into(),
+        };
+    };
+    if !host.systemd {
+        return forecast;
+    }
+    let what = match &cg.place {
+        Place::Session { scope, .. } => format!(" (a logind session: {scope})"),
+        Place::UserManager { uid, .. } => format!(" (a unit of user@{uid}.service)"),
+        Place::Unit(u) => format!(" ({u})"),
+        Place::NoUnit => String::new(),
+    };
+    let _ = writeln!(out, "  cgroup: {}{what}", cg.path);
+    let linger = match &cg.place {
+        Place::Session { uid, .. } | Place::UserManager { uid, .. } => {
+            let name = logout::Host::user(*uid);
+            let yes = if host.lingers(&name) { "yes" } else { "no" };
+            format!("; {name} lingers: {yes}")
+        }
+        _ => String::new(),
+    };
+    let _ = writeln!(out, "  logind: {}{linger}", host.settings.summary());
+    forecast
 }
 
 /// Prints the facts about `p` (session, group, SIGHUP, fds 0-2, orphaned

@@ -19,6 +19,7 @@ use hupkit_common::diag::Diag;
 use hupkit_common::exit::{self, Status};
 use hupkit_common::identity::Liveness;
 use hupkit_common::jobs::{Job, JobSpec, JobState, SessionJobs, Snapshot, Target};
+use hupkit_common::logout;
 use hupkit_common::output::{self, Sink};
 use hupkit_common::proc::{self, ProcState, Stat};
 use hupkit_common::quote::quote;
@@ -49,6 +50,10 @@ struct Member {
     /// Where fds 1 and 2 lead.
     stdout: Sink,
     stderr: Sink,
+    /// Its cgroup's path (`None`: unreadable).
+    cgroup: Option<String>,
+    /// What the logout does to it ([`logout::Forecast`]).
+    logout: logout::Forecast,
     /// Exact (lossy UTF-8), for JSON.
     command: String,
     /// Quoted for a shell, for text.
@@ -84,7 +89,7 @@ struct Session {
     jobs: Vec<Row>,
 }
 
-fn member(p: &Stat, session_tty: u64) -> Member {
+fn member(p: &Stat, session_tty: u64, host: &logout::Host) -> Member {
     let status = proc::Status::read(p.pid).ok();
     let sighup = match status.as_ref().map(|s| s.disposition(Signal::SIGHUP)) {
         Some(Disposition::Default) => "default",
@@ -108,8 +113,20 @@ fn member(p: &Stat, session_tty: u64) -> Member {
     } else {
         fds.join(",")
     };
+    let (cgroup, logout) = match host.forecast_pid(p.pid) {
+        Some((cg, f)) => (Some(cg.path), f),
+        None => (
+            None,
+            logout::Forecast {
+                fate: logout::Fate::NotReached,
+                text: "unknown: its cgroup cannot be read".into(),
+            },
+        ),
+    };
     Member {
         pid: p.pid,
+        cgroup,
+        logout,
         state: p.state,
         sighup,
         tty_fds,
@@ -136,6 +153,8 @@ fn rows(snap: &Snapshot, session: Pid, exclude: &[Pid], long: bool, probe: bool)
         |l| l.tty_nr,
     );
     let mut jobs: Vec<Job> = snap.jobs(session, exclude, false);
+    // logind's settings are read once, and only for -l.
+    let host = long.then(logout::Host::this);
     if probe {
         for job in &mut jobs {
             snap.probe_stop(job);
@@ -152,13 +171,13 @@ fn rows(snap: &Snapshot, session: Pid, exclude: &[Pid], long: bool, probe: bool)
             orphaned: snap.orphaned(session, job.pgid),
             command: snap.command(job),
             command_text: snap.command_text(job),
-            members: if long {
-                job.members
+            members: match &host {
+                Some(host) => job
+                    .members
                     .iter()
-                    .map(|&i| member(&snap.procs[i], session_tty))
-                    .collect()
-            } else {
-                Vec::new()
+                    .map(|&i| member(&snap.procs[i], session_tty, host))
+                    .collect(),
+                None => Vec::new(),
             },
         })
         .collect()
@@ -212,8 +231,8 @@ fn text_jobs(out: &mut String, jobs: &[Row], long: bool) {
         if long {
             let _ = writeln!(
                 out,
-                "      {:<7} {:<2} {:<8} {:<8} {:<8} {:<8} {:<7} {:<output_w$} COMMAND",
-                "PID", "ST", "SIGHUP", "TTY-FDS", "CTTY", "ORPHANED", "TRACED", "OUTPUT"
+                "      {:<7} {:<2} {:<8} {:<8} {:<8} {:<8} {:<7} {:<11} {:<output_w$} COMMAND",
+                "PID", "ST", "SIGHUP", "TTY-FDS", "CTTY", "ORPHANED", "TRACED", "LOGOUT", "OUTPUT"
             );
             for m in &j.members {
                 let traced = if m.traced == 0 {
@@ -223,7 +242,7 @@ fn text_jobs(out: &mut String, jobs: &[Row], long: bool) {
                 };
                 let _ = writeln!(
                     out,
-                    "      {:<7} {:<2} {:<8} {:<8} {:<8} {:<8} {:<7} {:<output_w$} {}",
+                    "      {:<7} {:<2} {:<8} {:<8} {:<8} {:<8} {:<7} {:<11} {:<output_w$} {}",
                     m.pid,
                     m.state,
                     m.sighup,
@@ -231,6 +250,7 @@ fn text_jobs(out: &mut String, jobs: &[Row], long: bool) {
                     m.ctty,
                     if j.orphaned { "yes" } else { "no" },
                     traced,
+                    m.logout.fate.label(),
                     output::label(&m.stdout, &m.stderr),
                     m.command_text
                 );
@@ -291,6 +311,19 @@ fn json_jobs(jobs: &[Row], long: bool) -> Value {
                                         ),
                                         ("stdout", sink_json(&m.stdout)),
                                         ("stderr", sink_json(&m.stderr)),
+                                        (
+                                            "logout",
+                                            Value::Object(vec![
+                                                ("fate", Value::Str(m.logout.fate.label().into())),
+                                                (
+                                                    "cgroup",
+                                                    m.cgroup
+                                                        .clone()
+                                                        .map_or(Value::Null, Value::Str),
+                                                ),
+                                                ("verdict", Value::Str(m.logout.text.clone())),
+                                            ]),
+                                        ),
                                         ("command", Value::Str(m.command.clone())),
                                     ])
                                 })
