@@ -145,8 +145,14 @@ fn pause_and_resume_the_whole_group() {
             format!("detach: sent SIGSTOP to process group {pgid} (PID {pid})\n")
         )
     );
-    let stopped = |p| state(p) == ProcState::Stopped;
-    assert!(util::poll_until(util::DEADLINE, || stopped(pid) && stopped(child)));
+    // (A tracing stop, from a parallel test's probe, is a stop too.)
+    let stopped = |p| matches!(state(p), ProcState::Stopped | ProcState::TracingStop);
+    assert!(
+        util::poll_until(util::DEADLINE, || stopped(pid) && stopped(child)),
+        "daemon {pid}: {:?}, child {child}: {:?}, group {pgid}",
+        Stat::read(pid).map(|s| (s.state, s.pgrp)),
+        Stat::read(child).map(|s| (s.state, s.pgrp)),
+    );
     assert_eq!(
         control(dir.path(), &["--resume", "-p", "daemon.pid"]),
         (
