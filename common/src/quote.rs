@@ -21,7 +21,10 @@
 //! plain words bare (`sleep 300`), anything else quoted as above, so that no
 //! control byte and no invalid UTF-8 reaches the terminal (`sh -c 'while :; do
 //! date; done'`, `$'\033''[31mred'$'\r\n'`). Each word is quoted on its own; the
-//! line can be pasted back into a shell.
+//! line can be pasted back into a shell. Characters that print nothing but
+//! change what is seen (a right-to-left override, which would reorder the rest
+//! of the line on the screen, zero-width characters, line separators) are
+//! escaped there too, even in a UTF-8 locale.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -57,7 +60,39 @@ enum Unit<'a> {
     Unprintable(&'a [u8]),
 }
 
-fn units(bytes: &[u8], utf8: bool) -> Vec<Unit<'_>> {
+/// Whether `c` prints nothing yet changes what is seen around it: a format
+/// character (Unicode category Cf: bidi marks, overrides and isolates,
+/// zero-width characters, tags) or a line or paragraph separator (Zl, Zp).
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// `strict`: [`invisible`] characters are escaped too (command lines, which
+/// come from other users; file names in messages follow GNU, which prints them).
+fn units(bytes: &[u8], utf8: bool, strict: bool) -> Vec<Unit<'_>> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -76,7 +111,9 @@ fn units(bytes: &[u8], utf8: bool) -> Vec<Unit<'_>> {
             };
             if len > 0 && i + len <= bytes.len() {
                 if let Ok(s) = std::str::from_utf8(&bytes[i..i + len]) {
-                    let printable = s.chars().all(|c| !c.is_control());
+                    let printable = s
+                        .chars()
+                        .all(|c| !(c.is_control() || (strict && invisible(c))));
                     out.push(if printable {
                         Unit::Char(s)
                     } else {
@@ -122,7 +159,12 @@ fn c_escape(b: u8) -> Option<u8> {
 /// Quotes raw bytes; `utf8` says whether multibyte characters may be printed as they are.
 #[must_use]
 pub fn quote_bytes(bytes: &[u8], utf8: bool) -> String {
-    let units = units(bytes, utf8);
+    quote_units(bytes, utf8, false)
+}
+
+/// [`quote_bytes`]; `strict` escapes [`invisible`] characters as well.
+fn quote_units(bytes: &[u8], utf8: bool, strict: bool) -> String {
+    let units = units(bytes, utf8, strict);
     let mut has_single_quote = false;
     let mut all_compat = true;
     for (i, u) in units.iter().enumerate() {
@@ -211,7 +253,9 @@ fn bare(b: u8) -> bool {
 
 /// Quotes one word of a command line (or a process name) for a POSIX shell:
 /// bare when every byte is plain, else as [`quote`] does, for the current
-/// locale's character set.
+/// locale's character set, except that [`invisible`] characters (a
+/// right-to-left override, a zero-width space) are escaped even in a UTF-8
+/// locale.
 #[must_use]
 pub fn word(s: &[u8]) -> String {
     word_bytes(s, locale_is_utf8())
@@ -224,7 +268,7 @@ pub fn word_bytes(s: &[u8], utf8: bool) -> String {
     if !s.is_empty() && s.iter().copied().all(bare) {
         return String::from_utf8_lossy(s).into_owned();
     }
-    let quoted = quote_bytes(s, utf8);
+    let quoted = quote_units(s, utf8, true);
     // `''$'\t'`: the empty quotes before a leading escape add nothing to a word.
     match quoted.strip_prefix("''") {
         Some(rest) if rest.starts_with("$'") => rest.to_string(),
@@ -258,7 +302,7 @@ where
             out.push(' ');
             out.push_str(&word_bytes(arg, utf8));
         } else if arg.contains(&b'=') || arg.first() == Some(&b'%') {
-            let quoted = quote_bytes(arg, utf8);
+            let quoted = quote_units(arg, utf8, true);
             out.push_str(&quoted);
         } else {
             out.push_str(&word_bytes(arg, utf8));
@@ -343,6 +387,32 @@ mod tests {
         assert_eq!(c(&[]), "");
     }
 
+    /// Characters that print nothing yet change what the reader sees (bidi
+    /// overrides and isolates, zero-width characters, line and paragraph
+    /// separators) are escaped in command lines, even in a UTF-8 locale: a
+    /// right-to-left override in another user's argument would otherwise
+    /// reorder the rest of root's `rjobs -A` line on the screen. Messages
+    /// about file names keep GNU's `quoteaf` rules.
+    #[test]
+    fn invisible_characters_in_command_lines() {
+        for (arg, want) in [
+            ("\u{202E}txt.exe", "$'\\342\\200\\256''txt.exe'"),
+            ("a\u{2028}b", "'a'$'\\342\\200\\250''b'"),
+            ("\u{200B}", "$'\\342\\200\\213'"),
+            ("\u{FEFF}x", "$'\\357\\273\\277''x'"),
+            ("\u{061C}\u{2066}", "$'\\330\\234\\342\\201\\246'"),
+            ("\u{E0041}", "$'\\363\\240\\201\\201'"),
+            ("é", "'é'"),
+        ] {
+            assert_eq!(word_bytes(arg.as_bytes(), true), want, "{arg:?}");
+        }
+        assert_eq!(
+            command_line_bytes(["sleep", "\u{202E}1"], true),
+            "sleep $'\\342\\200\\256''1'"
+        );
+        assert_eq!(quote_bytes("\u{202E}".as_bytes(), true), "'\u{202E}'");
+    }
+
     /// Every quoted line, read back by a shell, gives the same words, and holds
     /// no control byte. (`$'...'` is POSIX.1-2024; dash reads it from 0.5.13 on,
     /// so the shells tried are bash and, where installed, zsh.)
@@ -364,6 +434,7 @@ mod tests {
             b"!",
             b"{a,b}",
             b"#c",
+            "\u{202E}\u{2028}\u{200B}\u{FEFF}".as_bytes(),
         ];
         for utf8 in [false, true] {
             let line = command_line_bytes(&argv, utf8);

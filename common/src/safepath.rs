@@ -22,9 +22,15 @@
 //! - for a [`Purpose::Record`] (pidfile, identity record, lock), the final file
 //!   is never a symbolic link, and when it exists it is a regular file owned by
 //!   root or the caller that no other user can write: what start-stop-daemon
-//!   asks of a pidfile when it runs as root, for every caller. For a
-//!   [`Purpose::Output`] (a daemon's log) a final symbolic link is followed under
-//!   the rule above, and the file may be anything (`/dev/null`, a terminal).
+//!   asks of a pidfile when it runs as root, for every caller; and it has no
+//!   other hard link;
+//! - in a shared directory, a regular file with other hard links is refused
+//!   whatever it is for (another user can link a file of root's there where
+//!   `protected_hardlinks` is off), and an output file is truncated only
+//!   after it passed the checks;
+//! - for a [`Purpose::Output`] (a daemon's log) a final symbolic link is
+//!   followed under the rule above, and the file may be anything (`/dev/null`,
+//!   a terminal).
 //!
 //! "The caller" is the effective user and group of the calling thread: a
 //! thread that switched credentials (raw `setresuid`, which changes only that
@@ -270,6 +276,16 @@ impl Located {
                 "it belongs to another user, in a directory others can write to",
             ));
         }
+        // A hard link names a file that lives elsewhere too: in a shared
+        // directory another user can plant one to a file of root's (the
+        // kernel stops them only where `protected_hardlinks` is on), and it
+        // passes every owner check. A record is never hard-linked anywhere.
+        if is(st, SFlag::S_IFREG)
+            && st.st_nlink > 1
+            && (self.shared || self.purpose == Purpose::Record)
+        {
+            return Err(FileError::Refused("it has other hard links"));
+        }
         if self.purpose == Purpose::Record {
             if is(st, SFlag::S_IFLNK) {
                 return Err(FileError::Refused("it is a symbolic link"));
@@ -402,10 +418,20 @@ impl Located {
     }
 
     /// Opens the file for writing with `flags` (`O_CREAT` with mode 0666 is
-    /// added), then checks what was opened.
+    /// added), then checks what was opened. `O_TRUNC` is applied only after
+    /// the check (with `ftruncate`, to a regular file), so a refused file is
+    /// left as it was.
     pub fn open_write(&self, flags: OFlag) -> Result<OwnedFd, FileError> {
-        let fd = self.open(OFlag::O_WRONLY | OFlag::O_CREAT | flags, 0o666)?;
-        self.check(&fstat(&fd).map_err(FileError::Sys)?)?;
+        let truncate = flags.contains(OFlag::O_TRUNC);
+        let fd = self.open(
+            OFlag::O_WRONLY | OFlag::O_CREAT | (flags - OFlag::O_TRUNC),
+            0o666,
+        )?;
+        let st = fstat(&fd).map_err(FileError::Sys)?;
+        self.check(&st)?;
+        if truncate && is(&st, SFlag::S_IFREG) {
+            nix::unistd::ftruncate(&fd, 0).map_err(FileError::Sys)?;
+        }
         Ok(fd)
     }
 }
@@ -453,6 +479,47 @@ mod tests {
             root.open_write(OFlag::empty()).err(),
             Some(FileError::Sys(Errno::EISDIR))
         );
+    }
+
+    /// A hard link in a shared directory to a file of root's (or the
+    /// caller's) elsewhere: another user can plant one wherever
+    /// `protected_hardlinks` is off (the kernel's default), and it passes the
+    /// owner checks. Nothing is read, locked, truncated or written through it.
+    #[test]
+    fn hard_links_in_shared_directories_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        chmod(dir.path(), 0o755);
+        let private = dir.path().join("private");
+        std::fs::create_dir(&private).unwrap();
+        chmod(&private, 0o700);
+        let secret = private.join("secret");
+        std::fs::write(&secret, "secret\n").unwrap();
+        chmod(&secret, 0o600);
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        chmod(&shared, 0o1777);
+        for name in ["x.lock", "x.pid", "x.log"] {
+            std::fs::hard_link(&secret, shared.join(name)).unwrap();
+        }
+        let refused = Some(FileError::Refused("it has other hard links"));
+        let lock = locate(&shared.join("x.lock"), Purpose::Record).unwrap();
+        assert_eq!(lock.open_lock(0o644).err(), refused);
+        let pid = locate(&shared.join("x.pid"), Purpose::Record).unwrap();
+        assert_eq!(pid.read(100).err(), refused);
+        let log = locate(&shared.join("x.log"), Purpose::Output).unwrap();
+        assert_eq!(
+            log.open_write(OFlag::O_APPEND | OFlag::O_TRUNC).err(),
+            refused
+        );
+        assert_eq!(std::fs::read(&secret).unwrap(), b"secret\n");
+        // A record is never hard-linked, wherever it is; an output file may be,
+        // outside a shared directory.
+        std::fs::hard_link(&secret, dir.path().join("y.pid")).unwrap();
+        let pid = locate(&dir.path().join("y.pid"), Purpose::Record).unwrap();
+        assert_eq!(pid.read(100).err(), refused);
+        let log = locate(&dir.path().join("y.pid"), Purpose::Output).unwrap();
+        assert!(log.open_write(OFlag::O_APPEND).is_ok());
+        assert_eq!(std::fs::read(&secret).unwrap(), b"secret\n");
     }
 
     #[test]
