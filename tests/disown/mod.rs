@@ -466,3 +466,53 @@ fn diagnostics_use_the_name_invoked() {
         "rdisown: 'x': not a job spec (%N, %+, %-, %name, %?text, PID or PID@STARTTIME)\n"
     );
 }
+
+/// A process that cannot open one more descriptor (RLIMIT_NOFILE at 3, its
+/// three standard streams on a terminal): disown fails to open /dev/null in
+/// it, and says "left as it was", which must be true: SIGHUP still at its
+/// default, the controlling terminal and the descriptors unchanged. (disown
+/// opens what it needs before it changes anything.)
+#[test]
+fn a_process_out_of_descriptors_is_left_exactly_as_it_was() {
+    let pty = util::pty();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("300")
+        .stdin(std::process::Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(std::process::Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(std::process::Stdio::from(pty.slave.try_clone().unwrap()));
+    hupkit_common::pty::session_leader_on_exec(&mut cmd);
+    let child = util::ChildGuard::new(util::spawn(&mut cmd));
+    drop(pty.slave);
+    let pid = child.pid();
+    // The limit is set once it runs (the dynamic loader needs a fourth
+    // descriptor to start it).
+    let limited = Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--nofile=3:3"])
+        .status()
+        .unwrap();
+    assert!(limited.success());
+    let before = hupkit_common::proc::Stat::read(pid).unwrap();
+    assert_ne!(
+        before.tty_nr,
+        0,
+        "the target has a controlling terminal: {}",
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap()
+    );
+    let (rc, out, err) = disown(&["--null", &pid.to_string()]);
+    assert_eq!(rc, 1, "stdout: {out}\nstderr: {err}");
+    assert!(
+        err.contains("Too many open files") && err.trim_end().ends_with("left as it was"),
+        "{err}"
+    );
+    let status = Status::read(pid).unwrap();
+    assert!(
+        !status.sig_ign.contains(Signal::SIGHUP),
+        "SIGHUP was ignored although disown said it left the process as it was"
+    );
+    assert_eq!(status.tracer_pid, 0);
+    assert_eq!(
+        hupkit_common::proc::Stat::read(pid).unwrap().tty_nr,
+        before.tty_nr
+    );
+    drop(pty.master);
+}

@@ -309,6 +309,18 @@ fn changes(
     fds: &[TtyFd],
     output: &Output,
 ) -> Result<Done, InjectError> {
+    let target = match output {
+        Output::Untouched => None,
+        Output::File(path) => Some(path.as_path()),
+        Output::Null => Some(Path::new(DEV_NULL)),
+    };
+    // Everything that can fail for want of a resource (descriptors, the output
+    // file) is opened first, before anything is changed: a failure then
+    // leaves the process exactly as it was, as the report says.
+    let opened = match target {
+        Some(target) if !fds.is_empty() => Some(open_targets(page, target)?),
+        _ => None,
+    };
     // (A process with its own handler gets here only with --override-handler.)
     let sighup = if handler == Disposition::Ignore {
         "SIGHUP already ignored"
@@ -322,18 +334,16 @@ fn changes(
         tty_dropped: false,
         held: Duration::ZERO,
     };
-    let target = match output {
-        Output::Untouched => return Ok(done),
-        Output::File(path) => path.as_path(),
-        Output::Null => Path::new(DEV_NULL),
+    let Some(target) = target else {
+        return Ok(done);
     };
     // Drop the controlling terminal first, while a descriptor still points at
     // it (a session leader's would hang up its whole session: left alone).
     if p.pid != p.session && p.tty_nr != 0 {
         done.tty_dropped = drop_terminal(page, fds)?;
     }
-    if !fds.is_empty() {
-        done.redirected = redirect(page, fds, target)?;
+    if let Some((null, out)) = opened {
+        done.redirected = redirect(page, fds, null, out, target)?;
     }
     Ok(done)
 }
@@ -357,13 +367,10 @@ fn drop_terminal(page: &mut Scratch<'_>, fds: &[TtyFd]) -> Result<bool, InjectEr
     Ok(dropped)
 }
 
-/// Re-points each terminal descriptor, readers to /dev/null, writers to
-/// `target`; the `FD->PATH` of each, for the report.
-fn redirect(
-    page: &mut Scratch<'_>,
-    fds: &[TtyFd],
-    target: &Path,
-) -> Result<Vec<String>, InjectError> {
+/// Opens, in the process, /dev/null (for readers) and `target` (for
+/// writers); their descriptors there. Nothing else is changed: if the second
+/// open fails, the first is closed again.
+fn open_targets(page: &mut Scratch<'_>, target: &Path) -> Result<(i32, i32), InjectError> {
     let null = page.open_at(Path::new(DEV_NULL), OFlag::O_RDONLY | OFlag::O_CLOEXEC, 0)?;
     // O_NONBLOCK so that the process never hangs on a FIFO without a reader;
     // cleared just below.
@@ -376,8 +383,21 @@ fn redirect(
             return Err(e);
         }
     };
+    succeeded(page.tracee().fcntl_setfl(out, append))?;
+    Ok((null, out))
+}
+
+/// Re-points each terminal descriptor, readers to `null`, writers to `out`
+/// (opened by [`open_targets`], and closed here); the `FD->PATH` of each, for
+/// the report.
+fn redirect(
+    page: &mut Scratch<'_>,
+    fds: &[TtyFd],
+    null: i32,
+    out: i32,
+    target: &Path,
+) -> Result<Vec<String>, InjectError> {
     let t = page.tracee();
-    succeeded(t.fcntl_setfl(out, append))?;
     let mut redirected = Vec::new();
     for f in fds {
         let (from, to) = if f.reader {
