@@ -9,12 +9,13 @@
 //!
 //! The flow: [`main`] → [`cli::Cli`] → [`start`] ([`plan::Plan`] prepared before
 //! any fork → [`spawn::spawn`] → [`notify`] → [`records`]) or
-//! [`control::status`] / [`control::stop`].
+//! [`control::status`] / [`control::stop`], or [`print::print`].
 
 pub mod cli;
 pub mod control;
 pub mod notify;
 pub mod plan;
+pub mod print;
 pub mod records;
 pub mod spawn;
 
@@ -43,6 +44,9 @@ pub fn main(args: Vec<std::ffi::OsString>) -> Status {
 
 /// Runs the mode `cli` asks for.
 pub fn run(cli: &Cli, diag: &mut Diag) -> Result<Status> {
+    if let Some(format) = cli.print {
+        return print::print(cli, format);
+    }
     if let Some(target) = control_target(cli)? {
         let (code, line) = if cli.status {
             control::status(&target)
