@@ -474,3 +474,69 @@ fn refusals() {
         )
     );
 }
+
+/// In a private mount namespace, an overlay of the container's Debian root
+/// (`cargo xtask container`'s cache; its files are not changed and the
+/// container need not run): `update-rc.d NAME defaults` accepts the script
+/// and makes its links, and `service NAME status` runs it (3: not running).
+#[test]
+fn sysv_script_passes_update_rc_d() {
+    let rootfs = xtask::container::rootfs();
+    if !super::is_root() || !rootfs.join("usr/sbin/update-rc.d").exists() {
+        eprintln!(
+            "skipped: update-rc.d: needs root and the container's root filesystem (cargo xtask container up, once)"
+        );
+        return;
+    }
+    let dir = open_tempdir();
+    let d = dir.path();
+    let out = print(
+        d,
+        &[
+            "--print=sysv",
+            "--name",
+            "hk-urc",
+            "-p",
+            "/run/hk-urc-test.pid",
+        ],
+        &["sleep".into(), "100".into()],
+    );
+    assert_eq!(result(&out), (0, String::new()));
+    std::fs::write(d.join("hk-urc"), &out.stdout).unwrap();
+    for sub in ["upper", "work", "merged"] {
+        std::fs::create_dir(d.join(sub)).unwrap();
+    }
+    let detach_path = std::fs::canonicalize(util::bin("detach")).unwrap();
+    let script = r#"set -e
+d=$1 root=$2 detach=$3
+mount -t overlay overlay -o "lowerdir=$root,upperdir=$d/upper,workdir=$d/work" "$d/merged"
+m=$d/merged
+install -m 755 "$d/hk-urc" "$m/etc/init.d/hk-urc"
+chroot "$m" update-rc.d hk-urc defaults
+ls "$m/etc/rc2.d" "$m/etc/rc0.d" | grep -x '[SK][0-9][0-9]hk-urc'
+mkdir -p "$m${detach%/*}"
+cp "$detach" "$m$detach"
+mount -t proc proc "$m/proc"
+set +e
+chroot "$m" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin service hk-urc status
+echo "status=$?"
+"#;
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(d)
+        .arg(&rootfs)
+        .arg(&detach_path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "update-rc.d in the overlay: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout,
+        "K01hk-urc\nS01hk-urc\ndetach: not running (no pidfile '/run/hk-urc-test.pid')\nstatus=3\n"
+    );
+}
