@@ -23,7 +23,7 @@ _detach() {
 
     case "${cmd}" in
         detach)
-            opts="-a -c -e -o -E -l -p -u -m -v -h -V --append --chdir --stderr --stdout --env --lock --pidfile --user --umask --verbose --notify --status --stop --job --retry --help --version --print --name"
+            opts="-a -c -e -o -E -l -p -u -m -v -h -V --append --chdir --stderr --stdout --env --lock --pidfile --user --umask --verbose --notify --status --stop --job --retry --help --version --reload --signal --pause --resume --restart --print --name"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -196,6 +196,10 @@ _detach() {
                     return 0
                     ;;
                 --retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --signal)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -10,6 +10,8 @@ mod detach;
 mod disown;
 // The committed completions and man pages match the clap definitions.
 mod generated;
+// cargo xtask install/uninstall into a DESTDIR, listed with modes; the .deb in a chroot.
+mod install;
 // huplab: the same table for the same event, nothing left behind.
 mod huplab;
 // rjobs, rbg and rfg on a real `bash -i` in a pseudo-terminal.

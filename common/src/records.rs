@@ -88,6 +88,16 @@ pub struct Record {
     pub output: OsString,
     /// Its pidfile, if any (empty if none).
     pub pidfile: OsString,
+    /// The effective user who started it (`None` in records written before
+    /// this field existed).
+    pub uid: Option<u32>,
+    /// The directory the starting tool ran in (empty if not recorded): where
+    /// its relative paths were resolved.
+    pub caller_cwd: OsString,
+    /// The starting tool's own arguments, argv\[0\] excepted (detach: its
+    /// options, `--env` values included, and the command), for `detach
+    /// --restart`; empty if not recorded. Never the caller's environment.
+    pub tool_args: Vec<OsString>,
 }
 
 /// Writes `bytes` escaped (`\\` as `\\\\`, newline as `\\n`, bytes that are not
@@ -212,6 +222,9 @@ impl Record {
             tty,
             output: OsString::new(),
             pidfile: OsString::new(),
+            uid: Some(nix::unistd::geteuid().as_raw()),
+            caller_cwd: OsString::new(),
+            tool_args: Vec::new(),
         })
     }
 
@@ -256,6 +269,9 @@ impl Record {
             w.write_all(self.started.as_bytes())?;
             w.write_all(b"\n")?;
         }
+        if let Some(uid) = self.uid {
+            writeln!(w, "uid={uid}")?;
+        }
         let fields: [(&str, &[u8]); 5] = [
             ("host", self.host.as_bytes()),
             ("cwd", self.cwd.as_bytes()),
@@ -263,8 +279,11 @@ impl Record {
             ("output", self.output.as_bytes()),
             ("pidfile", self.pidfile.as_bytes()),
         ];
+        let caller =
+            (!self.caller_cwd.is_empty()).then(|| ("caller_cwd", self.caller_cwd.as_bytes()));
         let args = self.argv.iter().map(|a| ("arg", a.as_bytes()));
-        for (key, value) in fields.into_iter().chain(args) {
+        let tool = self.tool_args.iter().map(|a| ("tool_arg", a.as_bytes()));
+        for (key, value) in fields.into_iter().chain(caller).chain(args).chain(tool) {
             w.write_all(key.as_bytes())?;
             w.write_all(b"=")?;
             escape_to(value, w)?;
@@ -310,6 +329,9 @@ impl Record {
             tty: OsString::new(),
             output: OsString::new(),
             pidfile: OsString::new(),
+            uid: None,
+            caller_cwd: OsString::new(),
+            tool_args: Vec::new(),
         };
         for line in lines {
             let eq = line.bytes().position(|b| b == b'=')?;
@@ -328,6 +350,9 @@ impl Record {
                 "output" => r.output = os()?,
                 "pidfile" => r.pidfile = os()?,
                 "arg" => r.argv.push(os()?),
+                "uid" => r.uid = Some(v.parse().ok()?),
+                "caller_cwd" => r.caller_cwd = os()?,
+                "tool_arg" => r.tool_args.push(os()?),
                 _ => {}
             }
         }
@@ -550,8 +575,19 @@ mod tests {
         )
         .unwrap();
         r.output = OsString::from("/tmp/nohup.out");
+        r.caller_cwd = OsString::from("/home/u/a\nb");
+        r.tool_args = vec![OsString::from("-E"), OsString::from("K=v\\w")];
         let text = r.to_text();
         assert_eq!(Record::parse(&text), Some(r));
+    }
+
+    #[test]
+    fn old_records_have_no_user_or_tool_args() {
+        let old = "hupkit-job 1\npid=12\nstarttime=34\nboot_id=b\nwhen=w\nlevel=detach\narg=x\n";
+        let r = Record::parse(old).unwrap();
+        assert_eq!((r.uid, r.tool_args.len()), (None, 0));
+        assert!(r.caller_cwd.is_empty());
+        assert!(Record::parse(&old.replace("level", "uid=me\nlevel")).is_none());
     }
 
     #[test]

@@ -148,7 +148,7 @@ fn usage_errors() {
         &["--retry", "5", "touch", "ran"],
         125,
         &format!(
-            "detach: the following required arguments were not provided: --stop <--pidfile <FILE>|--job <ID>>\n{TRY}"
+            "detach: the following required arguments were not provided: <--stop|--restart>\n{TRY}"
         ),
     );
     check(

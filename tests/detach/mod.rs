@@ -5,6 +5,7 @@
 //! Daemons are reparented to PID 1, which reaps lazily here: liveness is always
 //! judged by identity (start time) and state, never by the PID alone.
 
+mod control;
 mod errors;
 mod hostile;
 mod job;

@@ -330,6 +330,11 @@ fn systemd_unit_keeps_argv_and_settings() {
         );
     }
     assert!(setting(&unit, "PIDFile").is_none(), "no PIDFile=:\n{unit}");
+    assert_eq!(
+        setting(&unit, "ExecReload"),
+        Some("/bin/kill -HUP $MAINPID"),
+        "reload as detach --reload does:\n{unit}"
+    );
     assert!(
         unit.contains("# No PIDFile=: systemd tracks the main process"),
         "{unit}"
@@ -356,16 +361,21 @@ fn systemd_unit_keeps_argv_and_settings() {
     want.extend(daemon_command().iter().map(|a| a.as_bytes().to_vec()));
     assert_eq!(words, want, "ExecStart={exec}");
 
+    verify(&d.join("hk-print@x.service"), &unit);
+}
+
+/// `systemd-analyze verify` accepts `unit`, written at `path`, without a
+/// word (when systemd-analyze is installed: it needs no running systemd).
+fn verify(path: &Path, unit: &str) {
     if Command::new("systemd-analyze")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
     {
-        let path = d.join("hk-print@x.service");
-        std::fs::write(&path, &unit).unwrap();
+        std::fs::write(path, unit).unwrap();
         let out = Command::new("systemd-analyze")
             .args(["verify", "--man=no"])
-            .arg(&path)
+            .arg(path)
             .env("SYSTEMD_LOG_LEVEL", "warning")
             .output()
             .unwrap();
@@ -420,6 +430,7 @@ fn systemd_unit_defaults() {
         );
     }
     assert!(setting(&unit, "User").is_none(), "{unit}");
+    verify(&dir.path().join("hk.service"), &unit);
     let out = print(
         dir.path(),
         &["--print=systemd", "--name", "hk"],

@@ -160,6 +160,14 @@ pub fn rootfs() -> PathBuf {
     dir().join("rootfs")
 }
 
+/// Whether the cached root filesystem is complete (its marker names this
+/// suite and package list): what `cargo xtask deb-check` mounts.
+#[must_use]
+pub fn rootfs_ready() -> bool {
+    fs::read_to_string(marker()).ok().as_deref() == Some(marker_text().as_str())
+        && rootfs().join("usr/lib/os-release").exists()
+}
+
 fn marker() -> PathBuf {
     dir().join("rootfs.complete")
 }
@@ -501,9 +509,7 @@ fn one_line_uris(text: &str) -> Vec<String> {
 
 /// Makes the root filesystem unless a complete one is cached.
 fn ensure_rootfs() -> Result<(), String> {
-    if fs::read_to_string(marker()).ok().as_deref() == Some(marker_text().as_str())
-        && rootfs().join("usr/lib/os-release").exists()
-    {
+    if rootfs_ready() {
         return Ok(());
     }
     let mirror = mirror()?;

@@ -5,9 +5,13 @@
 //!   man pages), rendered from the tools' clap definitions, deterministic (no
 //!   dates), with its path relative to the workspace root.
 //! - [`bench`]: the suite's benchmarks against the anchors, run in one process.
+//! - [`install`]: `cargo xtask install` and `uninstall` (PREFIX, DESTDIR, a
+//!   manifest); [`deb`]: the Debian package, and its check in a chroot.
 
 pub mod bench;
 pub mod container;
+pub mod deb;
+pub mod install;
 
 use std::path::PathBuf;
 

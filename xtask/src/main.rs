@@ -6,6 +6,13 @@
 //! - `cargo xtask bench rfg`: only rfg's cost of waiting.
 //! - `cargo xtask soak`: the soak tests at full counts (huplab's hangup matrix
 //!   200 times, disown injected 1000 times).
+//! - `cargo xtask install|uninstall [--prefix DIR] [--destdir DIR] [--no-build
+//!   [--bin-dir DIR]]`: the suite, its man pages, completions and docs where the
+//!   system looks for them, and back out (see `install.rs`).
+//! - `cargo xtask deb [--no-build [--bin-dir DIR]] [--out-dir DIR]`: the Debian
+//!   package `target/debian/hupkit_VERSION_ARCH.deb` (see `deb.rs`).
+//! - `cargo xtask deb-check [DEB]`: that package installed, checked and removed
+//!   in a throwaway chroot over the container's cached root filesystem.
 //! - `cargo xtask container up|down|status|set|ssh`: the real systemd + logind +
 //!   sshd container that the logout tests log in to (see `container.rs`).
 
@@ -14,6 +21,8 @@ use std::process::ExitCode;
 fn usage() -> ExitCode {
     eprintln!(
         "usage: cargo xtask gen [--check] | cargo xtask bench [--pairs N] | cargo xtask bench rfg | cargo xtask soak\n       \
+         cargo xtask install|uninstall [--prefix DIR] [--destdir DIR] [--no-build [--bin-dir DIR]]\n       \
+         cargo xtask deb [--no-build [--bin-dir DIR]] [--out-dir DIR] | cargo xtask deb-check [DEB]\n       \
          cargo xtask container up [--kill-user-processes yes|no] [--unified|--hybrid]\n       \
          cargo xtask container down | status\n       \
          cargo xtask container set kill-user-processes yes|no | set linger on|off\n       \
@@ -106,6 +115,72 @@ fn container(args: &[&str]) -> ExitCode {
     }
 }
 
+/// The options of `install`, `uninstall` and `deb` (`--out-dir` for `deb`
+/// only); `None` for a usage error.
+fn install_options(
+    mut args: &[&str],
+    deb: bool,
+) -> Option<(xtask::install::Options, Option<std::path::PathBuf>)> {
+    let mut opts = xtask::install::Options::default();
+    let mut out_dir = None;
+    loop {
+        match args {
+            [] => break,
+            ["--prefix", p, rest @ ..] if !deb => (opts.prefix, args) = (p.into(), rest),
+            ["--destdir", d, rest @ ..] if !deb => (opts.destdir, args) = (Some(d.into()), rest),
+            ["--out-dir", d, rest @ ..] if deb => (out_dir, args) = (Some(d.into()), rest),
+            ["--no-build", rest @ ..] => (opts.no_build, args) = (true, rest),
+            ["--bin-dir", d, rest @ ..] => (opts.bin_dir, args) = (Some(d.into()), rest),
+            _ => return None,
+        }
+    }
+    Some((opts, out_dir))
+}
+
+/// Reports a failed step of `what` in one line.
+fn task_result(what: &str, r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {what}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `cargo xtask deb-check [DEB]`: the package (default: the one `cargo xtask
+/// deb` builds) in a chroot over the container's cached root filesystem.
+fn deb_check(deb: Option<&str>) -> Result<(), String> {
+    use xtask::{container, deb, install};
+    let deb = match deb {
+        Some(d) => std::path::PathBuf::from(d),
+        None => install::target_dir().join("debian").join(format!(
+            "{}_{}_{}.deb",
+            deb::PACKAGE,
+            deb::version(),
+            deb::architecture()?
+        )),
+    };
+    if !container::rootfs_ready() {
+        return Err(format!(
+            "no root filesystem at '{}' (cargo xtask container up makes it)",
+            container::rootfs().display()
+        ));
+    }
+    let deb = std::fs::canonicalize(&deb)
+        .map_err(|e| format!("'{}': {}", deb.display(), install::why(&e)))?;
+    let work = install::target_dir().join("debian");
+    std::fs::create_dir_all(&work)
+        .map_err(|e| format!("cannot create '{}': {}", work.display(), install::why(&e)))?;
+    let transcript = deb::check_in_chroot(&deb, &container::rootfs(), &work)?;
+    print!("{transcript}");
+    eprintln!(
+        "xtask deb-check: {} installs, works and removes cleanly",
+        deb.display()
+    );
+    Ok(())
+}
+
 fn gen_files(check: bool) -> Result<bool, String> {
     let root = xtask::workspace_root();
     let mut stale = false;
@@ -152,6 +227,24 @@ fn main() -> ExitCode {
             }
         },
         ["container", rest @ ..] => container(rest),
+        ["install", rest @ ..] => match install_options(rest, false) {
+            Some((opts, _)) => task_result("install", xtask::install::install(&opts)),
+            None => usage(),
+        },
+        ["uninstall", rest @ ..] => match install_options(rest, false) {
+            Some((opts, _)) if !opts.no_build && opts.bin_dir.is_none() => {
+                task_result("uninstall", xtask::install::uninstall(&opts))
+            }
+            _ => usage(),
+        },
+        ["deb", rest @ ..] => match install_options(rest, true) {
+            Some((opts, out)) => {
+                task_result("deb", xtask::deb::build(&opts, out.as_deref()).map(|_| ()))
+            }
+            None => usage(),
+        },
+        ["deb-check"] => task_result("deb-check", deb_check(None)),
+        ["deb-check", deb] => task_result("deb-check", deb_check(Some(deb))),
         ["soak"] => {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let status = std::process::Command::new(cargo)

@@ -10,16 +10,18 @@ use clap::{ArgGroup, CommandFactory, Parser, ValueHint};
 pub const EXIT_STATUS: &[(&str, &str)] = &[
     (
         "0",
-        "started (and ready, with --notify); --status: running; --stop: stopped",
+        "started (and ready, with --notify); --status: running; --stop: stopped; \
+         --reload, --pause, --resume: signalled; --restart: stopped and started again",
     ),
     (
         "1",
         "already running (the lock, or the pidfile, names a live daemon); \
-         --status: dead, but the pidfile (or job record) exists; --stop: was not running",
+         --status: dead, but the pidfile (or job record) exists; --stop, --reload, --pause, \
+         --resume: was not running; --restart: no pidfile, or no job record to restart from",
     ),
     (
         "2",
-        "--stop: the daemon outlived the whole --retry schedule",
+        "--stop, --restart: the daemon outlived the whole --retry schedule",
     ),
     (
         "3",
@@ -27,7 +29,8 @@ pub const EXIT_STATUS: &[(&str, &str)] = &[
     ),
     (
         "4",
-        "--status, --stop: the pidfile or job record is unreadable, unsafe or unverifiable",
+        "--status and the other controls: the pidfile or job record is unreadable, unsafe \
+         or unverifiable (--restart: or not the caller's, or holds no command line)",
     ),
     (
         "125",
@@ -72,11 +75,32 @@ other user can write (never a symbolic link). A file that breaks a rule is
 refused, read or written: --status and --stop name it and say why, signal
 nothing and exit 4; a start exits 125.";
 
+const THE_CONTROLS: &str = "\
+Controls: --status, --stop, --reload (SIGHUP, or --signal SIG), --pause
+(SIGSTOP to the daemon's process group: the daemon and its children) and
+--resume (SIGCONT to it) act on the daemon of -p FILE or --job ID only after
+checking its identity, through a pidfd: a process that reused the PID is never
+signalled. --restart stops the daemon as --stop does (--retry applies), then
+starts it again with the command line and options of its job record: the same
+COMMAND, -o/-e files, --env values and other options, relative paths resolved
+in the directory of the first start. The record must pass the pidfile's rules,
+record the caller as its user and the daemon's identity; otherwise, or without
+a record (HUPKIT_NO_RECORD=1 at start), --restart refuses and stops nothing.
+The record never holds the caller's environment: the restarted daemon gets the
+environment of the caller of --restart, plus the stored --env.
+
+  detach -p /run/web.pid -o /var/log/web.log -E PORT=8080 -- web --serve
+  detach --reload -p /run/web.pid                  # SIGHUP
+  detach --reload --signal USR1 -p /run/web.pid    # reopen logs
+  detach --pause -p /run/web.pid; detach --resume -p /run/web.pid
+  detach --restart -p /run/web.pid                 # same command, options, --env";
+
 const THE_RECORD: &str = "\
 Job record: each daemon started is also recorded in
 $XDG_STATE_HOME/hupkit/jobs/ (default ~/.local/state/hupkit/jobs/), one file
 per job, PID-STARTTIME.job, mode 0600 in a 0700 directory: its identity, when
-it started, its command line, directory, output and pidfile. rjobs --records
+it started, its user, its command line, directory, output and pidfile, and
+detach's own arguments and directory (for --restart). rjobs --records
 lists them. A daemon started without --pidfile is controlled through its
 record: --status --job ID and --stop --job ID, ID being PID@STARTTIME as rjobs
 --records shows it. The record is read under the pidfile's rules (never a
@@ -89,11 +113,11 @@ const THE_PRINT: &str = "--print=sysv --name NAME prints, instead of starting CO
      LSB headers (for update-rc.d and service) whose start, stop, restart, reload, \
      force-reload and status call this detach, by its absolute path, with the same options: \
      paths made absolute, -p /run/NAME.pid unless -p is given, COMMAND by the absolute path a \
-     start would find; reload sends SIGHUP to the daemon --status has just verified, \
+     start would find; reload is detach --reload (SIGHUP), \
      force-reload restarts. Every argument is single-quoted, so the daemon gets exactly the \
      argv given.\n\
      --print=systemd --name NAME prints the equivalent unit: ExecStart= (argv[0] kept, $ and \
-     % escaped), User=, Group=, WorkingDirectory=, UMask= (without -m, the caller's), \
+     % escaped), ExecReload= (SIGHUP), User=, Group=, WorkingDirectory=, UMask= (without -m, the caller's), \
      Environment= for the --env pairs only (the caller's environment is never carried over), \
      StandardOutput= and StandardError= as truncate:FILE, append:FILE with -a, or journal, \
      Type=notify with --notify (else Type=exec), and no PIDFile= (systemd tracks the main \
@@ -108,11 +132,12 @@ const THE_PRINT: &str = "--print=sysv --name NAME prints, instead of starting CO
     name = "detach",
     version,
     about = "Run COMMAND as a daemon, detached from the terminal and the caller.",
-    override_usage = "detach [OPTIONS] [--] COMMAND [ARG]...\n       detach --status (-p FILE | --job ID)\n       detach --stop (-p FILE | --job ID) [--retry SCHEDULE]\n       detach --print=(sysv|systemd) --name NAME [OPTIONS] [--] COMMAND [ARG]...",
+    override_usage = "detach [OPTIONS] [--] COMMAND [ARG]...\n       detach --status (-p FILE | --job ID)\n       detach --stop (-p FILE | --job ID) [--retry SCHEDULE]\n       detach --reload (-p FILE | --job ID) [--signal SIG]\n       detach (--pause | --resume) (-p FILE | --job ID)\n       detach --restart (-p FILE | --job ID) [--retry SCHEDULE]\n       detach --print=(sysv|systemd) --name NAME [OPTIONS] [--] COMMAND [ARG]...",
     disable_help_flag = true,
     disable_version_flag = true,
     group = ArgGroup::new("target").args(["pidfile", "job"]),
-    group = ArgGroup::new("control").args(["status", "stop"])
+    group = ArgGroup::new("control").args(["status", "stop", "reload", "pause", "resume", "restart"]),
+    group = ArgGroup::new("stopping").args(["stop", "restart"])
 )]
 // The doc comments are the help text users read: no Markdown backticks there.
 #[allow(clippy::struct_excessive_bools, clippy::doc_markdown)]
@@ -175,12 +200,12 @@ pub struct Cli {
     #[arg(long, conflicts_with = "command", requires = "target")]
     pub stop: bool,
 
-    /// With --status or --stop: the daemon of the job record ID (PID@STARTTIME, as rjobs --records shows it), for a daemon started without --pidfile
+    /// With --status, --stop or another control: the daemon of the job record ID (PID@STARTTIME, as rjobs --records shows it), for a daemon started without --pidfile
     #[arg(long, value_name = "ID", conflicts_with_all = ["pidfile", "command"], requires = "control")]
     pub job: Option<String>,
 
-    /// With --stop: signals and waits, e.g. TERM/5/KILL/2, or N for TERM/N/KILL/N [default: TERM/10]
-    #[arg(long, value_name = "SCHEDULE", requires = "stop")]
+    /// With --stop or --restart: signals and waits, e.g. TERM/5/KILL/2, or N for TERM/N/KILL/N [default: TERM/10]
+    #[arg(long, value_name = "SCHEDULE", requires = "stopping")]
     pub retry: Option<String>,
 
     #[command(flatten)]
@@ -189,11 +214,31 @@ pub struct Cli {
     #[command(flatten)]
     version: hupkit_common::cli::Version,
 
+    /// Ask the daemon of the --pidfile (or --job) to reread its configuration: send it SIGHUP (or --signal)
+    #[arg(long, conflicts_with = "command", requires = "target")]
+    pub reload: bool,
+
+    /// With --reload: the signal to send instead of SIGHUP (USR1, SIGUSR1, -10)
+    #[arg(long, value_name = "SIG", requires = "reload")]
+    pub signal: Option<String>,
+
+    /// Stop (SIGSTOP) the process group of the daemon of the --pidfile (or --job): the daemon and its children
+    #[arg(long, conflicts_with = "command", requires = "target")]
+    pub pause: bool,
+
+    /// Continue (SIGCONT) the process group of a paused daemon of the --pidfile (or --job)
+    #[arg(long, conflicts_with = "command", requires = "target")]
+    pub resume: bool,
+
+    /// Stop the daemon of the --pidfile (or --job), then start it again with the command line and options read back from its job record
+    #[arg(long, conflicts_with = "command", requires = "target")]
+    pub restart: bool,
+
     /// The command to run, and its arguments
     #[arg(
         value_name = "COMMAND",
         trailing_var_arg = true,
-        required_unless_present_any = ["status", "stop"],
+        required_unless_present_any = ["status", "stop", "reload", "pause", "resume", "restart"],
         value_hint = ValueHint::CommandWithArguments
     )]
     pub command: Vec<OsString>,
@@ -205,7 +250,7 @@ pub struct Cli {
         value_enum,
         require_equals = true,
         requires = "name",
-        conflicts_with_all = ["status", "stop", "job", "retry"]
+        conflicts_with_all = ["control", "job", "retry", "signal"]
     )]
     pub print: Option<crate::print::Format>,
 
@@ -219,13 +264,16 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
     ("THE DAEMON", THE_DAEMON),
     ("WHAT THE CALLER GETS", THE_CALLER),
     ("PIDFILE AND LOCK", THE_PIDFILE),
+    ("CONTROLS", THE_CONTROLS),
     ("JOB RECORD", THE_RECORD),
     ("INIT SCRIPTS AND UNITS", THE_PRINT),
     (
         "ENVIRONMENT",
         "The daemon gets detach's environment, plus HOME, USER and LOGNAME of the --user, \
          plus --env, plus NOTIFY_SOCKET with --notify. PATH is searched for COMMAND before \
-         the daemon changes directory, with the daemon's PATH.",
+         the daemon changes directory, with the daemon's PATH. After --restart: the \
+         environment of the caller of --restart (never the first caller's), plus the \
+         --env values stored in the job record.",
     ),
     (
         "NOTES",
@@ -259,6 +307,8 @@ pub fn command() -> clap::Command {
 {THE_CALLER}
 
 {THE_PIDFILE}
+
+{THE_CONTROLS}
 
 {THE_RECORD}"
     );

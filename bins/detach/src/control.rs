@@ -5,6 +5,10 @@
 //! started without a pidfile, whose job record (`hupkit_common::records`)
 //! then plays the part of the pidfile and its identity record together.
 //!
+//! `--reload`, `--pause` and `--resume` signal the same verified daemon (its
+//! group, for the last two); `--restart` (`crate::restart`) stops it as
+//! `--stop` does and starts it again from its job record.
+//!
 //! Both files are read only if they pass the rules of
 //! `hupkit_common::safepath` (reached without another user's symbolic link or
 //! writable directory, regular, owned by the caller or root, writable by no
@@ -22,12 +26,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hupkit_common::diag::strerror;
 use hupkit_common::exit::{self, Status, lsb as code};
 use hupkit_common::identity::{Identity, Liveness};
-use hupkit_common::pidfd::PidFd;
+use hupkit_common::pidfd::{self, GroupSignalError, PidFd};
 use hupkit_common::proc::Stat;
 use hupkit_common::quote::quote;
 use hupkit_common::{Error, Result};
+use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
@@ -53,7 +59,9 @@ pub enum Item {
     Forever,
 }
 
-fn parse_signal(text: &str) -> Option<Signal> {
+/// Parses a signal: `HUP`, `SIGHUP`, or `-1`.
+#[must_use]
+pub fn parse_signal(text: &str) -> Option<Signal> {
     let name = text.strip_prefix('-').unwrap_or(text);
     if let Ok(n) = name.parse::<i32>() {
         return if text.starts_with('-') {
@@ -281,6 +289,95 @@ pub fn stop(target: &Target, schedule: &[Item]) -> (Status, String) {
         (code::OK, format!("stopped PID {}", id.pid))
     } else {
         (code::REFUSED, format!("PID {} refused to die", id.pid))
+    }
+}
+
+/// The target's daemon, verified alive and held by a pidfd whose identity was
+/// checked after opening; else the code and line for why not (nothing is
+/// signalled then). `Err` with [`code::DEAD`] when it is not running.
+fn verified(target: &Target) -> std::result::Result<(Identity, PidFd), (Status, String)> {
+    let r = read(target);
+    let pidfile = r.pidfile.as_deref();
+    let id = match r.found {
+        Found::NoPidfile => return Err((code::DEAD, format!("not running ({})", r.missing))),
+        Found::Invalid(why) => {
+            return Err((code::UNKNOWN, format!("cannot use {}: {why}", r.what)));
+        }
+        Found::Refused(file, why) => return Err((code::UNKNOWN, refusal(&file, &why))),
+        Found::Unverified(pid) => {
+            return Err((
+                code::UNKNOWN,
+                format!(
+                    "not signalling PID {pid}: no identity record {} to verify it",
+                    pidfile.map_or_else(String::new, |p| quote(records::id_path(p).as_os_str()))
+                ),
+            ));
+        }
+        Found::Dead(pid, _) => {
+            return Err((code::DEAD, format!("not running (PID {pid} is gone)")));
+        }
+        Found::Running(id) => id,
+    };
+    match PidFd::open(id.pid) {
+        Ok(fd) if id.liveness() == Liveness::Alive => Ok((id, fd)),
+        _ => Err((code::DEAD, format!("not running (PID {} is gone)", id.pid))),
+    }
+}
+
+/// `--reload`: sends `sig` (SIGHUP unless `--signal`) to the daemon itself,
+/// through a pidfd opened on the verified daemon.
+#[must_use]
+pub fn reload(target: &Target, sig: Signal) -> (Status, String) {
+    let (id, pidfd) = match verified(target) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    match pidfd.signal(sig) {
+        Ok(()) => (code::OK, format!("sent {} to PID {}", sig.as_str(), id.pid)),
+        Err(Errno::ESRCH) => (code::DEAD, format!("not running (PID {} is gone)", id.pid)),
+        Err(e) => (
+            code::UNKNOWN,
+            format!("cannot signal PID {}: {}", id.pid, strerror(e)),
+        ),
+    }
+}
+
+/// `--pause` (SIGSTOP) and `--resume` (SIGCONT): signals the daemon's whole
+/// process group (the daemon and the children it did not move elsewhere),
+/// through the group leader's pidfd when the leader lives, else with `killpg`
+/// after re-checking that the verified daemon is still in the group
+/// (`hupkit_common::pidfd::signal_group`): a reused group ID is never signalled.
+#[must_use]
+pub fn signal_group(target: &Target, sig: Signal) -> (Status, String) {
+    let (id, _pidfd) = match verified(target) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let gone = || (code::DEAD, format!("not running (PID {} is gone)", id.pid));
+    let Ok(daemon) = Stat::read(id.pid) else {
+        return gone();
+    };
+    if daemon.starttime != id.starttime {
+        return gone();
+    }
+    let pgid = daemon.pgrp;
+    let leader = Stat::read(pgid)
+        .ok()
+        .filter(|l| l.pgrp == pgid && !l.state.has_exited());
+    match pidfd::signal_group(pgid, leader.as_ref(), &[&daemon], sig) {
+        Ok(()) => (
+            code::OK,
+            format!(
+                "sent {} to process group {pgid} (PID {})",
+                sig.as_str(),
+                id.pid
+            ),
+        ),
+        Err(GroupSignalError::Gone) => gone(),
+        Err(GroupSignalError::Sys(e)) => (
+            code::UNKNOWN,
+            format!("cannot signal process group {pgid}: {}", strerror(e)),
+        ),
     }
 }
 

@@ -9,7 +9,8 @@
 //!
 //! The flow: [`main`] → [`cli::Cli`] → [`start`] ([`plan::Plan`] prepared before
 //! any fork → [`spawn::spawn`] → [`notify`] → [`records`]) or
-//! [`control::status`] / [`control::stop`], or [`print::print`].
+//! [`control::status`] / [`control::stop`] / [`control::reload`] /
+//! [`control::signal_group`] / [`restart::restart`], or [`print::print`].
 
 pub mod cli;
 pub mod control;
@@ -17,9 +18,10 @@ pub mod notify;
 pub mod plan;
 pub mod print;
 pub mod records;
+pub mod restart;
 pub mod spawn;
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
 use hupkit_common::diag::Diag;
@@ -39,37 +41,79 @@ use crate::spawn::{Failure, Step};
 /// (`args`, argv\[0\] first), runs, and returns the exit status.
 #[must_use]
 pub fn main(args: Vec<std::ffi::OsString>) -> Status {
-    hupkit_common::cli::status::<Cli>(cli::command(), args, exit::CANCELED, run)
+    // detach's own arguments, kept in the job record for --restart.
+    let raw: Vec<OsString> = args.iter().skip(1).cloned().collect();
+    hupkit_common::cli::status::<Cli>(cli::command(), args, exit::CANCELED, |cli, diag| {
+        run_with(cli, &raw, diag)
+    })
 }
 
-/// Runs the mode `cli` asks for.
+/// Runs the mode `cli` asks for (a start records no arguments to restart with).
 pub fn run(cli: &Cli, diag: &mut Diag) -> Result<Status> {
+    run_with(cli, &[], diag)
+}
+
+/// Runs the mode `cli` asks for; `raw` is the command line `cli` was parsed
+/// from (argv\[0\] excepted), which a start keeps in its job record.
+pub fn run_with(cli: &Cli, raw: &[OsString], diag: &mut Diag) -> Result<Status> {
     if let Some(format) = cli.print {
         return print::print(cli, format);
     }
     if let Some(target) = control_target(cli)? {
-        let (code, line) = if cli.status {
-            control::status(&target)
-        } else {
-            let schedule = cli
-                .retry
-                .as_deref()
-                .map(control::parse_schedule)
-                .transpose()?
-                .unwrap_or_else(control::default_schedule);
-            control::stop(&target, &schedule)
-        };
+        let (code, line) = control(cli, &target, diag)?;
         let out = format!("detach: {line}\n");
         let _ = hupkit_common::stdio::write_all(hupkit_common::stdio::STDOUT, out.as_bytes());
         return Ok(code);
     }
-    start(cli, diag).map(|()| exit::SUCCESS)
+    start_with(cli, raw, diag).map(|_| exit::SUCCESS)
 }
 
-/// The daemon `--status` or `--stop` acts on (`None` for a start): `-p FILE`
-/// (made absolute) or `--job ID`.
+/// Whether `cli` asks for a control of a running daemon rather than a start.
+fn is_control(cli: &Cli) -> bool {
+    cli.status || cli.stop || cli.reload || cli.pause || cli.resume || cli.restart
+}
+
+/// Runs the control `cli` asks for on `target`: the exit code and the line to print.
+fn control(cli: &Cli, target: &control::Target, diag: &mut Diag) -> Result<(Status, String)> {
+    if cli.status {
+        return Ok(control::status(target));
+    }
+    if cli.reload {
+        let sig = match cli.signal.as_deref() {
+            None => Signal::SIGHUP,
+            Some(text) => control::parse_signal(text).ok_or_else(|| {
+                Error::usage(
+                    format!("invalid signal {}", quote(OsStr::new(text))),
+                    exit::CANCELED,
+                )
+            })?,
+        };
+        return Ok(control::reload(target, sig));
+    }
+    if cli.pause || cli.resume {
+        let sig = if cli.pause {
+            Signal::SIGSTOP
+        } else {
+            Signal::SIGCONT
+        };
+        return Ok(control::signal_group(target, sig));
+    }
+    let schedule = cli
+        .retry
+        .as_deref()
+        .map(control::parse_schedule)
+        .transpose()?
+        .unwrap_or_else(control::default_schedule);
+    if cli.restart {
+        return restart::restart(target, &schedule, diag);
+    }
+    Ok(control::stop(target, &schedule))
+}
+
+/// The daemon a control acts on (`None` for a start): `-p FILE` (made
+/// absolute) or `--job ID`.
 fn control_target(cli: &Cli) -> Result<Option<control::Target>> {
-    if !(cli.status || cli.stop) {
+    if !is_control(cli) {
         return Ok(None);
     }
     if let Some(text) = &cli.job {
@@ -272,15 +316,27 @@ fn await_ready(
     }
 }
 
+/// What a start was asked with, kept in the job record for `--restart`: the
+/// directory detach ran in and its arguments (argv\[0\] excepted).
+struct Origin<'a> {
+    cwd: &'a std::path::Path,
+    raw: &'a [OsString],
+}
+
 /// Writes the job record of the daemon (unless `HUPKIT_NO_RECORD=1`); a
 /// failure is a warning with -v only.
-fn record(plan: &plan::Plan, id: &Identity, cli: &Cli, diag: &mut Diag) {
+fn record(plan: &plan::Plan, id: &Identity, cli: &Cli, origin: &Origin, diag: &mut Diag) {
     use hupkit_common::records;
     let Some(dir) = records::write_dir() else {
         return;
     };
     // A record never costs detach its run: skipped when memory is short.
-    let argv_bytes: usize = plan.command.iter().map(|a| a.len() + 32).sum();
+    let argv_bytes: usize = plan
+        .command
+        .iter()
+        .chain(origin.raw)
+        .map(|a| a.len() + 32)
+        .sum();
     if !records::enough_memory(argv_bytes) {
         return;
     }
@@ -308,6 +364,8 @@ fn record(plan: &plan::Plan, id: &Identity, cli: &Cli, diag: &mut Diag) {
         .clone()
         .map(std::path::PathBuf::into_os_string)
         .unwrap_or_default();
+    rec.caller_cwd = origin.cwd.as_os_str().to_os_string();
+    rec.tool_args = origin.raw.to_vec();
     if let Err(e) = records::write(&dir, &rec) {
         if cli.verbose {
             diag.warning(&format!("cannot write the job record: {e}"));
@@ -341,6 +399,12 @@ fn identify(plan: &plan::Plan, pid: Pid) -> Result<Identity> {
 
 /// Starts the daemon: claim, plan, spawn, readiness, records.
 pub fn start(cli: &Cli, diag: &mut Diag) -> Result<()> {
+    start_with(cli, &[], diag).map(drop)
+}
+
+/// [`start`], keeping `raw` (the command line `cli` was parsed from, argv\[0\]
+/// excepted) in the job record for `--restart`; the daemon's identity.
+pub fn start_with(cli: &Cli, raw: &[OsString], diag: &mut Diag) -> Result<Identity> {
     let cwd = std::env::current_dir().map_err(|e| {
         Error::sys(
             "cannot get the current directory",
@@ -414,7 +478,7 @@ pub fn start(cli: &Cli, diag: &mut Diag) -> Result<()> {
             )
         })?;
     }
-    record(&plan, &id, cli, diag);
+    record(&plan, &id, cli, &Origin { cwd: &cwd, raw }, diag);
     if cli.verbose {
         let cmd = hupkit_common::quote::command_line(
             plan.command
@@ -426,5 +490,5 @@ pub fn start(cli: &Cli, diag: &mut Diag) -> Result<()> {
             diag.error(&format!("pidfile {}", quote(p.as_os_str())));
         }
     }
-    Ok(())
+    Ok(id)
 }

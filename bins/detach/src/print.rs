@@ -240,22 +240,20 @@ do_stop() {
 	esac
 }
 
-# Reload: SIGHUP to the daemon that --status has just verified (PID and start
-# time) through the pidfile.
 do_reload() {
-	"$DETACH" --status -p "$PIDFILE" >/dev/null
+	"$DETACH" --reload -p "$PIDFILE"
 	case $? in
-	0) ;;
-	1|3) return 7 ;; # not running
+	0) return 0 ;;
+	1) return 7 ;; # not running
 	*) return 1 ;;
 	esac
-	read -r pid <"$PIDFILE" && kill -HUP "$pid"
 }
 
 case "$1" in
 start) do_start ;;
 stop) do_stop ;;
 # force-reload restarts: nothing says the daemon rereads anything on SIGHUP.
+# (detach --restart is not used: this script, not a job record, holds the options.)
 restart|force-reload) do_stop && do_start ;;
 reload) do_reload ;;
 status) "$DETACH" --status -p "$PIDFILE" ;;
@@ -510,6 +508,7 @@ Description={name}
 
 [Service]
 {kind}ExecStart={exec}
+ExecReload=/bin/kill -HUP $MAINPID
 {settings}{stdout}{stderr}
 [Install]
 WantedBy=multi-user.target

@@ -134,7 +134,7 @@ impl std::fmt::Display for JobId {
 
 /// The longest job record read (a record's argv can be long; only its
 /// identity and pidfile are used).
-const RECORD_READ_LIMIT: u64 = 1 << 20;
+pub const RECORD_READ_LIMIT: u64 = 1 << 20;
 
 /// Reads the job record at `path` under [`safepath`]'s rules, as a pidfile
 /// is read: what it says, as a pidfile would say it (the identity must be the
