@@ -465,6 +465,8 @@ fn refusals() {
         &["--name", "x", "sleep"],
         &["--print=sysv", "--name", "x", "--status", "-p", "p"],
         &["--print=systemd", "--name", "x", "--stop", "-p", "p"],
+        &["--print=sysv", "--name", "x", "--reload", "-p", "p"],
+        &["--print=sysv", "--name", "x", "--restart", "-p", "p"],
         &["--print=upstart", "--name", "x", "sleep"],
     ] {
         let out = detach(dir.path(), args);
