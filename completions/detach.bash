@@ -23,7 +23,7 @@ _detach() {
 
     case "${cmd}" in
         detach)
-            opts="-a -c -e -o -E -l -p -u -m -v -h -V --append --chdir --stderr --stdout --env --lock --pidfile --user --umask --verbose --notify --status --stop --job --retry --help --version --reload --signal --pause --resume --restart"
+            opts="-a -c -e -o -E -l -p -u -m -v -h -V --append --chdir --stderr --stdout --env --lock --pidfile --user --umask --verbose --notify --status --stop --job --retry --help --version --reload --signal --pause --resume --restart --print --name"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -200,6 +200,14 @@ _detach() {
                     return 0
                     ;;
                 --signal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --print)
+                    COMPREPLY=($(compgen -W "sysv systemd" -- "${cur}"))
+                    return 0
+                    ;;
+                --name)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -10,6 +10,9 @@ complete -c detach -l notify -d 'Give the daemon a NOTIFY_SOCKET (sd_notify prot
 complete -c detach -l job -d 'With --status, --stop or another control: the daemon of the job record ID (PID@STARTTIME, as rjobs --records shows it), for a daemon started without --pidfile' -r
 complete -c detach -l retry -d 'With --stop or --restart: signals and waits, e.g. TERM/5/KILL/2, or N for TERM/N/KILL/N [default: TERM/10]' -r
 complete -c detach -l signal -d 'With --reload: the signal to send instead of SIGHUP (USR1, SIGUSR1, -10)' -r
+complete -c detach -l print -d 'Print an /etc/init.d script (sysv) or a systemd unit (systemd) that runs COMMAND with these options, instead of running it' -r -f -a "sysv\t'An /etc/init.d script with LSB headers, calling detach'
+systemd\t'A systemd service unit with the same settings'"
+complete -c detach -l name -d 'With --print: the service\'s name (letters, digits and _.@-); the script\'s pidfile is /run/NAME.pid unless -p is given' -r
 complete -c detach -s a -l append -d 'Append to the --stdout/--stderr files instead of truncating them'
 complete -c detach -s v -l verbose -d 'Say what was done, on standard error'
 complete -c detach -l status -d 'Tell whether the daemon of the --pidfile (or --job) runs (LSB status codes)'

@@ -109,13 +109,30 @@ write; otherwise status 4, nothing signalled), and its identity must be the
 one ID names. A record that cannot be written is skipped (with -v, a
 warning). HUPKIT_NO_RECORD=1 in the environment turns records off.";
 
+const THE_PRINT: &str = "--print=sysv --name NAME prints, instead of starting COMMAND, an /etc/init.d script with \
+     LSB headers (for update-rc.d and service) whose start, stop, restart, reload, \
+     force-reload and status call this detach, by its absolute path, with the same options: \
+     paths made absolute, -p /run/NAME.pid unless -p is given, COMMAND by the absolute path a \
+     start would find; reload is detach --reload (SIGHUP), \
+     force-reload restarts. Every argument is single-quoted, so the daemon gets exactly the \
+     argv given.\n\
+     --print=systemd --name NAME prints the equivalent unit: ExecStart= (argv[0] kept, $ and \
+     % escaped), ExecReload= (SIGHUP), User=, Group=, WorkingDirectory=, UMask= (without -m, the caller's), \
+     Environment= for the --env pairs only (the caller's environment is never carried over), \
+     StandardOutput= and StandardError= as truncate:FILE, append:FILE with -a, or journal, \
+     Type=notify with --notify (else Type=exec), and no PIDFile= (systemd tracks the main \
+     process). What has no equivalent (-p, -l) is said in a comment. NAME: letters, digits \
+     and _.@- only.\n\
+     detach --print=sysv --name myd -o /var/log/myd.log -- myd --serve >/etc/init.d/myd\n\
+     detach --print=systemd --name myd -u myd -- myd --serve >/etc/systemd/system/myd.service";
+
 /// Run COMMAND as a daemon, detached from the terminal and the caller.
 #[derive(Debug, Parser)]
 #[command(
     name = "detach",
     version,
     about = "Run COMMAND as a daemon, detached from the terminal and the caller.",
-    override_usage = "detach [OPTIONS] [--] COMMAND [ARG]...\n       detach --status (-p FILE | --job ID)\n       detach --stop (-p FILE | --job ID) [--retry SCHEDULE]\n       detach --reload (-p FILE | --job ID) [--signal SIG]\n       detach (--pause | --resume) (-p FILE | --job ID)\n       detach --restart (-p FILE | --job ID) [--retry SCHEDULE]",
+    override_usage = "detach [OPTIONS] [--] COMMAND [ARG]...\n       detach --status (-p FILE | --job ID)\n       detach --stop (-p FILE | --job ID) [--retry SCHEDULE]\n       detach --reload (-p FILE | --job ID) [--signal SIG]\n       detach (--pause | --resume) (-p FILE | --job ID)\n       detach --restart (-p FILE | --job ID) [--retry SCHEDULE]\n       detach --print=(sysv|systemd) --name NAME [OPTIONS] [--] COMMAND [ARG]...",
     disable_help_flag = true,
     disable_version_flag = true,
     group = ArgGroup::new("target").args(["pidfile", "job"]),
@@ -225,6 +242,21 @@ pub struct Cli {
         value_hint = ValueHint::CommandWithArguments
     )]
     pub command: Vec<OsString>,
+
+    /// Print an /etc/init.d script (sysv) or a systemd unit (systemd) that runs COMMAND with these options, instead of running it
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        value_enum,
+        require_equals = true,
+        requires = "name",
+        conflicts_with_all = ["control", "job", "retry", "signal"]
+    )]
+    pub print: Option<crate::print::Format>,
+
+    /// With --print: the service's name (letters, digits and _.@-); the script's pidfile is /run/NAME.pid unless -p is given
+    #[arg(long, value_name = "NAME", requires = "print")]
+    pub name: Option<String>,
 }
 
 /// Further man page sections: (title, text).
@@ -234,6 +266,7 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
     ("PIDFILE AND LOCK", THE_PIDFILE),
     ("CONTROLS", THE_CONTROLS),
     ("JOB RECORD", THE_RECORD),
+    ("INIT SCRIPTS AND UNITS", THE_PRINT),
     (
         "ENVIRONMENT",
         "The daemon gets detach's environment, plus HOME, USER and LOGNAME of the --user, \

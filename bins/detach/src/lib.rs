@@ -10,12 +10,13 @@
 //! The flow: [`main`] → [`cli::Cli`] → [`start`] ([`plan::Plan`] prepared before
 //! any fork → [`spawn::spawn`] → [`notify`] → [`records`]) or
 //! [`control::status`] / [`control::stop`] / [`control::reload`] /
-//! [`control::signal_group`] / [`restart::restart`].
+//! [`control::signal_group`] / [`restart::restart`], or [`print::print`].
 
 pub mod cli;
 pub mod control;
 pub mod notify;
 pub mod plan;
+pub mod print;
 pub mod records;
 pub mod restart;
 pub mod spawn;
@@ -55,6 +56,9 @@ pub fn run(cli: &Cli, diag: &mut Diag) -> Result<Status> {
 /// Runs the mode `cli` asks for; `raw` is the command line `cli` was parsed
 /// from (argv\[0\] excepted), which a start keeps in its job record.
 pub fn run_with(cli: &Cli, raw: &[OsString], diag: &mut Diag) -> Result<Status> {
+    if let Some(format) = cli.print {
+        return print::print(cli, format);
+    }
     if let Some(target) = control_target(cli)? {
         let (code, line) = control(cli, &target, diag)?;
         let out = format!("detach: {line}\n");
