@@ -467,7 +467,7 @@ fn diagnostics_use_the_name_invoked() {
     );
 }
 
-/// A process that cannot open one more descriptor (RLIMIT_NOFILE at 3, its
+/// A process that cannot open one more descriptor (`RLIMIT_NOFILE` at 3, its
 /// three standard streams on a terminal): disown fails to open /dev/null in
 /// it, and says "left as it was", which must be true: SIGHUP still at its
 /// default, the controlling terminal and the descriptors unchanged. (disown
