@@ -11,6 +11,8 @@ complete -c detach -l job -d 'With --status or --stop: the daemon of the job rec
 complete -c detach -l retry -d 'With --stop: signals and waits, e.g. TERM/5/KILL/2, or N for TERM/N/KILL/N [default: TERM/10]' -r
 complete -c detach -s a -l append -d 'Append to the --stdout/--stderr files instead of truncating them'
 complete -c detach -s v -l verbose -d 'Say what was done, on standard error'
+complete -c detach -l scope -d 'Start the daemon in a new transient scope of the caller\'s service manager (the user manager; for root, the system manager), before it runs COMMAND: logind\'s kill of the session at logout (KillUserProcesses=yes) does not reach it'
+complete -c detach -l linger -d 'Enable lingering for the daemon\'s user (logind\'s SetUserLinger), so that its service manager, and a --scope daemon with it, outlives the user\'s last logout'
 complete -c detach -l status -d 'Tell whether the daemon of the --pidfile (or --job) runs (LSB status codes)'
 complete -c detach -l stop -d 'Stop the daemon of the --pidfile (or --job), wait for it to end, remove the pidfile'
 complete -c detach -s h -l help -d 'Print help'

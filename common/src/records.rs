@@ -88,6 +88,9 @@ pub struct Record {
     pub output: OsString,
     /// Its pidfile, if any (empty if none).
     pub pidfile: OsString,
+    /// The transient scope of the service manager it was moved to
+    /// (`detach --scope`), e.g. `hupkit-sleep-1234-5678.scope`; empty if none.
+    pub scope: String,
 }
 
 /// Writes `bytes` escaped (`\\` as `\\\\`, newline as `\\n`, bytes that are not
@@ -212,6 +215,7 @@ impl Record {
             tty,
             output: OsString::new(),
             pidfile: OsString::new(),
+            scope: String::new(),
         })
     }
 
@@ -254,6 +258,11 @@ impl Record {
         if !self.started.is_empty() {
             w.write_all(b"started=")?;
             w.write_all(self.started.as_bytes())?;
+            w.write_all(b"\n")?;
+        }
+        if !self.scope.is_empty() {
+            w.write_all(b"scope=")?;
+            escape_to(self.scope.as_bytes(), w)?;
             w.write_all(b"\n")?;
         }
         let fields: [(&str, &[u8]); 5] = [
@@ -310,6 +319,7 @@ impl Record {
             tty: OsString::new(),
             output: OsString::new(),
             pidfile: OsString::new(),
+            scope: String::new(),
         };
         for line in lines {
             let eq = line.bytes().position(|b| b == b'=')?;
@@ -327,6 +337,7 @@ impl Record {
                 "tty" => r.tty = os()?,
                 "output" => r.output = os()?,
                 "pidfile" => r.pidfile = os()?,
+                "scope" => r.scope = String::from_utf8_lossy(&unescape(v)?).into_owned(),
                 "arg" => r.argv.push(os()?),
                 _ => {}
             }
