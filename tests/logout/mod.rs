@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+mod scope;
+
 use crate::util::container::{self, Procs, poll_slowly};
 
 /// How long survivors are watched after logind has processed the logout.

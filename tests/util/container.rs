@@ -93,6 +93,38 @@ impl Container {
         ct::root_ok(script).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Copies this build's `names` (tools of the suite) into the container's
+    /// root filesystem, once per test run, and returns the directory inside
+    /// the container that holds them: `/opt/hupkit-tests/KEY/bin`, KEY
+    /// naming this build's target directory, so that work trees sharing the
+    /// container never run each other's binaries. Each file is written beside
+    /// its place and renamed over it (a running copy keeps its own file).
+    pub fn install(&self, names: &[&str]) -> String {
+        static DONE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let host = super::bin(names.first().copied().unwrap_or("detach"));
+        let key: String = host
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let inside = format!("/opt/hupkit-tests/{key}/bin");
+        let mut done = DONE.lock().expect("install lock");
+        let dir = ct::rootfs().join(inside.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir).expect("create the install directory");
+        for name in names {
+            if done.iter().any(|d| d == name) {
+                continue;
+            }
+            let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+            std::fs::copy(super::bin(name), &tmp).expect("copy a binary into the container");
+            std::fs::rename(&tmp, dir.join(name)).expect("install a binary into the container");
+            done.push((*name).to_owned());
+        }
+        inside
+    }
+
     /// Takes the lock that serialises the tests that change or depend on
     /// logind's settings; held until the guard is dropped.
     pub fn lock_settings(&self) -> Flock<File> {
