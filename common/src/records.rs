@@ -566,6 +566,19 @@ mod tests {
     }
 
     #[test]
+    fn scope_round_trips_and_is_absent_when_empty() {
+        let mut r = Record::new(nix::unistd::getpid(), Level::Detach, vec!["x".into()]).unwrap();
+        assert!(!r.to_text().contains("scope="));
+        r.scope = "hupkit-my\\x20job-12-34.scope".into();
+        let text = r.to_text();
+        assert!(
+            text.contains("\nscope=hupkit-my\\\\x20job-12-34.scope\n"),
+            "{text}"
+        );
+        assert_eq!(Record::parse(&text), Some(r));
+    }
+
+    #[test]
     fn corrupt_and_concurrent() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();

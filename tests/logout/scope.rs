@@ -73,6 +73,17 @@ fn scope_daemon_lives_after_a_killing_logout_with_linger_and_plain_one_dies() {
         ct.cgroup(plain).ends_with(&format!("/{}", login.session)),
         "the plain daemon is in the session"
     );
+    let record = ct.root(&format!(
+        "cat /home/alice/.local/state/hupkit/jobs/{}-{}.job",
+        scoped.pid, scoped.start
+    ));
+    assert!(
+        record.lines().any(
+            |l| cg.ends_with(&format!("/{}", l.trim_start_matches("scope=")))
+                && l.starts_with("scope=hupkit-sleep-")
+        ),
+        "the job record names the scope: {record}"
+    );
     login.logout();
     let plain_died = poll_slowly(crate::util::DEADLINE, || !ct.alive(plain));
     let mut scoped_died = false;

@@ -13,6 +13,12 @@
 //! exited, and wait for it (`--notify` detects a daemon that dies early). When P0
 //! exits, P2 goes to init, as any daemon.
 //!
+//! With `--scope`, P2 waits before `execve` at a gate (a pipe, [`Plan::gate`])
+//! until P0, which learnt its PID from P1, has had the service manager move it
+//! into its new scope: P0 does the D-Bus work, P2 only a `read`. One byte
+//! releases it; end-of-file (the move failed) ends it at [`Step::Scope`], so
+//! the command never runs, let alone forks, in the session's cgroup.
+//!
 //! In P1 and P2 only async-signal-safe system calls are made, on data prepared in
 //! [`crate::plan`]; nothing allocates, nothing returns: every path ends in
 //! `execve` or `_exit`.
