@@ -304,6 +304,26 @@ impl Login<'_> {
     }
 }
 
+impl Drop for Login<'_> {
+    /// A login that a failing test leaves open: SIGTERM to `timeout`, which
+    /// passes it on to ssh, and a wait. The guard's SIGKILL alone would end
+    /// `timeout` only, leaving ssh, and alice's session in the container
+    /// (which keeps her "last logout" from happening for the next tests).
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        if let Some(child) = self.ssh.0.as_mut() {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            // No panic here (a panic while unwinding would abort the suite).
+            poll_until(DEADLINE, || child.try_wait().ok().flatten().is_some());
+        }
+    }
+}
+
 /// Kills (SIGKILL, identity checked) the container's processes a test started,
 /// when dropped.
 pub struct Procs<'a> {
