@@ -23,7 +23,7 @@ _detach() {
 
     case "${cmd}" in
         detach)
-            opts="-a -c -e -o -E -l -p -u -m -v -h -V --append --chdir --stderr --stdout --env --lock --pidfile --user --umask --verbose --notify --status --stop --job --retry --help --version --reload --signal --pause --resume --restart --print --name"
+            opts="-a -c -e -o -E -l -p -u -m -v -h -V --append --chdir --stderr --stdout --env --lock --pidfile --user --umask --verbose --notify --scope --linger --status --stop --job --retry --help --version --reload --signal --pause --resume --restart --print --name"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

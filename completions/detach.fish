@@ -15,6 +15,8 @@ systemd\t'A systemd service unit with the same settings'"
 complete -c detach -l name -d 'With --print: the service\'s name (letters, digits and _.@-); the script\'s pidfile is /run/NAME.pid unless -p is given' -r
 complete -c detach -s a -l append -d 'Append to the --stdout/--stderr files instead of truncating them'
 complete -c detach -s v -l verbose -d 'Say what was done, on standard error'
+complete -c detach -l scope -d 'Start the daemon in a new transient scope of the caller\'s service manager (the user manager; for root, the system manager), before it runs COMMAND: logind\'s kill of the session at logout (KillUserProcesses=yes) does not reach it'
+complete -c detach -l linger -d 'Enable lingering for the daemon\'s user (logind\'s SetUserLinger), so that its service manager, and a --scope daemon with it, outlives the user\'s last logout'
 complete -c detach -l status -d 'Tell whether the daemon of the --pidfile (or --job) runs (LSB status codes)'
 complete -c detach -l stop -d 'Stop the daemon of the --pidfile (or --job), wait for it to end, remove the pidfile (a paused daemon is continued after each signal, so that it can act on it)'
 complete -c detach -s h -l help -d 'Print help'

@@ -98,6 +98,9 @@ pub struct Record {
     /// options, `--env` values included, and the command), for `detach
     /// --restart`; empty if not recorded. Never the caller's environment.
     pub tool_args: Vec<OsString>,
+    /// The transient scope of the service manager it was moved to
+    /// (`detach --scope`), e.g. `hupkit-sleep-1234-5678.scope`; empty if none.
+    pub scope: String,
 }
 
 /// Writes `bytes` escaped (`\\` as `\\\\`, newline as `\\n`, bytes that are not
@@ -225,6 +228,7 @@ impl Record {
             uid: Some(nix::unistd::geteuid().as_raw()),
             caller_cwd: OsString::new(),
             tool_args: Vec::new(),
+            scope: String::new(),
         })
     }
 
@@ -271,6 +275,11 @@ impl Record {
         }
         if let Some(uid) = self.uid {
             writeln!(w, "uid={uid}")?;
+        }
+        if !self.scope.is_empty() {
+            w.write_all(b"scope=")?;
+            escape_to(self.scope.as_bytes(), w)?;
+            w.write_all(b"\n")?;
         }
         let fields: [(&str, &[u8]); 5] = [
             ("host", self.host.as_bytes()),
@@ -332,6 +341,7 @@ impl Record {
             uid: None,
             caller_cwd: OsString::new(),
             tool_args: Vec::new(),
+            scope: String::new(),
         };
         for line in lines {
             let eq = line.bytes().position(|b| b == b'=')?;
@@ -349,6 +359,7 @@ impl Record {
                 "tty" => r.tty = os()?,
                 "output" => r.output = os()?,
                 "pidfile" => r.pidfile = os()?,
+                "scope" => r.scope = String::from_utf8_lossy(&unescape(v)?).into_owned(),
                 "arg" => r.argv.push(os()?),
                 "uid" => r.uid = Some(v.parse().ok()?),
                 "caller_cwd" => r.caller_cwd = os()?,
@@ -588,6 +599,19 @@ mod tests {
         assert_eq!((r.uid, r.tool_args.len()), (None, 0));
         assert!(r.caller_cwd.is_empty());
         assert!(Record::parse(&old.replace("level", "uid=me\nlevel")).is_none());
+    }
+
+    #[test]
+    fn scope_round_trips_and_is_absent_when_empty() {
+        let mut r = Record::new(nix::unistd::getpid(), Level::Detach, vec!["x".into()]).unwrap();
+        assert!(!r.to_text().contains("scope="));
+        r.scope = "hupkit-my\\x20job-12-34.scope".into();
+        let text = r.to_text();
+        assert!(
+            text.contains("\nscope=hupkit-my\\\\x20job-12-34.scope\n"),
+            "{text}"
+        );
+        assert_eq!(Record::parse(&text), Some(r));
     }
 
     #[test]

@@ -219,3 +219,40 @@ fn help_and_version() {
         format!("detach {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// Outside systemd (this machine's PID 1 is not systemd), `--scope` and
+/// `--linger` fail at once, in one line that says so, and start nothing.
+#[test]
+fn scope_and_linger_without_systemd_say_so() {
+    if std::path::Path::new("/run/systemd/system").exists() {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"skipped: detach::errors::scope_and_linger_without_systemd_say_so: systemd runs here\n",
+        );
+        return;
+    }
+    let why = "no systemd: it is not the service manager here (/run/systemd/system does not exist)";
+    check(
+        &["--scope", "-c", ".", "-p", "p.pid", "sh", "-c", "touch ran"],
+        125,
+        &format!("detach: cannot use --scope: {why}\n"),
+    );
+    let user = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map_or_else(|| nix::unistd::geteuid().to_string(), |u| u.name);
+    check(
+        &[
+            "--linger",
+            "-c",
+            ".",
+            "-p",
+            "p.pid",
+            "sh",
+            "-c",
+            "touch ran",
+        ],
+        125,
+        &format!("detach: cannot enable lingering for user '{user}': {why}\n"),
+    );
+}

@@ -47,7 +47,7 @@ fn run(test: &str, kill: bool, linger: bool) -> Option<Outcome> {
     let _settings = ct.lock_settings();
     ct.set_kill_user_processes(kill);
     prepare_user(&ct, linger);
-    let rjobs = ct.install("rjobs");
+    let rjobs = ct.install_one("rjobs");
     let mut login = ct.login(USER);
     // The markers are split in the typed line (V""A), so that the terminal's
     // echo of the line is not taken for the answer.

@@ -12,6 +12,8 @@ mod forecast;
 
 use std::time::Duration;
 
+mod scope;
+
 use crate::util::container::{self, Container, Procs, poll_slowly};
 
 /// How long survivors are watched after logind has processed the logout.

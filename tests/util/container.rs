@@ -93,6 +93,38 @@ impl Container {
         ct::root_ok(script).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Copies this build's `names` (tools of the suite) into the container's
+    /// root filesystem, once per test run, and returns the directory inside
+    /// the container that holds them: `/opt/hupkit-tests/KEY/bin`, KEY
+    /// naming this build's target directory, so that work trees sharing the
+    /// container never run each other's binaries. Each file is written beside
+    /// its place and renamed over it (a running copy keeps its own file).
+    pub fn install(&self, names: &[&str]) -> String {
+        static DONE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let host = super::bin(names.first().copied().unwrap_or("detach"));
+        let key: String = host
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let inside = format!("/opt/hupkit-tests/{key}/bin");
+        let mut done = DONE.lock().expect("install lock");
+        let dir = ct::rootfs().join(inside.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir).expect("create the install directory");
+        for name in names {
+            if done.iter().any(|d| d == name) {
+                continue;
+            }
+            let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+            std::fs::copy(super::bin(name), &tmp).expect("copy a binary into the container");
+            std::fs::rename(&tmp, dir.join(name)).expect("install a binary into the container");
+            done.push((*name).to_owned());
+        }
+        inside
+    }
+
     /// Takes the lock that serialises the tests that change or depend on
     /// logind's settings; held until the guard is dropped.
     pub fn lock_settings(&self) -> Flock<File> {
@@ -165,7 +197,7 @@ impl Container {
     /// test process's own, so that tests of other builds running at the same
     /// time do not replace it; returns its path inside the container. The
     /// directory is removed when the guard is dropped.
-    pub fn install(&self, name: &str) -> Installed {
+    pub fn install_one(&self, name: &str) -> Installed {
         let inside = format!("/usr/local/lib/hupkit-tests/{}", std::process::id());
         let dir = ct::rootfs().join(inside.trim_start_matches('/'));
         std::fs::create_dir_all(&dir).expect("make the install directory in the container");
@@ -300,6 +332,26 @@ pub struct Installed {
 impl Drop for Installed {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Login<'_> {
+    /// A login that a failing test leaves open: SIGTERM to `timeout`, which
+    /// passes it on to ssh, and a wait. The guard's SIGKILL alone would end
+    /// `timeout` only, leaving ssh, and alice's session in the container
+    /// (which keeps her "last logout" from happening for the next tests).
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        if let Some(child) = self.ssh.0.as_mut() {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            // No panic here (a panic while unwinding would abort the suite).
+            poll_until(DEADLINE, || child.try_wait().ok().flatten().is_some());
+        }
     }
 }
 

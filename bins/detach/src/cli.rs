@@ -35,7 +35,7 @@ pub const EXIT_STATUS: &[(&str, &str)] = &[
     (
         "125",
         "detach itself failed, or the daemon failed before exec (bad usage, \
-         directory, user, output file, pidfile, lock), or was not ready",
+         directory, user, output file, pidfile, lock, --scope, --linger), or was not ready",
     ),
     ("126", "COMMAND was found but could not be run"),
     ("127", "COMMAND was not found"),
@@ -192,6 +192,14 @@ pub struct Cli {
     )]
     pub notify: Option<u64>,
 
+    /// Start the daemon in a new transient scope of the caller's service manager (the user manager; for root, the system manager), before it runs COMMAND: logind's kill of the session at logout (KillUserProcesses=yes) does not reach it
+    #[arg(long, conflicts_with_all = ["status", "stop"])]
+    pub scope: bool,
+
+    /// Enable lingering for the daemon's user (logind's SetUserLinger), so that its service manager, and a --scope daemon with it, outlives the user's last logout
+    #[arg(long, conflicts_with_all = ["status", "stop"])]
+    pub linger: bool,
+
     /// Tell whether the daemon of the --pidfile (or --job) runs (LSB status codes)
     #[arg(long, conflicts_with_all = ["stop", "command"], requires = "target")]
     pub status: bool,
@@ -259,6 +267,21 @@ pub struct Cli {
     pub name: Option<String>,
 }
 
+const THE_SCOPE: &str = "\
+The scope level: with KillUserProcesses=yes in logind.conf, logind kills every
+process of the session's cgroup at logout (session-N.scope), whatever its
+session, group or signal dispositions: a daemon included. With --scope the
+daemon is moved, before it runs COMMAND, into a new transient scope of the
+caller's service manager, hupkit-NAME-PID-START.scope (NAME is COMMAND's name),
+so that what it starts is never in the session's cgroup either. A user's
+scope belongs to the user's manager, which stops at the last logout unless the
+user lingers: detach then says so, in one line, at start. --linger enables
+lingering (for root, or as polkit allows). The manager is reached through the
+user bus (for root, the system bus); without one (no dbus-user-session), detach
+says so. No systemd, no manager, a cgroup v1
+layout without name=systemd, or a refusal: detach says which and exits 125,
+nothing started. The scope's name is in the job record.";
+
 /// Further man page sections: (title, text).
 pub const MAN_SECTIONS: &[(&str, &str)] = &[
     ("THE DAEMON", THE_DAEMON),
@@ -267,6 +290,7 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
     ("CONTROLS", THE_CONTROLS),
     ("JOB RECORD", THE_RECORD),
     ("INIT SCRIPTS AND UNITS", THE_PRINT),
+    ("THE SCOPE LEVEL", THE_SCOPE),
     (
         "ENVIRONMENT",
         "The daemon gets detach's environment, plus HOME, USER and LOGNAME of the --user, \
@@ -310,7 +334,9 @@ pub fn command() -> clap::Command {
 
 {THE_CONTROLS}
 
-{THE_RECORD}"
+{THE_RECORD}
+
+{THE_SCOPE}"
     );
     Cli::command().after_help(hupkit_common::cli::after_help(Some(&text), EXIT_STATUS))
 }

@@ -170,6 +170,7 @@ fn failure_error(f: Failure, plan: &plan::Plan) -> Error {
         Step::Fds => Error::sys("cannot close inherited descriptors", f.errno, status),
         Step::Setsid => Error::sys("cannot create a session", f.errno, status),
         Step::Fork => Error::sys("cannot fork", f.errno, status),
+        Step::Scope => Error::failed("the daemon was not released into its scope", status),
     }
 }
 
@@ -325,7 +326,14 @@ struct Origin<'a> {
 
 /// Writes the job record of the daemon (unless `HUPKIT_NO_RECORD=1`); a
 /// failure is a warning with -v only.
-fn record(plan: &plan::Plan, id: &Identity, cli: &Cli, origin: &Origin, diag: &mut Diag) {
+fn record(
+    plan: &plan::Plan,
+    id: &Identity,
+    scope: Option<&str>,
+    cli: &Cli,
+    origin: &Origin,
+    diag: &mut Diag,
+) {
     use hupkit_common::records;
     let Some(dir) = records::write_dir() else {
         return;
@@ -345,6 +353,7 @@ fn record(plan: &plan::Plan, id: &Identity, cli: &Cli, origin: &Origin, diag: &m
         return;
     };
     rec.id = id.clone();
+    scope.unwrap_or_default().clone_into(&mut rec.scope);
     rec.cwd = String::from_utf8_lossy(plan.chdir.to_bytes())
         .into_owned()
         .into();
@@ -373,6 +382,58 @@ fn record(plan: &plan::Plan, id: &Identity, cli: &Cli, origin: &Origin, diag: &m
     }
 }
 
+/// `--linger` and `--scope`, before anything is started: lingering enabled
+/// for the daemon's user `uid`, and the caller's service manager connected
+/// (`None` without `--scope`). Without lingering, a user's scope still dies
+/// at the last logout: one line says so, with the remedy.
+fn prepare_scope(cli: &Cli, diag: &mut Diag, uid: u32) -> Result<Option<hupkit_logind::Manager>> {
+    if cli.linger {
+        hupkit_logind::enable_linger(uid).map_err(|e| Error::failed(e.0, exit::CANCELED))?;
+    }
+    if !cli.scope {
+        return Ok(None);
+    }
+    let manager = hupkit_logind::Manager::connect()
+        .map_err(|e| Error::failed(format!("cannot use --scope: {e}"), exit::CANCELED))?;
+    if manager.is_user() && !hupkit_logind::lingers(uid).unwrap_or(false) {
+        diag.warning(&format!(
+            "the daemon will still die at the last logout of {}, who does not linger: its scope ends with the user's service manager (detach --linger, or loginctl enable-linger)",
+            hupkit_logind::user_name(uid)
+        ));
+    }
+    Ok(Some(manager))
+}
+
+/// `--scope`: the gate the daemon waits at until it is moved; its write end
+/// for [`spawn::spawn`] (`None` without a manager).
+fn scope_gate(
+    plan: &mut plan::Plan,
+    manager: Option<&hupkit_logind::Manager>,
+) -> Result<Option<std::os::fd::OwnedFd>> {
+    if manager.is_none() {
+        return Ok(None);
+    }
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::sys("cannot create the scope gate", e, exit::CANCELED))?;
+    plan.gate = Some((rd, std::os::fd::AsRawFd::as_raw_fd(&wr)));
+    Ok(Some(wr))
+}
+
+/// `--scope`: moves the daemon at `pid`, waiting at its gate, to a new scope
+/// named after the command.
+fn move_daemon(
+    manager: &hupkit_logind::Manager,
+    plan: &plan::Plan,
+    pid: Pid,
+) -> std::result::Result<String, hupkit_logind::Error> {
+    let hint = plan
+        .command
+        .first()
+        .map_or(OsStr::new(""), |c| c.as_os_str());
+    let pid = u32::try_from(pid.as_raw()).unwrap_or_default();
+    manager.move_to_new_scope(&[pid], hint)
+}
+
 /// Reads the identity of the daemon at `pid` and writes the pidfile, if asked.
 fn identify(plan: &plan::Plan, pid: Pid) -> Result<Identity> {
     let id = Identity::of(pid).map_err(|e| {
@@ -395,6 +456,39 @@ fn identify(plan: &plan::Plan, pid: Pid) -> Result<Identity> {
         })?;
     }
     Ok(id)
+}
+
+/// Writes the new daemon's identity into the start lock.
+fn record_in_lock(
+    lock: &mut records::StartLock,
+    path: &std::path::Path,
+    id: &Identity,
+) -> Result<()> {
+    lock.record(id).map_err(|e| {
+        Error::failed(
+            format!(
+                "cannot record the daemon in lock {}: {e}",
+                quote(path.as_os_str())
+            ),
+            exit::CANCELED,
+        )
+    })
+}
+
+/// `-v`: what was started, its pidfile and scope (advisory lines).
+fn say_started(diag: &mut Diag, plan: &plan::Plan, id: &Identity, scope: Option<&str>) {
+    let cmd = hupkit_common::quote::command_line(
+        plan.command
+            .iter()
+            .map(|c| std::os::unix::ffi::OsStrExt::as_bytes(c.as_os_str())),
+    );
+    diag.line(&format!("started PID {}: {cmd}", id.pid));
+    if let Some(p) = &plan.pidfile {
+        diag.line(&format!("pidfile {}", quote(p.as_os_str())));
+    }
+    if let Some(s) = scope {
+        diag.line(&format!("scope {s}"));
+    }
 }
 
 /// Starts the daemon: claim, plan, spawn, readiness, records.
@@ -429,16 +523,28 @@ pub fn start_with(cli: &Cli, raw: &[OsString], diag: &mut Diag) -> Result<Identi
         })?),
         None => None,
     };
-    let plan = plan::Plan::new(cli, &cwd, listener.as_ref().map(notify::Listener::path))?;
+    let mut plan = plan::Plan::new(cli, &cwd, listener.as_ref().map(notify::Listener::path))?;
+    let daemon_uid = owner.map_or_else(|| nix::unistd::geteuid().as_raw(), |(u, _)| u.as_raw());
+    let manager = prepare_scope(cli, diag, daemon_uid)?;
+    let gate = scope_gate(&mut plan, manager.as_ref())?;
 
     // Without --notify the daemon is the process the intermediate reports: its
     // identity is read and its pidfile written while it sets itself up and
     // execs (on the other core), not after. If it then fails, the pidfile goes.
+    // With --scope it waits at its gate until it has been moved.
     let mut early: Option<Result<Identity>> = None;
-    let spawned = spawn::spawn(&plan, |pid| {
+    let mut moved: Option<std::result::Result<String, hupkit_logind::Error>> = None;
+    let spawned = spawn::spawn(&plan, gate, |pid| {
+        if let Some(manager) = &manager {
+            moved = Some(move_daemon(manager, &plan, pid));
+            if moved.as_ref().is_some_and(std::result::Result::is_err) {
+                return false;
+            }
+        }
         if cli.notify.is_none() {
             early = Some(identify(&plan, pid));
         }
+        true
     });
     let pid = match spawned {
         Ok(pid) => pid,
@@ -446,9 +552,13 @@ pub fn start_with(cli: &Cli, raw: &[OsString], diag: &mut Diag) -> Result<Identi
             if let (Some(pidfile), Some(Ok(id))) = (&plan.pidfile, &early) {
                 records::remove_pidfile(pidfile, id);
             }
+            if let Some(Err(e)) = moved {
+                return Err(Error::failed(e.to_string(), exit::CANCELED));
+            }
             return Err(failure_error(f, &plan));
         }
     };
+    let scope = moved.and_then(std::result::Result::ok);
     let id = match (early, &listener, cli.notify) {
         (Some(done), _, _) => done?,
         (None, Some(listener), Some(secs)) => {
@@ -468,27 +578,18 @@ pub fn start_with(cli: &Cli, raw: &[OsString], diag: &mut Diag) -> Result<Identi
         (None, _, _) => identify(&plan, pid)?,
     };
     if let Some((lock, path)) = &mut lock {
-        lock.record(&id).map_err(|e| {
-            Error::failed(
-                format!(
-                    "cannot record the daemon in lock {}: {e}",
-                    quote(path.as_os_str())
-                ),
-                exit::CANCELED,
-            )
-        })?;
+        record_in_lock(lock, path, &id)?;
     }
-    record(&plan, &id, cli, &Origin { cwd: &cwd, raw }, diag);
+    record(
+        &plan,
+        &id,
+        scope.as_deref(),
+        cli,
+        &Origin { cwd: &cwd, raw },
+        diag,
+    );
     if cli.verbose {
-        let cmd = hupkit_common::quote::command_line(
-            plan.command
-                .iter()
-                .map(|c| std::os::unix::ffi::OsStrExt::as_bytes(c.as_os_str())),
-        );
-        diag.error(&format!("started PID {}: {cmd}", id.pid));
-        if let Some(p) = &plan.pidfile {
-            diag.error(&format!("pidfile {}", quote(p.as_os_str())));
-        }
+        say_started(diag, &plan, &id, scope.as_deref());
     }
     Ok(id)
 }

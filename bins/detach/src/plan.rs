@@ -95,6 +95,10 @@ pub struct Plan {
     pub lock: Option<PathBuf>,
     /// The command as the user gave it, for messages.
     pub command: Vec<OsString>,
+    /// `--scope`: the gate the daemon waits at before it execs, until the
+    /// caller has moved it: the pipe's read end, and the number of its write
+    /// end (which the daemon closes, so that the caller's close is an EOF).
+    pub gate: Option<(OwnedFd, std::os::fd::RawFd)>,
 }
 
 fn cstring(bytes: &[u8], what: &str) -> Result<CString> {
@@ -463,6 +467,7 @@ impl Plan {
             pidfile,
             lock,
             command: cli.command.clone(),
+            gate: None,
         })
     }
 }

@@ -218,6 +218,11 @@ fn start_options(cli: &Cli, r: &Resolved) -> Vec<Vec<u8>> {
     if let Some(secs) = cli.notify {
         opts.push(format!("--notify={secs}").into_bytes());
     }
+    // The script runs at boot, outside any login session: --scope still moves
+    // the daemon out of the script's own cgroup (a unit of the init system).
+    if cli.scope {
+        opts.push(b"--scope".to_vec());
+    }
     opts
 }
 
@@ -300,6 +305,12 @@ fn sysv(cli: &Cli, r: &Resolved) -> Result<Vec<u8>> {
                 comment_text([r.program.as_os_str().as_bytes()])
             )
             .into_bytes(),
+        );
+    }
+    if cli.linger {
+        text.extend(
+            b"# --linger: not translated (a one-time setting: loginctl enable-linger USER).\n"
+                .iter(),
         );
     }
     text.extend(b"\nDETACH=");
@@ -461,6 +472,16 @@ fn unit_notes(cli: &Cli, notes: &mut String) {
     }
     if cli.verbose {
         notes.push_str("# --verbose: systemctl status and the journal say what was done.\n");
+    }
+    if cli.scope {
+        notes.push_str(
+            "# --scope: not needed, a unit is a cgroup of its own that no logout reaches.\n",
+        );
+    }
+    if cli.linger {
+        notes.push_str(
+            "# --linger: not translated; for a user unit run loginctl enable-linger USER once.\n",
+        );
     }
     if cli.notify.is_some() {
         notes.push_str("# --notify: NotifyAccess=all, as detach accepts READY=1 from the daemon's processes.\n");

@@ -13,6 +13,12 @@
 //! exited, and wait for it (`--notify` detects a daemon that dies early). When P0
 //! exits, P2 goes to init, as any daemon.
 //!
+//! With `--scope`, P2 waits before `execve` at a gate (a pipe, [`Plan::gate`])
+//! until P0, which learnt its PID from P1, has had the service manager move it
+//! into its new scope: P0 does the D-Bus work, P2 only a `read`. One byte
+//! releases it; end-of-file (the move failed) ends it at [`Step::Scope`], so
+//! the command never runs, let alone forks, in the session's cgroup.
+//!
 //! In P1 and P2 only async-signal-safe system calls are made, on data prepared in
 //! [`crate::plan`]; nothing allocates, nothing returns: every path ends in
 //! `execve` or `_exit`.
@@ -48,6 +54,8 @@ pub enum Step {
     Fds = 8,
     /// `execve` itself.
     Exec = 9,
+    /// `--scope`: the caller did not release the daemon from its gate.
+    Scope = 10,
 }
 
 impl Step {
@@ -61,6 +69,7 @@ impl Step {
             7 => Step::Signals,
             8 => Step::Fds,
             9 => Step::Exec,
+            10 => Step::Scope,
             _ => Step::Fork,
         }
     }
@@ -151,6 +160,21 @@ fn daemon(plan: &Plan, wr: RawFd) -> ! {
         if let Err(errno) = hupkit_common::signal::reset_all_raw() {
             fail(wr, Step::Signals, errno);
         }
+        // --scope: wait until the caller has moved this process to its scope
+        // (one byte), so that the command and everything it forks start there;
+        // end of file means the move failed, and the command never runs.
+        if let Some((rd, gate_wr)) = &plan.gate {
+            libc::close(*gate_wr);
+            let mut byte = 0u8;
+            loop {
+                match libc::read(rd.as_raw_fd(), (&raw mut byte).cast(), 1) {
+                    1 => break,
+                    0 => fail(wr, Step::Scope, Errno::ECANCELED),
+                    _ if Errno::last() == Errno::EINTR => {}
+                    _ => fail(wr, Step::Scope, Errno::last()),
+                }
+            }
+        }
         // Everything above fd 2 closes at exec; the report pipe stays usable until then.
         if libc::syscall(
             libc::SYS_close_range,
@@ -235,7 +259,16 @@ fn parse_report(buf: &[u8]) -> (Option<Pid>, Option<Failure>) {
 /// that needs only the PID (the pidfile) overlaps the daemon's `execve` instead
 /// of following it. A later failure is still returned as `Err`, and the caller
 /// undoes that work.
-pub fn spawn(plan: &Plan, mut on_pid: impl FnMut(Pid)) -> Result<Pid, (Failure, Option<Pid>)> {
+///
+/// `gate` (with `--scope`) is the write end of [`Plan::gate`]: the daemon waits
+/// before `execve` until `on_pid` returns `true` (one byte is written); on
+/// `false` the gate is closed and the daemon fails at [`Step::Scope`].
+pub fn spawn(
+    plan: &Plan,
+    gate: Option<OwnedFd>,
+    mut on_pid: impl FnMut(Pid) -> bool,
+) -> Result<Pid, (Failure, Option<Pid>)> {
+    let mut gate = gate;
     let early = |errno| {
         (
             Failure {
@@ -271,7 +304,12 @@ pub fn spawn(plan: &Plan, mut on_pid: impl FnMut(Pid)) -> Result<Pid, (Failure, 
                 if let (Some(pid), None) = parse_report(&buf) {
                     if !told {
                         told = true;
-                        on_pid(pid);
+                        let release = on_pid(pid);
+                        if let Some(fd) = gate.take() {
+                            if release {
+                                let _ = nix::unistd::write(&fd, b"g");
+                            }
+                        }
                     }
                 }
             }
@@ -279,6 +317,7 @@ pub fn spawn(plan: &Plan, mut on_pid: impl FnMut(Pid)) -> Result<Pid, (Failure, 
             Err(e) => break Err(e),
         }
     };
+    drop(gate);
     let _ = nix::sys::wait::waitpid(p1, None);
     let (pid, failure) = parse_report(&buf);
     match (failure, pid, read) {
