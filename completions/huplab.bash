@@ -30,7 +30,7 @@ _huplab() {
             fi
             case "${prev}" in
                 --event)
-                    COMPREPLY=($(compgen -W "hangup exit sighup login-exit all" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "hangup exit sighup login-exit logout all" -- "${cur}"))
                     return 0
                     ;;
                 --shell)

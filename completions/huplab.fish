@@ -2,6 +2,7 @@ complete -c huplab -l event -d 'What happens to the terminal session' -r -f -a "
 exit\t'The user types exit'
 sighup\t'kill -HUP to the shell'
 login-exit\t'A login shell with huponexit exits'
+logout\t'The user logs out and logind kills the session\'s cgroup (KillUserProcesses=yes), applied by the lab to its shell\'s cgroup (root)'
 all\t'Each of them, in turn'"
 complete -c huplab -l shell -d 'The interactive shell to run in the lab (where installed)' -r -f -a "bash\t'GNU bash'
 zsh\t'zsh'

@@ -544,7 +544,17 @@ fn commands_show_the_lines_the_lab_types() {
         run(&["--commands", "--event", "all"])
             .matches("event: ")
             .count(),
-        4
+        5
+    );
+    let logout = run(&["--commands", "--event", "logout"]);
+    assert!(
+        logout.contains(
+            "\ndetach cmd         detach \"$HUPLAB\" --probe detach \"$LAB\"\n\
+             detach --scope cmd detach \"$HUPLAB\" --probe scope \"$LAB\"\n\
+             \x20                  echo \"$(cat \"$LAB/scope.pid\")\" > \"$SCOPE/cgroup.procs\"\n\
+             logout             (nothing typed: the lab stops the shell's cgroup $SESSION"
+        ),
+        "{logout}"
     );
 }
 
@@ -582,4 +592,211 @@ fn levels_md_shows_the_commands_and_the_real_outputs() {
     for line in rows("detach cmd ") {
         assert!(line.ends_with(" /dev/null"), "{line}");
     }
+}
+
+/// The cgroups a lab run by huplab `pid` would make, in either layout (hybrid:
+/// the cgroup2 hierarchy at /sys/fs/cgroup/unified; pure cgroup2: /sys/fs/cgroup).
+fn lab_cgroups(pid: u32) -> Vec<std::path::PathBuf> {
+    ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .iter()
+        .map(|root| std::path::Path::new(root).join(format!("huplab.{pid}")))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// `huplab --event logout` as root: logind's rule, applied by the lab to the
+/// cgroup its shell runs in, kills every level in that cgroup, whatever its
+/// session, group or SIGHUP disposition, of SIGTERM (or SIGKILL after the
+/// stated delay); the scope level (a cgroup outside the session's) lives; the
+/// lab's cgroups and processes are gone afterwards.
+#[test]
+fn logout_kills_every_level_in_the_session_cgroup_but_the_scope() {
+    let tmp = tempfile::tempdir().unwrap();
+    let child = util::spawn(
+        Command::new(util::bin("huplab"))
+            .args(["--event", "logout", "--json"])
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{json}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = |name: &str| {
+        let start = json
+            .find(&format!("\"name\":\"{name}\""))
+            .unwrap_or_else(|| panic!("{name} in {json}"));
+        let end = json[start..].find('}').map_or(json.len(), |e| start + e);
+        json[start..end].to_string()
+    };
+    for name in [
+        "plain",
+        "stopped",
+        "nohup",
+        "rnohup",
+        "bash-disown",
+        "bash-disown-h",
+        "disown",
+        "setsid",
+        "detach",
+    ] {
+        let r = row(name);
+        assert!(r.contains("\"survived\":false"), "{name}: {r}");
+        assert!(
+            r.contains("\"signals\":\"TERM (died)")
+                || r.contains("\"signals\":\"KILL (died)")
+                || r.contains("\"signals\":\"HUP, TERM (TERM fatal)")
+                || r.contains("\"signals\":\"HUP, TERM (HUP fatal)"),
+            "{name}: {r}"
+        );
+    }
+    let scope = row("scope");
+    assert!(scope.contains("\"survived\":true"), "{scope}");
+    assert!(
+        json.contains("\"level\":\"detach --scope cmd\",\"name\":\"scope\""),
+        "{json}"
+    );
+    assert!(json.contains("logind's rule, applied by the lab"), "{json}");
+    assert!(lab_cgroups(pid).is_empty(), "{:?}", lab_cgroups(pid));
+    assert!(
+        util::poll_until(Duration::from_secs(5), || leftovers(tmp.path()).is_empty()),
+        "{:?}",
+        leftovers(tmp.path())
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+/// huplab killed with SIGKILL during a logout lab: every probe ends (also the
+/// one in the lab's stand-in for a scope), and the cgroups it made, once empty,
+/// are removed by the next run, which keeps the cgroups of a lab still running.
+#[test]
+fn killed_logout_lab_leaves_nothing_after_the_next_run() {
+    use hupkit_common::pidfd::PidFd;
+    use nix::unistd::Pid;
+    use std::os::unix::process::CommandExt;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = util::ChildGuard::new(util::spawn(
+        Command::new(util::bin("huplab"))
+            .args(["--event", "logout"])
+            .env("TMPDIR", tmp.path())
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    ));
+    let pid = child.pid();
+    let raw = u32::try_from(pid.as_raw()).unwrap();
+    let lab = tmp.path().join(format!("huplab.{pid}.logout"));
+    // The scope probe is the last one; it counts once it is in the lab's scope.
+    let in_scope = || {
+        std::fs::read_to_string(lab.join("scope.pid"))
+            .ok()
+            .and_then(|t| std::fs::read_to_string(format!("/proc/{}/cgroup", t.trim())).ok())
+            .is_some_and(|cg| cg.contains(&format!("/huplab.{pid}/scope")))
+    };
+    assert!(
+        util::poll_until(util::DEADLINE, in_scope),
+        "scope probe moved"
+    );
+    assert!(!lab_cgroups(raw).is_empty(), "the lab made its cgroups");
+    let mut started = Started(Vec::new());
+    for entry in std::fs::read_dir(&lab).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(probe) = name.strip_suffix(".pid") {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            let fd = PidFd::open(Pid::from_raw(text.trim().parse().unwrap())).unwrap();
+            started.0.push((probe.to_string(), fd));
+        }
+    }
+    assert!(started.0.len() >= 10, "probes found: {}", started.0.len());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    child.wait(util::DEADLINE).expect("huplab reaped");
+    let alive = || {
+        started
+            .0
+            .iter()
+            .filter(|(_, fd)| !fd.wait_exit(Duration::ZERO).unwrap_or(true))
+            .map(|(n, _)| n.clone())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        util::poll_until(Duration::from_secs(5), || alive().is_empty()),
+        "still running 5 s after huplab was killed: {:?}",
+        alive()
+    );
+    assert!(
+        util::poll_until(Duration::from_secs(5), || leftovers(tmp.path()).is_empty()),
+        "{:?}",
+        leftovers(tmp.path())
+    );
+    // The next run removes the stale cgroups (their PID runs no more).
+    let next = Command::new(util::bin("huplab"))
+        .args(["--event", "logout", "--json"])
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(next.status.code(), Some(0));
+    assert!(lab_cgroups(raw).is_empty(), "{:?}", lab_cgroups(raw));
+    assert!(
+        util::poll_until(Duration::from_secs(5), || leftovers(tmp.path()).is_empty()),
+        "{:?}",
+        leftovers(tmp.path())
+    );
+}
+
+/// Where the lab cannot make cgroups (here: as `nobody`), every logout row
+/// says n/a and why, the table says what the lab needs, and it exits 0
+/// having started nothing.
+#[test]
+fn logout_rows_say_na_and_why_without_cgroups() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(util::bin("huplab"))
+        .args(["--event", "logout"])
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        (out.status.code(), String::from_utf8_lossy(&out.stderr)),
+        (Some(0), "".into()),
+        "{table}"
+    );
+    for label in [
+        "cmd &  ",
+        "nohup cmd &  ",
+        "detach cmd  ",
+        "detach --scope cmd ",
+    ] {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("{label} in {table}"));
+        assert!(
+            row.ends_with(
+                " -        n/a: cannot make a cgroup in '/sys/fs/cgroup/unified': Permission denied"
+            ) || row.ends_with(
+                " -        n/a: cannot make a cgroup in '/sys/fs/cgroup': Permission denied"
+            ),
+            "{table}"
+        );
+    }
+    assert!(
+        table.contains("\n  * n/a (logout): the lab stands in for logind with cgroups of its own, which it can make only as root, with a writable cgroup2 hierarchy"),
+        "{table}"
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }

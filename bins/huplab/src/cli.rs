@@ -29,6 +29,9 @@ pub enum EventArg {
     Sighup,
     /// A login shell with huponexit exits
     LoginExit,
+    /// The user logs out and logind kills the session's cgroup
+    /// (KillUserProcesses=yes), applied by the lab to its shell's cgroup (root)
+    Logout,
     /// Each of them, in turn
     All,
 }
@@ -89,12 +92,25 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
         "cmd & (a background job); a stopped job; nohup cmd &; rnohup cmd &; cmd & disown \
          (bash forgets the job); cmd & disown -h (bash keeps it but will not SIGHUP it); \
          cmd & rdisown PID (hupkit's disown); setsid cmd & (a new session); detach cmd (a \
-         daemon). Each probe writes a line every 100 ms and reports its write errors and \
+         daemon); at logout only, detach --scope cmd (a daemon in a scope of the service \
+         manager, out of the session's cgroup; the lab stands in for the scope with a \
+         cgroup of its own, $SCOPE, and moves the daemon there). Each probe writes a line every 100 ms and reports its write errors and \
          the SIGCONTs it receives; it leaves SIGHUP as it inherited it. A probe never \
          outlives the lab: it watches the lab through a pidfd and, should the lab be \
          killed (even with SIGKILL), ends within a tenth of a second and removes the \
          lab's temporary directory (one left by a lab killed before any probe ran is \
          removed by the next run).",
+    ),
+    (
+        "LOGOUT",
+        "logind's rule, applied by the lab: with KillUserProcesses=yes, logind stops the \
+         session's scope at logout, and systemd sends SIGTERM and SIGCONT to every process \
+         in its cgroup, then SIGHUP (SendSIGHUP=yes), then SIGKILL to what is left when the \
+         stop times out (90 s; the lab waits 2 s). The lab's shell runs in a cgroup of its \
+         own, huplab.PID/session at the root of the cgroup2 hierarchy, and the logout event \
+         does just that to it. This needs root and a writable cgroup2 (elsewhere the rows say \
+         n/a, and why). The lab removes its cgroups when it ends; those of a lab killed with \
+         SIGKILL are removed, once empty, by the next run.",
     ),
     (
         "COLUMNS",

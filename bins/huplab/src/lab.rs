@@ -26,8 +26,9 @@ use hupkit_common::{Context, Error};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use crate::cgroup::{self, Cgroups};
 use crate::probe;
-use crate::report::{Death, Fate, Group, Output, Row, Seen, Whose};
+use crate::report::{Death, Fate, Group, Na, Output, Row, Seen, Whose};
 
 /// How long the shell may take to print a prompt, to start a probe, to stop a
 /// job or to end: far beyond what a working shell needs, even on a loaded
@@ -73,6 +74,9 @@ pub enum Event {
     Sighup,
     /// A login shell with `huponexit` exits.
     LoginExit,
+    /// The user logs out and logind kills the session's scope
+    /// (`KillUserProcesses=yes`): the lab does the same to its shell's cgroup.
+    Logout,
 }
 
 impl Event {
@@ -84,6 +88,7 @@ impl Event {
             Event::Exit => "exit",
             Event::Sighup => "sighup",
             Event::LoginExit => "login-exit",
+            Event::Logout => "logout",
         }
     }
 
@@ -112,6 +117,11 @@ impl Event {
                 "(nothing typed: the lab closes the terminal's master side, as a dropped ssh link does)",
             ],
             Event::Sighup => &["(nothing typed: kill -HUP of the shell, from outside)"],
+            Event::Logout => &[
+                "(nothing typed: the lab stops the shell's cgroup $SESSION as systemd stops a \
+                 session's scope when logind kills it at logout: SIGTERM and SIGCONT, SIGHUP, \
+                 SIGKILL 2 s later to what is left)",
+            ],
             Event::Exit | Event::LoginExit => &[
                 "exit",
                 "exit (again, if the shell says there are stopped jobs)",
@@ -190,6 +200,10 @@ pub enum Level {
     Setsid,
     /// `detach cmd`: a daemon.
     Detach,
+    /// `detach --scope cmd`: a daemon in a scope of the service manager, out
+    /// of the session's cgroup (the logout lab only; its stand-in for the
+    /// scope is a cgroup of its own, `$SCOPE`).
+    Scope,
 }
 
 impl Level {
@@ -206,6 +220,29 @@ impl Level {
         Level::Detach,
     ];
 
+    /// The levels the lab shows for `event`: the scope level only at logout,
+    /// the one event that a cgroup decides.
+    #[must_use]
+    pub fn of(event: Event) -> &'static [Level] {
+        const LOGOUT: [Level; 10] = [
+            Level::Plain,
+            Level::Stopped,
+            Level::Nohup,
+            Level::Rnohup,
+            Level::BashDisown,
+            Level::BashDisownH,
+            Level::Disown,
+            Level::Setsid,
+            Level::Detach,
+            Level::Scope,
+        ];
+        if event == Event::Logout {
+            &LOGOUT
+        } else {
+            &Level::ALL
+        }
+    }
+
     /// Its short name: the probe's name (its files are `NAME.pid` and
     /// `NAME.state`) and the JSON's `name`.
     #[must_use]
@@ -220,6 +257,7 @@ impl Level {
             Level::Disown => "disown",
             Level::Setsid => "setsid",
             Level::Detach => "detach",
+            Level::Scope => "scope",
         }
     }
 
@@ -236,6 +274,7 @@ impl Level {
             Level::Disown => "cmd & rdisown PID",
             Level::Setsid => "setsid cmd &",
             Level::Detach => "detach cmd",
+            Level::Scope => "detach --scope cmd",
         }
     }
 
@@ -261,6 +300,12 @@ impl Level {
             (Level::BashDisownH, _) => vec![format!("{probe} & disown -h $!")],
             (Level::Setsid, _) => vec![format!("setsid {probe} &")],
             (Level::Detach, _) => vec![format!("detach {probe}")],
+            // The lab's stand-in for --scope, which needs a service manager:
+            // the daemon moved into a cgroup outside the session's.
+            (Level::Scope, _) => vec![
+                format!("detach {probe}"),
+                format!("echo \"$(cat \"$LAB/{name}.pid\")\" > \"$SCOPE/cgroup.procs\""),
+            ],
         })
     }
 }
@@ -325,6 +370,8 @@ struct Lab {
     tty: Transcript,
     probes: Vec<Probe>,
     interrupted: Arc<AtomicUsize>,
+    /// The logout lab's cgroups: dropped (emptied and removed) after the rest.
+    cgroups: Option<Cgroups>,
 }
 
 impl Lab {
@@ -472,6 +519,7 @@ fn remove_stale(tmp: &Path) {
 fn make_dir(event: Event) -> Result<PathBuf, LabError> {
     let tmp = std::env::temp_dir();
     remove_stale(&tmp);
+    cgroup::remove_stale_anywhere();
     let dir = tmp.join(format!("huplab.{}.{}", std::process::id(), event.name()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir(&dir).context(exit::FAILURE, || {
@@ -488,6 +536,7 @@ fn start_shell(
     exe: &Path,
     login: bool,
     interrupted: Arc<AtomicUsize>,
+    cgroups: Option<Cgroups>,
 ) -> Result<Lab, LabError> {
     let pty =
         hupkit_common::pty::open().context(exit::FAILURE, || "cannot open a pseudo-terminal")?;
@@ -517,6 +566,12 @@ fn start_shell(
     };
     cmd.stdin(tty()?).stdout(tty()?).stderr(tty()?);
     hupkit_common::pty::session_leader_on_exec(&mut cmd);
+    if let Some(cg) = &cgroups {
+        cmd.env("SESSION", cg.session()).env("SCOPE", cg.scope());
+        cg.enter_on_exec(&mut cmd).context(exit::FAILURE, || {
+            format!("cannot open {}", quote(cg.session().as_os_str()))
+        })?;
+    }
     let child = cmd
         .spawn()
         .context(exit::FAILURE, || format!("cannot start {}", shell.name()))?;
@@ -532,6 +587,7 @@ fn start_shell(
             .context(exit::FAILURE, || "cannot read the terminal")?,
         probes: Vec::new(),
         interrupted,
+        cgroups,
     };
     // A login shell may have read /etc/profile, which gives root "# ": wait for
     // either, then set the lab's own prompt (typed so that its echo never
@@ -543,8 +599,8 @@ fn start_shell(
 
 /// Phase 2: one probe per level this shell has, started from the shell as a
 /// user would.
-fn start_probes(lab: &mut Lab, shell: ShellKind) -> Result<(), LabError> {
-    for level in Level::ALL {
+fn start_probes(lab: &mut Lab, shell: ShellKind, event: Event) -> Result<(), LabError> {
+    for &level in Level::of(event) {
         let Some(lines) = level.typed(shell) else {
             continue;
         };
@@ -615,6 +671,13 @@ fn apply(lab: &mut Lab, event: Event) -> Result<(), LabError> {
                 std::thread::sleep(POLL);
             }
         }
+        Event::Logout => {
+            let interrupted = Arc::clone(&lab.interrupted);
+            if let Some(cg) = &lab.cgroups {
+                cg.stop_session(|| interrupted.load(Ordering::SeqCst) == 0);
+            }
+            lab.check()?;
+        }
     }
     Ok(())
 }
@@ -670,7 +733,8 @@ fn death(p: &Probe, shell: ShellKind, event: Event) -> Death {
     let hup_or_term = |signo| signo == Signal::SIGHUP as i32 || signo == Signal::SIGTERM as i32;
     match exit::Wait::from_raw(raw) {
         // bash sends a stopped job SIGHUP+SIGCONT, then SIGTERM+SIGCONT
-        // (terminate_stopped_jobs), except at a plain exit (SIGTERM only).
+        // (terminate_stopped_jobs), except at a plain exit (SIGTERM only); at
+        // logout the lab sends both to it too.
         exit::Wait::Signaled { signo, .. }
             if shell == ShellKind::Bash
                 && p.level == Level::Stopped
@@ -710,9 +774,12 @@ fn rows(
     survived: &[bool],
 ) -> Vec<Row> {
     let shell_pid = lab.shell_pid;
-    let mut rows: Vec<Row> = Level::ALL
+    let mut rows: Vec<Row> = Level::of(event)
         .iter()
-        .map(|&level| Row { level, seen: None })
+        .map(|&level| Row {
+            level,
+            seen: Err(Na::NoBuiltin),
+        })
         .collect();
     for (((p, b), then), survived) in lab.probes.iter().zip(before).zip(at_end).zip(survived) {
         let report = lab.report(p.level);
@@ -741,7 +808,7 @@ fn rows(
             fate,
         };
         if let Some(row) = rows.iter_mut().find(|r| r.level == p.level) {
-            row.seen = Some(seen);
+            row.seen = Ok(seen);
         }
     }
     rows
@@ -755,11 +822,35 @@ pub fn run(
     interrupted: &Arc<AtomicUsize>,
 ) -> Result<Vec<Row>, LabError> {
     let dir = make_dir(event)?;
-    let mut lab = start_shell(shell, &dir, exe, event.login(), Arc::clone(interrupted))?;
+    let cgroups = if event == Event::Logout {
+        match Cgroups::make() {
+            Ok(cg) => Some(cg),
+            Err(why) => {
+                let _ = std::fs::remove_dir(&dir);
+                return Ok(Level::of(event)
+                    .iter()
+                    .map(|&level| Row {
+                        level,
+                        seen: Err(Na::NoCgroups(why.clone())),
+                    })
+                    .collect());
+            }
+        }
+    } else {
+        None
+    };
+    let mut lab = start_shell(
+        shell,
+        &dir,
+        exe,
+        event.login(),
+        Arc::clone(interrupted),
+        cgroups,
+    )?;
     for line in event.typed_first(shell) {
         lab.command(line)?;
     }
-    start_probes(&mut lab, shell)?;
+    start_probes(&mut lab, shell, event)?;
     let before = observe(&lab)?;
     apply(&mut lab, event)?;
     let at_end = await_shell_end(&mut lab)?;

@@ -3,8 +3,9 @@
 //! It opens a private pseudo-terminal, starts a real interactive bash in it, starts
 //! one probe job per level of separation (`cmd &`, a stopped job, `nohup`,
 //! `rnohup`, bash's `disown` and `disown -h`, hupkit's `disown`, `setsid`,
-//! `detach`), applies one event (the terminal hangs up, the user types `exit`,
-//! the shell gets SIGHUP, a login shell with `huponexit` exits), and prints what
+//! `detach`, and at logout `detach --scope`), applies one event (the terminal
+//! hangs up, the user types `exit`, the shell gets SIGHUP, a login shell with
+//! `huponexit` exits, logind kills the session at logout: see [`cgroup`]), and prints what
 //! happened to each level, and why. Everything it started is killed before it
 //! returns, also when it is interrupted.
 //!
@@ -12,6 +13,7 @@
 //! (its phases, one function each) → [`report`] (the table or JSON). The same
 //! program is the probe ([`probe::run`], `--probe NAME DIR`, hidden).
 
+pub mod cgroup;
 pub mod cli;
 pub mod lab;
 pub mod probe;
@@ -45,7 +47,14 @@ impl EventArg {
             EventArg::Exit => &[Event::Exit],
             EventArg::Sighup => &[Event::Sighup],
             EventArg::LoginExit => &[Event::LoginExit],
-            EventArg::All => &[Event::Hangup, Event::Exit, Event::Sighup, Event::LoginExit],
+            EventArg::Logout => &[Event::Logout],
+            EventArg::All => &[
+                Event::Hangup,
+                Event::Exit,
+                Event::Sighup,
+                Event::LoginExit,
+                Event::Logout,
+            ],
         }
     }
 }

@@ -18,9 +18,18 @@ use crate::lab::{Event, Level, ShellKind};
 pub struct Row {
     /// The level of separation.
     pub level: Level,
-    /// What was seen; `None` where this shell has no such level (dash has no
-    /// `disown`, zsh's `disown` has no `-h`).
-    pub seen: Option<Seen>,
+    /// What was seen, or why the level does not apply.
+    pub seen: Result<Seen, Na>,
+}
+
+/// Why a row does not apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Na {
+    /// This shell has no such builtin (dash has no `disown`, zsh's `disown`
+    /// has no `-h`).
+    NoBuiltin,
+    /// The logout lab cannot make its cgroups here: why, in words.
+    NoCgroups(String),
 }
 
 /// What was seen of one probe.
@@ -106,17 +115,17 @@ pub enum Output {
 impl Row {
     /// Whether it applies and did not survive.
     fn died(&self) -> bool {
-        matches!(&self.seen, Some(s) if matches!(s.fate, Fate::Died(_)))
+        matches!(&self.seen, Ok(s) if matches!(s.fate, Fate::Died(_)))
     }
 
     /// Whether it applies and survived.
     fn survived(&self) -> bool {
-        matches!(&self.seen, Some(s) if matches!(s.fate, Fate::Survived(_)))
+        matches!(&self.seen, Ok(s) if matches!(s.fate, Fate::Survived(_)))
     }
 
     /// Whether it died of `sig`.
     fn died_of(&self, sig: Signal) -> bool {
-        let Some(Seen {
+        let Ok(Seen {
             fate: Fate::Died(death),
             ..
         }) = &self.seen
@@ -132,16 +141,22 @@ impl Row {
 
     /// The row's cells, as words.
     fn cells(&self, shell: ShellKind) -> Cells {
-        let Some(seen) = &self.seen else {
-            return Cells {
-                session: "-",
-                group: "-",
-                tty: "-",
-                sighup: "-",
-                signals: "-".into(),
-                survived: None,
-                output: format!("n/a: {} has no such builtin", shell.name()),
-            };
+        let seen = match &self.seen {
+            Ok(seen) => seen,
+            Err(na) => {
+                return Cells {
+                    session: "-",
+                    group: "-",
+                    tty: "-",
+                    sighup: "-",
+                    signals: "-".into(),
+                    survived: None,
+                    output: match na {
+                        Na::NoBuiltin => format!("n/a: {} has no such builtin", shell.name()),
+                        Na::NoCgroups(why) => format!("n/a: {why}"),
+                    },
+                };
+            }
         };
         let mut signals = Vec::new();
         if let Fate::Died(death) = seen.fate {
@@ -227,6 +242,34 @@ struct Cells {
 pub fn explain(shell: ShellKind, event: Event, rows: &[Row]) -> Vec<&'static str> {
     let mut out = Vec::new();
     let died_of = |sig| rows.iter().any(|r| r.died_of(sig));
+    if event == Event::Logout && rows.iter().any(|r| r.seen.is_ok()) {
+        out.push(
+            "logout: logind's rule, applied by the lab: with KillUserProcesses=yes, logind stops \
+             the session's scope at logout, and systemd sends SIGTERM and SIGCONT to every \
+             process in its cgroup, then SIGHUP (SendSIGHUP=yes), then SIGKILL to what is left \
+             when the stop times out (90 s; here 2 s). The lab's shell and all it started run \
+             in a cgroup of the lab's, $SESSION, and the lab did that to it: session, process \
+             group, SIGHUP disposition and terminal do not matter, only the cgroup. SIGNALS \
+             says which signal ended each row (a stopped job got SIGTERM and SIGHUP while \
+             stopped, and dies of the one the kernel applies first once continued, the one \
+             SIGNALS calls fatal).",
+        );
+    }
+    if event == Event::Logout && rows.iter().any(Row::survived) {
+        out.push(
+            "detach --scope starts the daemon in a scope of the service manager, outside the \
+             session's cgroup (rdisown --scope moves a running job there): the session's stop \
+             does not reach it. The lab stands in for that scope with a cgroup of its own, \
+             $SCOPE. Without linger, the user's manager stops about 10 s after the user's last \
+             session ends, and the scope with it (loginctl enable-linger, or --linger).",
+        );
+    }
+    if event == Event::Logout {
+        // The shell's own rules (bash's SIGHUP to its jobs as it dies of the
+        // lab's SIGHUP) come after the cgroup's signals and decide nothing.
+        out.extend(explain_columns(event, rows));
+        return out;
+    }
     if event == Event::Hangup {
         out.push(
             "hangup: the kernel sends SIGHUP and SIGCONT to the session leader (the shell) and to \
@@ -294,19 +337,26 @@ pub fn explain(shell: ShellKind, event: Event, rows: &[Row]) -> Vec<&'static str
              when it exits: they live on.",
         );
     }
-    out.extend(explain_columns(rows));
+    out.extend(explain_columns(event, rows));
     out
 }
 
 /// The notes on the rows' cells (rather than on the shell's rules).
-fn explain_columns(rows: &[Row]) -> Vec<&'static str> {
+fn explain_columns(event: Event, rows: &[Row]) -> Vec<&'static str> {
     let mut out = Vec::new();
-    if rows.iter().any(|r| r.seen.is_none()) {
+    if rows.iter().any(|r| r.seen == Err(Na::NoBuiltin)) {
         out.push(
             "n/a: this shell has no such builtin (dash has no disown; zsh's disown has no -h).",
         );
     }
-    let fate_is = |f: fn(&Seen) -> bool| rows.iter().any(|r| r.seen.as_ref().is_some_and(f));
+    if rows.iter().any(|r| matches!(r.seen, Err(Na::NoCgroups(_)))) {
+        out.push(
+            "n/a (logout): the lab stands in for logind with cgroups of its own, which it can \
+             make only as root, with a writable cgroup2 hierarchy (/sys/fs/cgroup on pure \
+             cgroup2, /sys/fs/cgroup/unified on the hybrid layout).",
+        );
+    }
+    let fate_is = |f: fn(&Seen) -> bool| rows.iter().any(|r| r.seen.as_ref().is_ok_and(f));
     if fate_is(|s| s.fate == Fate::Survived(Output::Lost)) {
         out.push(
             "lost output: the job still writes to the terminal, which is gone: every write fails \
@@ -314,7 +364,9 @@ fn explain_columns(rows: &[Row]) -> Vec<&'static str> {
              detach to /dev/null (each to FILE with -o FILE).",
         );
     }
-    if fate_is(|s| s.session == Whose::Own && matches!(s.fate, Fate::Survived(_))) {
+    if event != Event::Logout
+        && fate_is(|s| s.session == Whose::Own && matches!(s.fate, Fate::Survived(_)))
+    {
         out.push(
             "setsid and detach start the command in a session of its own, without the terminal: \
              neither the terminal nor the shell can signal it.",
@@ -383,6 +435,14 @@ pub fn commands(shell: ShellKind, event: Event) -> String {
          itself, whose probe writes a line every 100 ms (any long command can stand in for it)",
         shell.invocation(event.login())
     );
+    if event == Event::Logout {
+        let _ = writeln!(
+            out,
+            "cgroups: the shell runs in $SESSION, a cgroup of the lab's standing in for the \
+             session's scope, from before its first instruction; $SCOPE, its sibling, stands \
+             in for the scope detach --scope makes (root and a writable cgroup2 needed)"
+        );
+    }
     let _ = writeln!(out, "{:<18} TYPED", "LEVEL");
     let mut row = |label: &str, lines: &[String]| {
         for (i, line) in lines.iter().enumerate() {
@@ -395,7 +455,7 @@ pub fn commands(shell: ShellKind, event: Event) -> String {
         .map(|l| (*l).to_string())
         .collect();
     row("first", &first);
-    for level in Level::ALL {
+    for &level in Level::of(event) {
         let lines = level
             .typed(shell)
             .unwrap_or_else(|| vec![format!("n/a: {} has no such builtin", shell.name())]);
