@@ -35,7 +35,10 @@ struct Logged {
 fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Logged {
     let mut args = vec!["-p", "daemon.pid", "-o", "out.log"];
     args.extend_from_slice(extra);
-    args.extend_from_slice(&["sh", "-c", SCRIPT, "zero", "a b"]);
+    // bash, not dash: dash runs `sleep` through vfork, and a group stopped
+    // while the child has not exec'd yet leaves the shell in uninterruptible
+    // sleep (D) instead of stopped.
+    args.extend_from_slice(&["bash", "-c", SCRIPT, "zero", "a b"]);
     let out = detach_cmd(dir, &args)
         .envs(env.iter().copied())
         .output()
@@ -215,7 +218,7 @@ fn restart_runs_the_recorded_command_again() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!(
-            "detach: restarted: stopped PID {old}, started PID {new} (sh -c {} zero 'a b')\n",
+            "detach: restarted: stopped PID {old}, started PID {new} (bash -c {} zero 'a b')\n",
             hupkit_common::quote::word(SCRIPT.as_bytes())
         )
     );
