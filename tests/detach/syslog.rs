@@ -310,3 +310,45 @@ fn syslog_or_journal_with_output_files_is_a_usage_error() {
         assert!(err.contains("cannot be used with"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn print_translates_syslog_and_journal() {
+    let dir = util::open_tempdir();
+    let unit = |args: &[&str]| {
+        let out = super::detach(dir.path(), args);
+        assert_eq!(result(&out), (0, String::new()), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let journal = unit(&[
+        "--print=systemd",
+        "--name",
+        "web",
+        "--journal=we%b",
+        "--",
+        "true",
+    ]);
+    assert!(
+        journal.contains("StandardOutput=journal\nStandardError=journal\nSyslogIdentifier=we%%b\n"),
+        "{journal}"
+    );
+    let syslog = unit(&["--print=systemd", "--name", "web", "--syslog", "--", "true"]);
+    assert!(
+        syslog.contains(
+            "StandardOutput=journal\nStandardError=journal\nSyslogIdentifier=true\n\
+             SyslogFacility=daemon\nSyslogLevelPrefix=no\n"
+        ),
+        "{syslog}"
+    );
+    assert!(syslog.contains("# --syslog: "), "{syslog}");
+    let script = unit(&[
+        "--print=sysv",
+        "--name",
+        "web",
+        "--syslog=it's",
+        "--",
+        "true",
+    ]);
+    assert!(script.contains(r"--syslog='it'\''s'"), "{script}");
+    let plain = unit(&["--print=sysv", "--name", "web", "--journal", "--", "true"]);
+    assert!(plain.contains("\t\t--journal \\\n"), "{plain}");
+}

@@ -121,7 +121,9 @@ const THE_PRINT: &str = "--print=sysv --name NAME prints, instead of starting CO
      Environment= for the --env pairs only (the caller's environment is never carried over), \
      StandardOutput= and StandardError= as truncate:FILE, append:FILE with -a, or journal, \
      Type=notify with --notify (else Type=exec), and no PIDFile= (systemd tracks the main \
-     process). What has no equivalent (-p, -l) is said in a comment. NAME: letters, digits \
+     process). --journal=TAG and --syslog=TAG: StandardOutput=journal and \
+     SyslogIdentifier=TAG (--syslog: facility daemon, no level prefixes, and a comment on \
+     how the lines reach syslog). What has no equivalent (-p, -l) is said in a comment. NAME: letters, digits \
      and _.@- only.\n\
      detach --print=sysv --name myd -o /var/log/myd.log -- myd --serve >/etc/init.d/myd\n\
      detach --print=systemd --name myd -u myd -- myd --serve >/etc/systemd/system/myd.service";

@@ -90,7 +90,7 @@ pub enum Logging {
 }
 
 /// The tag: `--syslog=TAG` or `--journal=TAG`, else the command's name.
-fn tag(given: &OsStr, command: &[OsString]) -> Result<CString> {
+pub fn tag(given: &OsStr, command: &[OsString]) -> Result<CString> {
     let tag = if given.is_empty() {
         command
             .first()
