@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 
 use super::{Daemon, result};
 use crate::util;
+use crate::util::container::{self, poll_slowly};
 
 /// Runs `detach ARGS` in a private mount namespace whose /dev/log is `dir/log.sock`
 /// (or, with `log` false, missing).
@@ -351,4 +352,37 @@ fn print_translates_syslog_and_journal() {
     assert!(script.contains(r"--syslog='it'\''s'"), "{script}");
     let plain = unit(&["--print=sysv", "--name", "web", "--journal", "--", "true"]);
     assert!(plain.contains("\t\t--journal \\\n"), "{plain}");
+}
+
+#[test]
+fn journal_lines_priorities_and_the_daemons_pid() {
+    let name = "detach::syslog::journal_lines_priorities_and_the_daemons_pid";
+    let Some(ct) = container::get(name) else {
+        return;
+    };
+    let bin = ct.install(&["detach"]);
+    let tag = format!("hupkit-journal-{}", std::process::id());
+    let pid = ct.root(&format!(
+        "HUPKIT_NO_RECORD=1 {bin}/detach --journal={tag} -p /run/{tag}.pid -- \
+         sh -c 'echo out line; echo err line >&2; echo \"<4>warning line\"' \
+         && cat /run/{tag}.pid && rm -f /run/{tag}.pid /run/{tag}.pid.id"
+    ));
+    let pid = pid.trim();
+    let query = format!("journalctl -t {tag} -o json --output-fields=MESSAGE,PRIORITY,_PID");
+    let mut entries = String::new();
+    let complete = poll_slowly(util::DEADLINE, || {
+        entries = ct.root(&query);
+        entries.lines().count() >= 3
+    });
+    assert!(complete, "journal of {tag}: {entries}");
+    for (message, priority) in [("out line", "6"), ("err line", "3"), ("warning line", "4")] {
+        assert!(
+            entries.lines().any(|l| {
+                l.contains(&format!("\"MESSAGE\":\"{message}\""))
+                    && l.contains(&format!("\"PRIORITY\":\"{priority}\""))
+                    && l.contains(&format!("\"_PID\":\"{pid}\""))
+            }),
+            "{message} at {priority} from PID {pid}: {entries}"
+        );
+    }
 }
