@@ -13,6 +13,7 @@ mod notify;
 mod print;
 mod records;
 mod state;
+mod syslog;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

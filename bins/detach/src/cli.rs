@@ -121,7 +121,9 @@ const THE_PRINT: &str = "--print=sysv --name NAME prints, instead of starting CO
      Environment= for the --env pairs only (the caller's environment is never carried over), \
      StandardOutput= and StandardError= as truncate:FILE, append:FILE with -a, or journal, \
      Type=notify with --notify (else Type=exec), and no PIDFile= (systemd tracks the main \
-     process). What has no equivalent (-p, -l) is said in a comment. NAME: letters, digits \
+     process). --journal=TAG and --syslog=TAG: StandardOutput=journal and \
+     SyslogIdentifier=TAG (--syslog: facility daemon, no level prefixes, and a comment on \
+     how the lines reach syslog). What has no equivalent (-p, -l) is said in a comment. NAME: letters, digits \
      and _.@- only.\n\
      detach --print=sysv --name myd -o /var/log/myd.log -- myd --serve >/etc/init.d/myd\n\
      detach --print=systemd --name myd -u myd -- myd --serve >/etc/systemd/system/myd.service";
@@ -265,7 +267,55 @@ pub struct Cli {
     /// With --print: the service's name (letters, digits and _.@-); the script's pidfile is /run/NAME.pid unless -p is given
     #[arg(long, value_name = "NAME", requires = "print")]
     pub name: Option<String>,
+
+    /// Send each line the daemon writes to syslog through /dev/log, tagged TAG[PID] [default TAG: COMMAND's name], facility daemon, standard output at priority info, standard error at err (see LOGGING)
+    #[arg(
+        long,
+        value_name = "TAG",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "",
+        conflicts_with_all = ["stdout", "stderr", "journal", "control"]
+    )]
+    pub syslog: Option<OsString>,
+
+    /// Connect the daemon's standard output (priority 6) and error (3) straight to journald, identifier TAG [default: COMMAND's name] (see LOGGING)
+    #[arg(
+        long,
+        value_name = "TAG",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "",
+        conflicts_with_all = ["stdout", "stderr", "control"]
+    )]
+    pub journal: Option<OsString>,
 }
+
+const THE_LOGGING: &str = "\
+A daemon has no terminal: --syslog and --journal send what it writes to the
+system's log instead (not with -o or -e).
+
+--syslog[=TAG] starts, with the daemon, a small relay in the daemon's session
+and process group, as the daemon's user: it reads the daemon's standard output
+and error, and sends each line to /dev/log as glibc's syslog(3) and logger(1)
+do, '<PRI>Mmm dd hh:mm:ss TAG[PID]: LINE', PID being the daemon's, facility
+daemon, priority info for standard output and err for standard error. A line
+longer than 1024 bytes is sent in pieces of 1024 bytes, as logger does. Sends
+wait while the syslog daemon is behind: no line is dropped or merged. The relay
+ends when the daemon's output is closed (the daemon and its children are gone):
+there is no second daemon to track or stop. Without /dev/log at start, detach
+exits 125; if /dev/log goes away later, the relay reconnects at each line and,
+once it can send again, logs how many lines were lost.
+
+--journal[=TAG] connects the daemon's standard output and error, one stream
+each, to journald (/run/systemd/journal/stdout) before it runs COMMAND, with no
+relay: journald records the daemon's own PID and user (_PID, _UID), identifier
+TAG (SYSLOG_IDENTIFIER), priority 6 (info) for standard output and 3 (err) for
+standard error; as in a systemd service, a line starting with <N> gets priority
+N. Without journald, detach exits 125.
+
+  detach --syslog -p /run/web.pid -- web --serve    # tail -f /var/log/syslog
+  detach --journal=web -- web --serve               # journalctl -t web";
 
 const THE_SCOPE: &str = "\
 The scope level: with KillUserProcesses=yes in logind.conf, logind kills every
@@ -291,6 +341,7 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
     ("JOB RECORD", THE_RECORD),
     ("INIT SCRIPTS AND UNITS", THE_PRINT),
     ("THE SCOPE LEVEL", THE_SCOPE),
+    ("LOGGING", THE_LOGGING),
     (
         "ENVIRONMENT",
         "The daemon gets detach's environment, plus HOME, USER and LOGNAME of the --user, \

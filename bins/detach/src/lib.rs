@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod control;
+pub mod logging;
 pub mod notify;
 pub mod plan;
 pub mod print;
@@ -41,6 +42,9 @@ use crate::spawn::{Failure, Step};
 /// (`args`, argv\[0\] first), runs, and returns the exit status.
 #[must_use]
 pub fn main(args: Vec<std::ffi::OsString>) -> Status {
+    if args.get(1).is_some_and(|a| a == logging::RELAY_ARG) {
+        return logging::relay(&args);
+    }
     // detach's own arguments, kept in the job record for --restart.
     let raw: Vec<OsString> = args.iter().skip(1).cloned().collect();
     hupkit_common::cli::status::<Cli>(cli::command(), args, exit::CANCELED, |cli, diag| {
@@ -171,6 +175,15 @@ fn failure_error(f: Failure, plan: &plan::Plan) -> Error {
         Step::Setsid => Error::sys("cannot create a session", f.errno, status),
         Step::Fork => Error::sys("cannot fork", f.errno, status),
         Step::Scope => Error::failed("the daemon was not released into its scope", status),
+        Step::Journal => Error::sys(
+            format!(
+                "cannot connect to {}",
+                quote(OsStr::new(logging::JOURNAL_STDOUT))
+            ),
+            f.errno,
+            status,
+        ),
+        Step::Relay => Error::sys("cannot start the syslog relay", f.errno, status),
     }
 }
 
@@ -548,7 +561,13 @@ pub fn start_with(cli: &Cli, raw: &[OsString], diag: &mut Diag) -> Result<Identi
     });
     let pid = match spawned {
         Ok(pid) => pid,
-        Err((f, _)) => {
+        Err((f, daemon)) => {
+            if let (Step::Relay, Some(pid)) = (f.step, daemon) {
+                // The daemon runs, but its output has no reader: it goes. It
+                // is detach's child (subreaper), so the PID is still its own.
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(pid, None);
+            }
             if let (Some(pidfile), Some(Ok(id))) = (&plan.pidfile, &early) {
                 records::remove_pidfile(pidfile, id);
             }

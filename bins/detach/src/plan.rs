@@ -99,6 +99,8 @@ pub struct Plan {
     /// caller has moved it: the pipe's read end, and the number of its write
     /// end (which the daemon closes, so that the caller's close is an EOF).
     pub gate: Option<(OwnedFd, std::os::fd::RawFd)>,
+    /// `--journal` or `--syslog`.
+    pub logging: Option<crate::logging::Logging>,
 }
 
 fn cstring(bytes: &[u8], what: &str) -> Result<CString> {
@@ -445,10 +447,11 @@ impl Plan {
 
         // With --user, the output files are opened as that user: the daemon is
         // never handed a file its user could not have opened itself.
-        let (stdout, stderr) = match &creds {
+        let (mut stdout, mut stderr) = match &creds {
             Some(c) => as_user(c, || outputs(cli, cwd))?,
             None => outputs(cli, cwd)?,
         };
+        let logging = crate::logging::Logging::new(cli, &mut stdout, &mut stderr)?;
 
         let pidfile = cli.pidfile.as_deref().map(|p| absolute(cwd, p));
         let lock = cli.lock.as_deref().map(|p| absolute(cwd, p));
@@ -468,6 +471,7 @@ impl Plan {
             lock,
             command: cli.command.clone(),
             gate: None,
+            logging,
         })
     }
 }

@@ -30,6 +30,7 @@ use hupkit_common::quote::{command_line_bytes, quote};
 use hupkit_common::{Error, Result};
 
 use crate::cli::Cli;
+use crate::logging;
 use crate::plan;
 
 /// What `--print` prints.
@@ -68,6 +69,9 @@ pub fn print(cli: &Cli, format: Format) -> Result<Status> {
     }
     if let Some(user) = &cli.user {
         plan::parse_user(user)?;
+    }
+    if let Some(tag) = cli.journal.as_ref().or(cli.syslog.as_ref()) {
+        logging::tag(tag, &cli.command)?;
     }
     let path_var = env
         .iter()
@@ -217,6 +221,17 @@ fn start_options(cli: &Cli, r: &Resolved) -> Vec<Vec<u8>> {
     }
     if let Some(secs) = cli.notify {
         opts.push(format!("--notify={secs}").into_bytes());
+    }
+    for (option, tag) in [("--syslog", &cli.syslog), ("--journal", &cli.journal)] {
+        match tag.as_deref().map(OsStrExt::as_bytes) {
+            Some([]) => opts.push(option.as_bytes().to_vec()),
+            Some(tag) => {
+                let mut line = format!("{option}=").into_bytes();
+                line.extend(sh_quote(tag));
+                opts.push(line);
+            }
+            None => {}
+        }
     }
     // The script runs at boot, outside any login session: --scope still moves
     // the daemon out of the script's own cgroup (a unit of the init system).
@@ -488,27 +503,54 @@ fn unit_notes(cli: &Cli, notes: &mut String) {
     }
 }
 
+/// `--journal` or `--syslog` in a unit: both outputs to the journal, with the
+/// tag as `SyslogIdentifier=`; `None` without either.
+fn unit_logging(cli: &Cli, notes: &mut String) -> Option<String> {
+    let (given, syslog) = match (&cli.journal, &cli.syslog) {
+        (Some(tag), _) => (tag, false),
+        (None, Some(tag)) => (tag, true),
+        (None, None) => return None,
+    };
+    let tag = logging::tag(given, &cli.command).ok()?;
+    let tag = tag.to_string_lossy().replace('%', "%%");
+    let mut s = format!("StandardOutput=journal\nStandardError=journal\nSyslogIdentifier={tag}\n");
+    if syslog {
+        notes.push_str(
+            "# --syslog: the journal takes the output (StandardOutput=syslog is the journal\n\
+             # today), with facility daemon and no <N> prefixes, as detach's relay sends it;\n\
+             # journald passes it on to syslog with ForwardToSyslog=yes in journald.conf.\n",
+        );
+        s.push_str("SyslogFacility=daemon\nSyslogLevelPrefix=no\n");
+    }
+    Some(s)
+}
+
 /// The systemd unit.
 fn systemd(cli: &Cli, r: &Resolved) -> String {
     let mut notes = String::new();
     unit_notes(cli, &mut notes);
     let settings = service_settings(cli, r, &mut notes);
-    let stdout = unit_output(
-        "StandardOutput",
-        "stdout",
-        cli.stdout.as_deref(),
-        cli,
-        r,
-        &mut notes,
-    );
-    let stderr = unit_output(
-        "StandardError",
-        "stderr",
-        cli.stderr.as_deref(),
-        cli,
-        r,
-        &mut notes,
-    );
+    let (stdout, stderr) = match unit_logging(cli, &mut notes) {
+        Some(both) => (both, String::new()),
+        None => (
+            unit_output(
+                "StandardOutput",
+                "stdout",
+                cli.stdout.as_deref(),
+                cli,
+                r,
+                &mut notes,
+            ),
+            unit_output(
+                "StandardError",
+                "stderr",
+                cli.stderr.as_deref(),
+                cli,
+                r,
+                &mut notes,
+            ),
+        ),
+    };
     let mut exec = format!("@{}", unit_quote(r.program.as_os_str().as_bytes(), true));
     for arg in &cli.command {
         exec.push(' ');

@@ -30,6 +30,9 @@ use nix::errno::Errno;
 use nix::libc;
 use nix::unistd::{ForkResult, Pid};
 
+use nix::sys::socket::SockaddrLike;
+
+use crate::logging::{Journal, Logging, Relay};
 use crate::plan::Plan;
 
 /// The step of the daemon's set-up that failed.
@@ -56,6 +59,10 @@ pub enum Step {
     Exec = 9,
     /// `--scope`: the caller did not release the daemon from its gate.
     Scope = 10,
+    /// `--journal`: connecting standard output or error to journald.
+    Journal = 11,
+    /// `--syslog`: starting the relay.
+    Relay = 12,
 }
 
 impl Step {
@@ -70,6 +77,8 @@ impl Step {
             8 => Step::Fds,
             9 => Step::Exec,
             10 => Step::Scope,
+            11 => Step::Journal,
+            12 => Step::Relay,
             _ => Step::Fork,
         }
     }
@@ -128,6 +137,129 @@ fn verify_ids(
     }
 }
 
+/// Switches to the `--user`, if any, and checks that it held; async-signal-safe.
+fn switch_user(plan: &Plan, wr: RawFd) {
+    let Some(c) = &plan.creds else {
+        return;
+    };
+    // SAFETY: setgroups reads `groups.len()` gids from a live vector; the rest
+    // take integers; all are async-signal-safe.
+    unsafe {
+        check(
+            wr,
+            Step::Credentials,
+            libc::setgroups(c.groups.len(), c.groups.as_ptr()),
+        );
+        check(wr, Step::Credentials, libc::setgid(c.gid.as_raw()));
+        check(wr, Step::Credentials, libc::setuid(c.uid.as_raw()));
+        verify_ids(wr, libc::getresuid, c.uid.as_raw());
+        verify_ids(wr, libc::getresgid, c.gid.as_raw());
+        if c.uid.as_raw() != 0 && libc::setuid(0) == 0 {
+            fail(wr, Step::Verify, Errno::EPERM);
+        }
+    }
+}
+
+/// `--journal`: standard output, then standard error, each on a stream
+/// connection of its own to journald, its header written; async-signal-safe.
+fn connect_journal(wr: RawFd, j: &Journal) {
+    for (target, header) in [(1, &j.stdout_header), (2, &j.stderr_header)] {
+        // SAFETY: socket, connect, shutdown, write, dup2 and close are
+        // async-signal-safe; the address and the header were prepared before
+        // the fork and are only read.
+        unsafe {
+            let s = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            check(wr, Step::Journal, s);
+            check(
+                wr,
+                Step::Journal,
+                libc::connect(s, j.addr.as_ptr().cast(), j.addr.len()),
+            );
+            libc::shutdown(s, libc::SHUT_RD);
+            let mut rest: &[u8] = header;
+            while !rest.is_empty() {
+                let n = libc::write(s, rest.as_ptr().cast(), rest.len());
+                if n < 0 && Errno::last() == Errno::EINTR {
+                    continue;
+                }
+                if n <= 0 {
+                    fail(wr, Step::Journal, Errno::last());
+                }
+                rest = &rest[n.unsigned_abs()..];
+            }
+            check(wr, Step::Journal, libc::dup2(s, target));
+            libc::close(s);
+        }
+    }
+}
+
+/// P3 (`--syslog`): the relay, `detach --syslog-relay TAG PID`, with the
+/// daemon's standard output on fd 0 and error on fd 1, as the daemon's user,
+/// signals reset. Never returns.
+fn relay(plan: &Plan, r: &Relay, wr: RawFd, daemon: libc::pid_t) -> ! {
+    // The PID in decimal, without allocating.
+    let mut digits = [0u8; 12];
+    let mut at = digits.len() - 1;
+    let mut n = daemon.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let argv = [
+        c"detach".as_ptr(),
+        c"--syslog-relay".as_ptr(),
+        r.tag.as_ptr(),
+        digits[at..].as_ptr().cast::<libc::c_char>(),
+        std::ptr::null(),
+    ];
+    // SAFETY: only async-signal-safe system calls, on descriptors and strings
+    // prepared before the fork (the digits are NUL-terminated: the array's
+    // last byte is never written); every failure ends in `_exit`. Fds 0-2 are
+    // detach's own standard streams, so the pipes and /dev/null are above 2
+    // and no dup2 below overwrites another's source.
+    unsafe {
+        check(wr, Step::Relay, libc::dup2(r.stdout.as_raw_fd(), 0));
+        check(wr, Step::Relay, libc::dup2(r.stderr.as_raw_fd(), 1));
+        check(wr, Step::Relay, libc::dup2(r.null.as_raw_fd(), 2));
+        switch_user(plan, wr);
+        if let Err(errno) = hupkit_common::signal::reset_all_raw() {
+            fail(wr, Step::Relay, errno);
+        }
+        cloexec_above_2();
+        libc::execve(r.exe.as_ptr(), argv.as_ptr(), plan.envp.as_ptr());
+        fail(wr, Step::Relay, Errno::last())
+    }
+}
+
+/// Marks every descriptor above 2 close-on-exec; async-signal-safe.
+fn cloexec_above_2() {
+    // SAFETY: close_range, getrlimit and fcntl are async-signal-safe and touch
+    // only the local `lim`.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) < 0
+        {
+            let mut lim: libc::rlimit = std::mem::zeroed();
+            let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) == 0 {
+                libc::c_int::try_from(lim.rlim_cur.min(1 << 20)).unwrap_or(1 << 20)
+            } else {
+                1024
+            };
+            for fd in 3..max {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
 /// P2: the daemon's set-up, then `execve`. Never returns.
 fn daemon(plan: &Plan, wr: RawFd) -> ! {
     // SAFETY: only async-signal-safe system calls, on descriptors and strings
@@ -140,19 +272,10 @@ fn daemon(plan: &Plan, wr: RawFd) -> ! {
         if let Some(mask) = plan.umask {
             libc::umask(mask);
         }
-        if let Some(c) = &plan.creds {
-            check(
-                wr,
-                Step::Credentials,
-                libc::setgroups(c.groups.len(), c.groups.as_ptr()),
-            );
-            check(wr, Step::Credentials, libc::setgid(c.gid.as_raw()));
-            check(wr, Step::Credentials, libc::setuid(c.uid.as_raw()));
-            verify_ids(wr, libc::getresuid, c.uid.as_raw());
-            verify_ids(wr, libc::getresgid, c.gid.as_raw());
-            if c.uid.as_raw() != 0 && libc::setuid(0) == 0 {
-                fail(wr, Step::Verify, Errno::EPERM);
-            }
+        switch_user(plan, wr);
+        // After the switch, so that journald records the daemon's user.
+        if let Some(Logging::Journal(j)) = &plan.logging {
+            connect_journal(wr, j);
         }
         // Every signal at its default action, none blocked: execve keeps ignored
         // signals and the mask, and a daemon that ignores or blocks SIGTERM cannot
@@ -176,23 +299,7 @@ fn daemon(plan: &Plan, wr: RawFd) -> ! {
             }
         }
         // Everything above fd 2 closes at exec; the report pipe stays usable until then.
-        if libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        ) < 0
-        {
-            let mut lim: libc::rlimit = std::mem::zeroed();
-            let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) == 0 {
-                libc::c_int::try_from(lim.rlim_cur.min(1 << 20)).unwrap_or(1 << 20)
-            } else {
-                1024
-            };
-            for fd in 3..max {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            }
-        }
+        cloexec_above_2();
         libc::execve(
             plan.program.as_ptr(),
             plan.argv.as_ptr(),
@@ -221,6 +328,13 @@ fn intermediate(plan: &Plan, wr: RawFd) -> ! {
             pid => {
                 let p = pid.to_ne_bytes();
                 report(wr, &[b'P', p[0], p[1], p[2], p[3]]);
+                if let Some(Logging::Syslog(r)) = &plan.logging {
+                    match libc::fork() {
+                        0 => relay(plan, r, wr, pid),
+                        -1 => fail(wr, Step::Relay, Errno::last()),
+                        _ => {}
+                    }
+                }
                 libc::_exit(0)
             }
         }
