@@ -13,7 +13,7 @@ complete -c detach -l signal -d 'With --reload: the signal to send instead of SI
 complete -c detach -l print -d 'Print an /etc/init.d script (sysv) or a systemd unit (systemd) that runs COMMAND with these options, instead of running it' -r -f -a "sysv\t'An /etc/init.d script with LSB headers, calling detach'
 systemd\t'A systemd service unit with the same settings'"
 complete -c detach -l name -d 'With --print: the service\'s name (letters, digits and _.@-); the script\'s pidfile is /run/NAME.pid unless -p is given' -r
-complete -c detach -l syslog -d 'Send each line the daemon writes to syslog through /dev/log, tagged TAG[PID] [default TAG: COMMAND\'s name], facility daemon, standard output at priority info, standard error at err (see LOGGING)' -r
+complete -c detach -l syslog -d 'Send each line the daemon writes to syslog through /dev/log, tagged TAG[PID] [default TAG: COMMAND\'s name], facility daemon, standard output at priority info, standard error at err (see LOGGING; not with --scope, whose logout the relay would not survive: use --journal there)' -r
 complete -c detach -l journal -d 'Connect the daemon\'s standard output (priority 6) and error (3) straight to journald, identifier TAG [default: COMMAND\'s name] (see LOGGING)' -r
 complete -c detach -s a -l append -d 'Append to the --stdout/--stderr files instead of truncating them'
 complete -c detach -s v -l verbose -d 'Say what was done, on standard error'

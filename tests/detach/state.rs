@@ -72,12 +72,21 @@ fn daemon_state_is_clean_whatever_the_caller() {
     assert_eq!(d.status_field("Umask"), "0027");
     assert_eq!(d.status_field("SigBlk"), "0000000000000000");
     assert_eq!(d.status_field("SigIgn"), "0000000000000000");
-    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    fds.sort();
-    assert_eq!(fds, ["0", "1", "2"]);
+    // detach returns once the daemon has exec'd `sleep`, which may still be
+    // starting up (glibc's setlocale opens locale files for a moment): poll.
+    let fds = || {
+        let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        fds.sort();
+        fds
+    };
+    assert!(
+        util::poll_until(util::DEADLINE, || fds() == ["0", "1", "2"]),
+        "the daemon's descriptors: {:?}",
+        fds()
+    );
     for fd in 0..3 {
         assert_eq!(
             std::fs::read_link(format!("/proc/{}/fd/{fd}", d.pid()))

@@ -304,6 +304,7 @@ fn syslog_or_journal_with_output_files_is_a_usage_error() {
         ["--syslog", "-o", "out", "true"],
         ["--journal", "-e", "err", "true"],
         ["--syslog", "--journal", "--", "true"],
+        ["--syslog", "--scope", "--", "true"],
     ] {
         let out = super::detach(dir.path(), &args);
         let (code, err) = result(&out);

@@ -268,14 +268,14 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", requires = "print")]
     pub name: Option<String>,
 
-    /// Send each line the daemon writes to syslog through /dev/log, tagged TAG[PID] [default TAG: COMMAND's name], facility daemon, standard output at priority info, standard error at err (see LOGGING)
+    /// Send each line the daemon writes to syslog through /dev/log, tagged TAG[PID] [default TAG: COMMAND's name], facility daemon, standard output at priority info, standard error at err (see LOGGING; not with --scope, whose logout the relay would not survive: use --journal there)
     #[arg(
         long,
         value_name = "TAG",
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "",
-        conflicts_with_all = ["stdout", "stderr", "journal", "control"]
+        conflicts_with_all = ["stdout", "stderr", "journal", "control", "scope"]
     )]
     pub syslog: Option<OsString>,
 
