@@ -13,6 +13,7 @@ mod forecast;
 use std::time::Duration;
 
 mod scope;
+mod unit;
 
 use crate::util::container::{self, Container, Procs, poll_slowly};
 
