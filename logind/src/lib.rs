@@ -276,7 +276,7 @@ impl Manager {
         }
         for &pid in pids {
             match cgroup_of(pid) {
-                Some(cg) if cg.iter().any(|p| p.ends_with(&format!("/{name}"))) => {}
+                Some(cg) if in_unit(&cg, name.as_str()) => {}
                 Some(cg) => {
                     return Err(fail(format!(
                         "PID {pid} is still in '{}'",
@@ -288,6 +288,47 @@ impl Manager {
         }
         Ok(name)
     }
+}
+
+impl Manager {
+    /// Moves `pids` into scope `name`, which this manager already runs
+    /// (`AttachProcessesToUnit`, synchronous: done when it returns), then
+    /// checks each PID's cgroup. For the processes a job forks while it is
+    /// being moved ([`Manager::move_to_new_scope`] takes a list that may be
+    /// stale by the time the manager acts on it).
+    pub fn attach_to_scope(&self, name: &str, pids: &[u32]) -> Result<()> {
+        let fail = |why: String| Error(format!("cannot move processes into '{name}': {why}"));
+        let proxy: Proxy<'_> = zbus::blocking::proxy::Builder::new(self.conn())
+            .destination("org.freedesktop.systemd1")
+            .and_then(|b| b.path("/org/freedesktop/systemd1"))
+            .and_then(|b| b.interface("org.freedesktop.systemd1.Manager"))
+            .map(|b| b.cache_properties(zbus::proxy::CacheProperties::No))
+            .and_then(zbus::blocking::proxy::Builder::build)
+            .map_err(|e| fail(text(&e)))?;
+        let _: () = proxy
+            .call("AttachProcessesToUnit", &(name, "", pids.to_vec()))
+            .map_err(|e| fail(text(&e)))?;
+        for &pid in pids {
+            match cgroup_of(pid) {
+                Some(cg) if in_unit(&cg, name) => {}
+                Some(cg) => {
+                    return Err(fail(format!(
+                        "PID {pid} is still in '{}'",
+                        cg.first().map_or("?", String::as_str)
+                    )));
+                }
+                // It exited meanwhile: nothing of it is left behind.
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether cgroup paths `cg` ([`cgroup_of`]) are unit `name`'s.
+#[must_use]
+pub fn in_unit(cg: &[String], name: &str) -> bool {
+    cg.iter().any(|p| p.ends_with(&format!("/{name}")))
 }
 
 /// The start time of `pid` (field 22 of /proc/PID/stat), if it lives.
