@@ -207,6 +207,18 @@ impl Manager {
     /// first PID ([`scope_name`]); returns the scope's name once the manager
     /// has finished the job and every PID's cgroup is the scope's.
     pub fn move_to_new_scope(&self, pids: &[u32], hint: &OsStr) -> Result<String> {
+        self.start_scope(pids, hint, false)
+    }
+
+    /// As [`Manager::move_to_new_scope`], with `Delegate=yes`: the manager
+    /// accepts [`Manager::attach_to_scope`] only for a delegated unit ("Process
+    /// migration not available on non-delegated units"), and a running job
+    /// may fork while it is moved.
+    pub fn move_job_to_new_scope(&self, pids: &[u32], hint: &OsStr) -> Result<String> {
+        self.start_scope(pids, hint, true)
+    }
+
+    fn start_scope(&self, pids: &[u32], hint: &OsStr, delegate: bool) -> Result<String> {
         let first = *pids
             .first()
             .ok_or_else(|| Error("no process to move".into()))?;
@@ -240,7 +252,7 @@ impl Manager {
                 }
             }
         });
-        let props: Vec<(&str, Value<'_>)> = vec![
+        let mut props: Vec<(&str, Value<'_>)> = vec![
             ("PIDs", Value::from(pids.to_vec())),
             (
                 "Description",
@@ -251,6 +263,9 @@ impl Manager {
             ),
             ("CollectMode", Value::from("inactive-or-failed")),
         ];
+        if delegate {
+            props.push(("Delegate", Value::from(true)));
+        }
         let aux: Vec<(&str, Vec<(&str, Value<'_>)>)> = Vec::new();
         let job: OwnedObjectPath = proxy
             .call("StartTransientUnit", &(name.as_str(), "fail", props, aux))
@@ -291,7 +306,8 @@ impl Manager {
 }
 
 impl Manager {
-    /// Moves `pids` into scope `name`, which this manager already runs
+    /// Moves `pids` into scope `name`, which this manager already runs and
+    /// which was started delegated ([`Manager::move_job_to_new_scope`])
     /// (`AttachProcessesToUnit`, synchronous: done when it returns), then
     /// checks each PID's cgroup. For the processes a job forks while it is
     /// being moved ([`Manager::move_to_new_scope`] takes a list that may be

@@ -17,8 +17,10 @@
 //!   until a pass finds nothing new, or [`MAX_PASSES`] passes have not been
 //!   enough (a failure, said so). A job's members are its group, when all of
 //!   it was named (`%N`, `-g`), and the descendants of what was moved.
+//!   The scope is delegated (`Delegate=yes`), since systemd attaches
+//!   processes to a running unit only if it is.
 //! - **Done means done**: the manager's job is awaited and every process's
-//!   cgroup checked ([`hupkit_logind::Manager::move_to_new_scope`]).
+//!   cgroup checked ([`hupkit_logind::Manager::move_job_to_new_scope`]).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -140,7 +142,7 @@ fn move_job(manager: &Manager, snap: &Snapshot, group: &[Stat]) -> Result<(Strin
     let mut done: Vec<Pid> = group.iter().map(|p| p.pid).collect();
     let head = group.iter().find(|p| p.pid == p.pgrp).unwrap_or(&group[0]);
     let scope = manager
-        .move_to_new_scope(&raw(&done), &hint(head))
+        .move_job_to_new_scope(&raw(&done), &hint(head))
         .map_err(|e| e.0)?;
     for _ in 0..MAX_PASSES {
         let now = Snapshot::take().map_err(|e| format!("cannot read /proc: {e}"))?;
