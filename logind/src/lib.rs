@@ -238,7 +238,12 @@ impl Manager {
             .receive_signal("JobRemoved")
             .map_err(|e| fail(text(&e)))?;
         // The manager emits job signals to bus clients only once asked to.
-        let _: () = proxy.call("Subscribe", &()).map_err(|e| fail(text(&e)))?;
+        // A second scope on this connection (a retry) is already subscribed.
+        match proxy.call::<_, _, ()>("Subscribe", &()) {
+            Err(zbus::Error::MethodError(name, _, _))
+                if name.as_str() == "org.freedesktop.systemd1.AlreadySubscribed" => {}
+            other => other.map_err(|e| fail(text(&e)))?,
+        }
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for msg in signals {

@@ -233,3 +233,41 @@ fn rdisown_scope_without_systemd_says_so_and_changes_nothing() {
     );
     drop(victim);
 }
+
+/// A job that forks all the time (a loop of short-lived children): the
+/// children that exit while it is moved do not make the move fail, and the
+/// loop ends up in the scope. Three times, each a new job.
+#[test]
+fn rdisown_scope_moves_a_job_that_keeps_forking() {
+    let name = "logout::rdisown::rdisown_scope_moves_a_job_that_keeps_forking";
+    let Some(ct) = container::get(name) else {
+        return;
+    };
+    let bin = ct.install(&["rdisown"]);
+    let mut login = ct.login("alice");
+    let mut guard = Procs::new(&ct);
+    for round in 1..=3 {
+        login.send(&format!(
+            "sh -c 'while :; do sleep 0.001; done' & echo L{round}\"\"OOP $!"
+        ));
+        let pid: u32 = login
+            .answer(&format!("L{round}OOP"))
+            .parse()
+            .expect("the loop's PID");
+        let lp = ct.process(pid).expect("the loop runs");
+        guard.list.push(lp);
+        let (status, out, err) = run_in(
+            &mut login,
+            &format!("F{round}"),
+            &format!("{bin}/rdisown --scope --null %{round}"),
+        );
+        assert_eq!(status, "0", "round {round}: {out} {err}");
+        let cg = ct.cgroup(lp);
+        assert!(
+            cg.ends_with(&format!("/hupkit-sh-{}-{}.scope", lp.pid, lp.start)),
+            "round {round}: the loop is in '{cg}': {out} {err}"
+        );
+    }
+    drop(guard);
+    login.logout();
+}

@@ -130,6 +130,8 @@ pub fn move_jobs(
 
 /// Moves one job, `group` (processes of one group), into a new scope, then
 /// what it forked meanwhile; its scope and how many processes were moved.
+/// A pass that fails because a process exited meanwhile (a loop's
+/// short-lived child) is tried again with those still alive.
 fn move_job(manager: &Manager, snap: &Snapshot, group: &[Stat]) -> Result<(String, usize), String> {
     let pgrp = group[0].pgrp;
     // The whole group was named: all of it is the job.
@@ -139,25 +141,51 @@ fn move_job(manager: &Manager, snap: &Snapshot, group: &[Stat]) -> Result<(Strin
             .iter()
             .filter(|q| q.pgrp == pgrp && !q.state.has_exited())
             .all(|q| group.iter().any(|p| p.pid == q.pid));
-    let mut done: Vec<Pid> = group.iter().map(|p| p.pid).collect();
     let head = group.iter().find(|p| p.pid == p.pgrp).unwrap_or(&group[0]);
-    let scope = manager
-        .move_job_to_new_scope(&raw(&done), &hint(head))
-        .map_err(|e| e.0)?;
+    // The head first: the scope is named after it.
+    let mut done: Vec<Pid> = vec![head.pid];
+    done.extend(group.iter().map(|p| p.pid).filter(|&p| p != head.pid));
+    let mut scope: Option<String> = None;
     for _ in 0..MAX_PASSES {
-        let now = Snapshot::take().map_err(|e| format!("cannot read /proc: {e}"))?;
-        let new = stragglers(&now, &done, whole.then_some(pgrp), &scope);
-        if new.is_empty() {
-            return Ok((scope, done.len()));
+        match &scope {
+            None => {
+                done.retain(|&p| alive(p));
+                if done.is_empty() {
+                    return Err("it exited before it could be moved".into());
+                }
+                match manager.move_job_to_new_scope(&raw(&done), &hint(head)) {
+                    Ok(name) => scope = Some(name),
+                    Err(e) if done.iter().all(|&p| alive(p)) => return Err(e.0),
+                    Err(_) => {}
+                }
+            }
+            Some(name) => {
+                let now = Snapshot::take().map_err(|e| format!("cannot read /proc: {e}"))?;
+                let new = stragglers(&now, &done, whole.then_some(pgrp), name);
+                if new.is_empty() {
+                    return Ok((name.clone(), done.len()));
+                }
+                match manager.attach_to_scope(name, &raw(&new)) {
+                    Ok(()) => done.extend(new),
+                    Err(e) if new.iter().all(|&p| alive(p)) => return Err(e.0),
+                    Err(_) => {}
+                }
+            }
         }
-        manager
-            .attach_to_scope(&scope, &raw(&new))
-            .map_err(|e| e.0)?;
-        done.extend(new);
     }
-    Err(format!(
-        "it kept forking new processes while it was moved: some may still be outside {scope} after {MAX_PASSES} passes"
-    ))
+    Err(match scope {
+        Some(name) => format!(
+            "it kept forking new processes while it was moved: some may still be outside {name} after {MAX_PASSES} passes"
+        ),
+        None => format!(
+            "its processes kept exiting while it was moved: no scope after {MAX_PASSES} tries"
+        ),
+    })
+}
+
+/// Whether `pid` lives (a zombie does not).
+fn alive(pid: Pid) -> bool {
+    Stat::read(pid).is_ok_and(|s| !s.state.has_exited())
 }
 
 /// The live processes of the job that are not in `scope`: the group's (when
