@@ -167,7 +167,9 @@ fn move_job(manager: &Manager, snap: &Snapshot, group: &[Stat]) -> Result<(Strin
                 }
                 match manager.attach_to_scope(name, &raw(&new)) {
                     Ok(()) => done.extend(new),
-                    Err(e) if new.iter().all(|&p| alive(p)) => return Err(e.0),
+                    Err(e) if new.iter().all(|&p| alive(p)) => {
+                        return Err(format!("{} ({} moved already)", e.0, moved_count(&done)));
+                    }
                     Err(_) => {}
                 }
             }
@@ -175,12 +177,21 @@ fn move_job(manager: &Manager, snap: &Snapshot, group: &[Stat]) -> Result<(Strin
     }
     Err(match scope {
         Some(name) => format!(
-            "it kept forking new processes while it was moved: some may still be outside {name} after {MAX_PASSES} passes"
+            "it kept forking new processes while it was moved: some may still be outside {name} after {MAX_PASSES} passes ({} moved already)",
+            moved_count(&done)
         ),
         None => format!(
             "its processes kept exiting while it was moved: no scope after {MAX_PASSES} tries"
         ),
     })
+}
+
+/// "PID N" or "N processes", of those in `done`.
+fn moved_count(done: &[Pid]) -> String {
+    match done {
+        [one] => format!("PID {one}"),
+        many => format!("{} processes", many.len()),
+    }
 }
 
 /// Whether `pid` lives (a zombie does not).
