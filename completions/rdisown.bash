@@ -23,7 +23,7 @@ _rdisown() {
 
     case "${cmd}" in
         rdisown)
-            opts="-a -r -h -g -o -v -V --all --running --keep-tty --group --descendants --tree --override-handler --output --null --any-tty --verbose --help --version"
+            opts="-a -r -h -g -o -v -V --all --running --keep-tty --group --descendants --tree --override-handler --output --null --any-tty --scope --linger --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

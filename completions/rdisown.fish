@@ -7,6 +7,8 @@ complete -c rdisown -l tree -l descendants -d 'Add every descendant of the proce
 complete -c rdisown -l override-handler -d 'Ignore SIGHUP even in a process that installed its own handler (was -a)'
 complete -c rdisown -l null -d 'Discard output (/dev/null)'
 complete -c rdisown -l any-tty -d 'Also re-point descriptors on other live terminals (never a pty master)'
+complete -c rdisown -l scope -d 'Also move each job (every process of it) out of the login session\'s cgroup into a new transient scope of the caller\'s service manager (the user manager; for root, the system manager): logind\'s kill of the session at logout (KillUserProcesses=yes) does not reach it'
+complete -c rdisown -l linger -d 'Enable lingering for the jobs\' user (as loginctl enable-linger does), so that its service manager, and a --scope job with it, outlives the user\'s last logout'
 complete -c rdisown -s v -l verbose -d 'Also say how long each process was held stopped while it was changed'
 complete -c rdisown -l help -d 'Print help'
 complete -c rdisown -s V -l version -d 'Print version'

@@ -207,6 +207,18 @@ impl Manager {
     /// first PID ([`scope_name`]); returns the scope's name once the manager
     /// has finished the job and every PID's cgroup is the scope's.
     pub fn move_to_new_scope(&self, pids: &[u32], hint: &OsStr) -> Result<String> {
+        self.start_scope(pids, hint, false)
+    }
+
+    /// As [`Manager::move_to_new_scope`], with `Delegate=yes`: the manager
+    /// accepts [`Manager::attach_to_scope`] only for a delegated unit ("Process
+    /// migration not available on non-delegated units"), and a running job
+    /// may fork while it is moved.
+    pub fn move_job_to_new_scope(&self, pids: &[u32], hint: &OsStr) -> Result<String> {
+        self.start_scope(pids, hint, true)
+    }
+
+    fn start_scope(&self, pids: &[u32], hint: &OsStr, delegate: bool) -> Result<String> {
         let first = *pids
             .first()
             .ok_or_else(|| Error("no process to move".into()))?;
@@ -226,7 +238,12 @@ impl Manager {
             .receive_signal("JobRemoved")
             .map_err(|e| fail(text(&e)))?;
         // The manager emits job signals to bus clients only once asked to.
-        let _: () = proxy.call("Subscribe", &()).map_err(|e| fail(text(&e)))?;
+        // A second scope on this connection (a retry) is already subscribed.
+        match proxy.call::<_, _, ()>("Subscribe", &()) {
+            Err(zbus::Error::MethodError(name, _, _))
+                if name.as_str() == "org.freedesktop.systemd1.AlreadySubscribed" => {}
+            other => other.map_err(|e| fail(text(&e)))?,
+        }
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for msg in signals {
@@ -240,7 +257,7 @@ impl Manager {
                 }
             }
         });
-        let props: Vec<(&str, Value<'_>)> = vec![
+        let mut props: Vec<(&str, Value<'_>)> = vec![
             ("PIDs", Value::from(pids.to_vec())),
             (
                 "Description",
@@ -251,6 +268,9 @@ impl Manager {
             ),
             ("CollectMode", Value::from("inactive-or-failed")),
         ];
+        if delegate {
+            props.push(("Delegate", Value::from(true)));
+        }
         let aux: Vec<(&str, Vec<(&str, Value<'_>)>)> = Vec::new();
         let job: OwnedObjectPath = proxy
             .call("StartTransientUnit", &(name.as_str(), "fail", props, aux))
@@ -276,7 +296,7 @@ impl Manager {
         }
         for &pid in pids {
             match cgroup_of(pid) {
-                Some(cg) if cg.iter().any(|p| p.ends_with(&format!("/{name}"))) => {}
+                Some(cg) if in_unit(&cg, name.as_str()) => {}
                 Some(cg) => {
                     return Err(fail(format!(
                         "PID {pid} is still in '{}'",
@@ -288,6 +308,48 @@ impl Manager {
         }
         Ok(name)
     }
+}
+
+impl Manager {
+    /// Moves `pids` into scope `name`, which this manager already runs and
+    /// which was started delegated ([`Manager::move_job_to_new_scope`])
+    /// (`AttachProcessesToUnit`, synchronous: done when it returns), then
+    /// checks each PID's cgroup. For the processes a job forks while it is
+    /// being moved ([`Manager::move_to_new_scope`] takes a list that may be
+    /// stale by the time the manager acts on it).
+    pub fn attach_to_scope(&self, name: &str, pids: &[u32]) -> Result<()> {
+        let fail = |why: String| Error(format!("cannot move processes into '{name}': {why}"));
+        let proxy: Proxy<'_> = zbus::blocking::proxy::Builder::new(self.conn())
+            .destination("org.freedesktop.systemd1")
+            .and_then(|b| b.path("/org/freedesktop/systemd1"))
+            .and_then(|b| b.interface("org.freedesktop.systemd1.Manager"))
+            .map(|b| b.cache_properties(zbus::proxy::CacheProperties::No))
+            .and_then(zbus::blocking::proxy::Builder::build)
+            .map_err(|e| fail(text(&e)))?;
+        let _: () = proxy
+            .call("AttachProcessesToUnit", &(name, "", pids.to_vec()))
+            .map_err(|e| fail(text(&e)))?;
+        for &pid in pids {
+            match cgroup_of(pid) {
+                Some(cg) if in_unit(&cg, name) => {}
+                Some(cg) => {
+                    return Err(fail(format!(
+                        "PID {pid} is still in '{}'",
+                        cg.first().map_or("?", String::as_str)
+                    )));
+                }
+                // It exited meanwhile: nothing of it is left behind.
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether cgroup paths `cg` ([`cgroup_of`]) are unit `name`'s.
+#[must_use]
+pub fn in_unit(cg: &[String], name: &str) -> bool {
+    cg.iter().any(|p| p.ends_with(&format!("/{name}")))
 }
 
 /// The start time of `pid` (field 22 of /proc/PID/stat), if it lives.

@@ -13,7 +13,7 @@ pub const EXIT_STATUS: &[(&str, &str)] = &[
     ),
     (
         "1",
-        "a process could not be (each one is explained; the others were done)",
+        "a process could not be cut loose or moved (each one is explained; the others were done), or --scope or --linger could not be used (nothing was done)",
     ),
     ("2", "bad usage"),
 ];
@@ -50,7 +50,22 @@ rdisown, or run command disown. The shell still lists the job (its own disown
 removes it); the job no longer cares about the shell's SIGHUP. -h, -a and -r
 mean what they mean to bash's disown; %N is rjobs' numbering, which can differ
 from the shell's (see BASH'S DISOWN in disown(1)): rdisown $(jobs -p %N)
-or rdisown PID name exactly the job the shell means.";
+or rdisown PID name exactly the job the shell means.
+
+The scope level: with KillUserProcesses=yes in logind.conf, logind kills every
+process of the login session's cgroup (session-N.scope) at logout, whatever
+its SIGHUP disposition or terminal. With --scope each job is first moved (all
+of its process group for %N or -g, else the processes named, and in both
+cases what they fork meanwhile, listed again until nothing new turns up) into
+a new transient scope of the caller's service manager,
+hupkit-NAME-PID-START.scope, then cut loose as above: rdisown --scope %1
+survives both the hangup and the logout (-h keeps the terminal, as ever). A
+user's scope belongs to the user's manager, which stops at the last logout
+unless the user lingers: rdisown then says so, in one line, before it starts.
+--linger enables lingering (for root, or as polkit allows). No systemd, no bus,
+or cgroup v1 without name=systemd: one line says which, nothing is changed,
+status 1. A job whose move fails is not cut loose. The scope's name is in the
+job record.";
 
 /// Cut running jobs loose from their terminal, so they survive its hangup.
 #[derive(Debug, Parser)]
@@ -98,6 +113,14 @@ pub struct Cli {
     /// Also re-point descriptors on other live terminals (never a pty master)
     #[arg(long)]
     pub any_tty: bool,
+
+    /// Also move each job (every process of it) out of the login session's cgroup into a new transient scope of the caller's service manager (the user manager; for root, the system manager): logind's kill of the session at logout (KillUserProcesses=yes) does not reach it
+    #[arg(long)]
+    pub scope: bool,
+
+    /// Enable lingering for the jobs' user (as loginctl enable-linger does), so that its service manager, and a --scope job with it, outlives the user's last logout
+    #[arg(long)]
+    pub linger: bool,
 
     /// Also say how long each process was held stopped while it was changed
     #[arg(short = 'v', long)]
@@ -157,13 +180,14 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
          $XDG_STATE_HOME/hupkit/jobs/ (default ~/.local/state/hupkit/jobs/), one file per \
          job, PID-STARTTIME.job, mode 0600 in a 0700 directory: the job's identity, when \
          it started (the process's start time, not when disown ran), its command line, \
-         directory, terminal and output. rjobs --records lists them. A record that cannot \
+         directory, terminal and output, and with --scope its scope. rjobs --records lists them. A record that cannot \
          be written is skipped silently. HUPKIT_NO_RECORD=1 in the environment turns \
          records off.",
     ),
     (
         "SEE ALSO",
-        "rnohup(1), detach(1), rjobs(1), bash(1) (disown), reptyr(1), ptrace(2)",
+        "rnohup(1), detach(1), rjobs(1), bash(1) (disown), reptyr(1), ptrace(2), \
+         logind.conf(5), loginctl(1)",
     ),
 ];
 

@@ -13,6 +13,7 @@
 //! the status is then 1 ([`Diag::status`]).
 
 pub mod cli;
+mod scope;
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -575,8 +576,16 @@ pub fn run(cli: &Cli, diag: &mut Diag) -> hupkit_common::Result<ExitStatus> {
         }
         return Ok(exit::FAILURE);
     }
+    // --linger and --scope fail before anything is changed.
+    let Ok(manager) = scope::prepare(cli, diag, &procs) else {
+        return Ok(exit::FAILURE);
+    };
     let Some(output) = output_file(cli, diag) else {
         return Ok(exit::FAILURE);
+    };
+    let (procs, moved) = match &manager {
+        Some(m) => scope::move_jobs(m, &snap, procs, |p| label(&jobs, p), diag),
+        None => (procs, Vec::new()),
     };
     let mut stopped: Vec<&Stat> = Vec::new();
     let mut done: Vec<&Stat> = Vec::new();
@@ -607,7 +616,7 @@ pub fn run(cli: &Cli, diag: &mut Diag) -> hupkit_common::Result<ExitStatus> {
         let _ = nix::sys::signal::kill(p.pid, Signal::SIGCONT);
     }
     for p in job_heads(&done) {
-        record(p);
+        record(p, scope::of(&moved, p));
     }
     Ok(diag.status())
 }
@@ -729,8 +738,9 @@ fn report(
 }
 
 /// Writes the job record of a job that was cut loose (silently), unless
-/// `HUPKIT_NO_RECORD=1`: `p` is the process that stands for it.
-fn record(p: &Stat) {
+/// `HUPKIT_NO_RECORD=1`: `p` is the process that stands for it, `scope` the
+/// scope it was moved to (`--scope`).
+fn record(p: &Stat, scope: Option<&str>) {
     let Some(dir) = records::write_dir() else {
         return;
     };
@@ -756,5 +766,6 @@ fn record(p: &Stat) {
     rec.output = std::fs::read_link(format!("/proc/{}/fd/1", p.pid))
         .map(PathBuf::into_os_string)
         .unwrap_or_default();
+    scope.unwrap_or_default().clone_into(&mut rec.scope);
     let _ = records::write(&dir, &rec);
 }
