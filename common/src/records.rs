@@ -30,7 +30,8 @@ use std::path::{Path, PathBuf};
 use nix::unistd::Pid;
 
 use crate::identity::Identity;
-use crate::safefile::{self, FileError};
+use crate::safefile::FileError;
+use crate::safepath::{self, Purpose};
 
 /// How far a job was separated from its terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -444,7 +445,10 @@ pub fn write(dir: &Path, record: &Record) -> Result<PathBuf, FileError> {
         .create(dir)
         .map_err(|e| FileError::Sys(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(5))))?;
     let path = dir.join(record.file_name());
-    safefile::write_atomic_with(&path, 0o600, |file| {
+    // Reached through the same walk as detach's pidfiles: a tool run as root
+    // with another user's HOME (su without -) never writes through that user's
+    // links or directories.
+    safepath::locate(&path, Purpose::Record)?.write_atomic_with(0o600, |file| {
         let mut w = std::io::BufWriter::with_capacity(8192, file);
         record.write_to(&mut w)?;
         std::io::Write::flush(&mut w)

@@ -349,6 +349,16 @@ impl Located {
     /// Replaces the file with `contents`, mode `mode`, atomically: a new file
     /// (`O_EXCL`) in the same directory, renamed over the name.
     pub fn write_atomic(&self, contents: &[u8], mode: u32) -> Result<(), FileError> {
+        self.write_atomic_with(mode, |file| file.write_all(contents))
+    }
+
+    /// [`Located::write_atomic`], with the contents written by `fill` into the
+    /// temporary file (a large record is streamed, never built whole).
+    pub fn write_atomic_with(
+        &self,
+        mode: u32,
+        fill: impl FnOnce(&mut File) -> std::io::Result<()>,
+    ) -> Result<(), FileError> {
         self.check_existing()?;
         let base = self.name.as_bytes();
         let mut attempt = 0u32;
@@ -375,8 +385,7 @@ impl Located {
             }
         };
         let mut file = File::from(fd);
-        let written = file
-            .write_all(contents)
+        let written = fill(&mut file)
             .map_err(|e| crate::safefile::sys(&e))
             .and_then(|()| {
                 fchmod(file.as_fd(), Mode::from_bits_truncate(mode)).map_err(FileError::Sys)

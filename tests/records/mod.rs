@@ -2,6 +2,7 @@
 //! a record says (the job's own start time, one record per job), how
 //! `rjobs --records` shows it, and `HUPKIT_NO_RECORD=1`.
 
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -193,4 +194,49 @@ fn no_record_turns_off_every_writer() {
     assert_eq!(count(), 0, "no record with HUPKIT_NO_RECORD=1");
     let _on = every_writer(false, "on.pid");
     assert_eq!(count(), 3, "one record per tool without it");
+}
+
+/// Root with another user's HOME (`su` without `-`): the records directory is
+/// a link of that user's to a directory of root's. No record is written
+/// there (the walk refuses the link), and the command runs as ever.
+#[test]
+fn records_never_go_through_another_users_links() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to plant as nobody");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = dir.path().join("home");
+    let state = home.join(".local/state/hupkit");
+    std::fs::create_dir_all(&state).unwrap();
+    let rootdir = dir.path().join("rootdir");
+    std::fs::create_dir(&rootdir).unwrap();
+    std::fs::set_permissions(&rootdir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&rootdir, state.join("jobs")).unwrap();
+    for p in [
+        home.clone(),
+        home.join(".local"),
+        home.join(".local/state"),
+        state.clone(),
+        state.join("jobs"),
+    ] {
+        std::os::unix::fs::lchown(&p, Some(65534), Some(65534)).unwrap();
+    }
+    let status = Command::new(util::bin("rnohup"))
+        .args(["true"])
+        .env_clear()
+        .env("HOME", &home)
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let written: Vec<_> = std::fs::read_dir(&rootdir).unwrap().flatten().collect();
+    assert!(
+        written.is_empty(),
+        "root wrote {written:?} through nobody's link"
+    );
 }
