@@ -203,6 +203,17 @@ impl Manager {
         }
     }
 
+    /// A proxy of the manager's `org.freedesktop.systemd1.Manager` object,
+    /// its properties never cached (every call asks the manager).
+    fn manager_proxy(&self) -> zbus::Result<Proxy<'static>> {
+        zbus::blocking::proxy::Builder::new(self.conn())
+            .destination("org.freedesktop.systemd1")
+            .and_then(|b| b.path("/org/freedesktop/systemd1"))
+            .and_then(|b| b.interface("org.freedesktop.systemd1.Manager"))
+            .map(|b| b.cache_properties(zbus::proxy::CacheProperties::No))
+            .and_then(zbus::blocking::proxy::Builder::build)
+    }
+
     /// Moves `pids` into a new transient scope named after `hint` and the
     /// first PID ([`scope_name`]); returns the scope's name once the manager
     /// has finished the job and every PID's cgroup is the scope's.
@@ -226,13 +237,7 @@ impl Manager {
             .ok_or_else(|| Error(format!("PID {first} exited before it could be moved")))?;
         let name = scope_name(hint, first, start);
         let fail = |why: String| Error(format!("cannot start scope '{name}': {why}"));
-        let proxy: Proxy<'static> = zbus::blocking::proxy::Builder::new(self.conn())
-            .destination("org.freedesktop.systemd1")
-            .and_then(|b| b.path("/org/freedesktop/systemd1"))
-            .and_then(|b| b.interface("org.freedesktop.systemd1.Manager"))
-            .map(|b| b.cache_properties(zbus::proxy::CacheProperties::No))
-            .and_then(zbus::blocking::proxy::Builder::build)
-            .map_err(|e| fail(text(&e)))?;
+        let proxy: Proxy<'static> = self.manager_proxy().map_err(|e| fail(text(&e)))?;
         // Subscribe first: the job may end before the call's reply is read.
         let signals = proxy
             .receive_signal("JobRemoved")
@@ -319,13 +324,7 @@ impl Manager {
     /// stale by the time the manager acts on it).
     pub fn attach_to_scope(&self, name: &str, pids: &[u32]) -> Result<()> {
         let fail = |why: String| Error(format!("cannot move processes into '{name}': {why}"));
-        let proxy: Proxy<'_> = zbus::blocking::proxy::Builder::new(self.conn())
-            .destination("org.freedesktop.systemd1")
-            .and_then(|b| b.path("/org/freedesktop/systemd1"))
-            .and_then(|b| b.interface("org.freedesktop.systemd1.Manager"))
-            .map(|b| b.cache_properties(zbus::proxy::CacheProperties::No))
-            .and_then(zbus::blocking::proxy::Builder::build)
-            .map_err(|e| fail(text(&e)))?;
+        let proxy: Proxy<'_> = self.manager_proxy().map_err(|e| fail(text(&e)))?;
         let _: () = proxy
             .call("AttachProcessesToUnit", &(name, "", pids.to_vec()))
             .map_err(|e| fail(text(&e)))?;
