@@ -207,8 +207,8 @@ pub enum Level {
 }
 
 impl Level {
-    /// Every level, in order of separation.
-    pub const ALL: [Level; 9] = [
+    /// Every level, in order of separation; the scope level last.
+    pub const ALL: [Level; 10] = [
         Level::Plain,
         Level::Stopped,
         Level::Nohup,
@@ -218,28 +218,17 @@ impl Level {
         Level::Disown,
         Level::Setsid,
         Level::Detach,
+        Level::Scope,
     ];
 
     /// The levels the lab shows for `event`: the scope level only at logout,
     /// the one event that a cgroup decides.
     #[must_use]
     pub fn of(event: Event) -> &'static [Level] {
-        const LOGOUT: [Level; 10] = [
-            Level::Plain,
-            Level::Stopped,
-            Level::Nohup,
-            Level::Rnohup,
-            Level::BashDisown,
-            Level::BashDisownH,
-            Level::Disown,
-            Level::Setsid,
-            Level::Detach,
-            Level::Scope,
-        ];
         if event == Event::Logout {
-            &LOGOUT
-        } else {
             &Level::ALL
+        } else {
+            &Level::ALL[..Level::ALL.len() - 1]
         }
     }
 
