@@ -243,20 +243,24 @@ fn install_usr_local_uses_site_functions_and_uninstall_keeps_others_files() {
 #[test]
 fn install_into_an_unwritable_prefix_fails_first_and_writes_nothing() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to drop to nobody");
+        eprintln!("skipped: needs root for a private mount namespace");
         return;
     }
-    // nobody may write usr/bin but nothing else: the check must find that
-    // before copying a single binary.
+    // usr/ is a read-only bind mount in a mount namespace of the install's
+    // own: even root cannot write there, and the check must find that before
+    // copying a single file. (Not by dropping to nobody: nobody may not be
+    // able to read the checkout, e.g. a clone under a 0700 directory.)
     let dest = destdir();
     let usr = dest.path().join("usr");
     fs::create_dir_all(usr.join("bin")).unwrap();
-    std::os::unix::fs::chown(usr.join("bin"), Some(65534), Some(65534)).unwrap();
     let before = listing(dest.path());
     let bins = bin_dir();
-    let out = run_xtask(
-        Some("65534"),
-        &[
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg(r#"mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && exec "$@""#)
+        .arg(&usr)
+        .arg(xtask())
+        .args([
             "install",
             "--no-build",
             "--bin-dir",
@@ -265,15 +269,20 @@ fn install_into_an_unwritable_prefix_fails_first_and_writes_nothing() {
             dest.path().to_str().unwrap(),
             "--prefix",
             "/usr",
-        ],
-    );
+        ])
+        .env_remove("CARGO_TARGET_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert_eq!(
-        String::from_utf8(out.stderr).unwrap(),
-        format!(
-            "xtask install: cannot write to '{}': Permission denied; nothing was installed\n",
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with(&format!(
+            "xtask install: cannot write to '{}",
             usr.display()
-        )
+        )) && err.ends_with(": Read-only file system; nothing was installed\n")
+            && err.lines().count() == 1,
+        "{err}"
     );
     assert!(out.stdout.is_empty());
     assert_eq!(listing(dest.path()), before);

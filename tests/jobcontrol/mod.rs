@@ -852,15 +852,23 @@ fn rjobs_prune_failure_is_one_gnu_line() {
     ] {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
     }
-    let out = std::process::Command::new(util::bin("rjobs"))
-        .args(["--records", "--prune"])
-        .env_clear()
-        .env("XDG_STATE_HOME", dir.path().join("state"))
-        .current_dir(dir.path())
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    // A copy nobody can run whatever the checkout's own permissions (a clone
+    // under a 0700 directory, say).
+    let rjobs = dir.path().join("rjobs");
+    std::fs::copy(util::bin("rjobs"), &rjobs).unwrap();
+    let out = util::spawn(
+        std::process::Command::new(&rjobs)
+            .args(["--records", "--prune"])
+            .env_clear()
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .current_dir(dir.path())
+            .uid(65534)
+            .gid(65534)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    )
+    .wait_with_output()
+    .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         format!(
