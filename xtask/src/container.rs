@@ -276,13 +276,21 @@ pub fn running() -> Option<State> {
 }
 
 /// An ssh command line to the container as `user`, limited to `secs` seconds
-/// (by coreutils' `timeout`, which kills ssh if the connection hangs), with
-/// `-tt` when `tty` (a terminal on the far side, as a person's login has).
-/// Every option is explicit: no user configuration, no password prompt, the
-/// container's own host key only.
+/// (by coreutils' `timeout`, which kills ssh if the connection hangs; 0: no
+/// limit, a person's login), with `-tt` when `tty` (a terminal on the far
+/// side, as a person's login has). Every option is explicit: no user
+/// configuration, no password prompt, the container's own host key only.
+///
+/// Without a limit, `timeout` runs with `--foreground`: otherwise it puts ssh
+/// in a process group of its own, in the background of the person's
+/// terminal, where ssh's first read of that terminal stops it (SIGTTIN) and
+/// the login hangs before its first prompt.
 #[must_use]
 pub fn ssh(user: &str, secs: u32, tty: bool) -> Command {
     let mut cmd = Command::new("timeout");
+    if secs == 0 {
+        cmd.arg("--foreground");
+    }
     cmd.arg("--kill-after=5").arg(secs.to_string()).arg("ssh");
     if tty {
         cmd.arg("-tt");
