@@ -248,19 +248,22 @@ pub fn explain(shell: ShellKind, event: Event, rows: &[Row]) -> Vec<&'static str
              the session's scope at logout, and systemd sends SIGTERM and SIGCONT to every \
              process in its cgroup, then SIGHUP (SendSIGHUP=yes), then SIGKILL to what is left \
              when the stop times out (90 s; here 2 s). The lab's shell and all it started run \
-             in a cgroup of the lab's, $SESSION, and the lab did that to it: session, process \
+             in a cgroup of the lab's ($SESSION in huplab --commands), and the lab did that to it: session, process \
              group, SIGHUP disposition and terminal do not matter, only the cgroup. SIGNALS \
              says which signal ended each row (a stopped job got SIGTERM and SIGHUP while \
              stopped, and dies of the one the kernel applies first once continued, the one \
-             SIGNALS calls fatal).",
+             SIGNALS calls fatal). The lab stops the cgroup with the shell still in it, as \
+             loginctl terminate-session does; at a real logout the shell has ended first (bash, \
+             as it exits, sends its stopped jobs SIGTERM itself), which changes who sent the \
+             stopped job its fatal signal, not who survives.",
         );
     }
     if event == Event::Logout && rows.iter().any(Row::survived) {
         out.push(
             "detach --scope starts the daemon in a scope of the service manager, outside the \
              session's cgroup (rdisown --scope moves a running job there): the session's stop \
-             does not reach it. The lab stands in for that scope with a cgroup of its own, \
-             $SCOPE. Without linger, the user's manager stops about 10 s after the user's last \
+             does not reach it. The lab stands in for that scope with a cgroup of its own \
+             ($SCOPE in huplab --commands). Without linger, the user's manager stops about 10 s after the user's last \
              session ends, and the scope with it (loginctl enable-linger, or --linger).",
         );
     }
