@@ -25,6 +25,7 @@ use hupkit_common::proc::{Stat, Status};
 use hupkit_common::signal::Disposition;
 use hupkit_common::tty;
 use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
 /// What the verdicts are drawn from: the facts printed first (yes-or-no questions,
 /// hence the bools).
@@ -64,7 +65,7 @@ pub fn explain(snap: &Snapshot, p: &Stat) -> String {
         ""
     };
     let v = verdicts(&facts, lost);
-    let away = logout_facts(&mut out, p);
+    let (away, owner) = logout_facts(&mut out, p);
     let _ = writeln!(out, "verdict:");
     let _ = writeln!(out, "  terminal hangup:      {}", v.hangup);
     let _ = writeln!(out, "  shell exit:           {}", v.exit);
@@ -84,28 +85,50 @@ pub fn explain(snap: &Snapshot, p: &Stat) -> String {
         );
     }
     let _ = writeln!(out, "  {}", fix(&v, &facts, lost, p));
-    if matches!(away.fate, Fate::Dies | Fate::DiesLater | Fate::LivesWhile) {
-        let _ = writeln!(
-            out,
-            "  to survive the logout: move it out of the session into a scope of its own (rdisown --scope {}), and let the user linger (loginctl enable-linger)",
-            p.pid
-        );
+    if let Some(hint) = survive_logout(away.fate, p.pid, owner.as_ref()) {
+        let _ = writeln!(out, "  to survive the logout: {hint}");
     }
     out
 }
 
+/// What it takes for a process that the logout would end to survive it, by
+/// its fate: out of the session's scope (`Dies`) and a lingering user, or
+/// only the lingering when it is in a unit of the user's manager already
+/// (`DiesLater`, `LivesWhile`). `owner` is the user and whether they linger.
+fn survive_logout(fate: Fate, pid: Pid, owner: Option<&(String, bool)>) -> Option<String> {
+    let linger = match owner {
+        Some((_, true)) => None,
+        Some((name, false)) => Some(format!("let {name} linger (loginctl enable-linger {name})")),
+        None => Some("let the user linger (loginctl enable-linger)".to_string()),
+    };
+    match (fate, linger) {
+        (Fate::Dies, None) => Some(format!(
+            "move it out of the session into a scope of its own (rdisown --scope {pid})"
+        )),
+        (Fate::Dies, Some(linger)) => Some(format!(
+            "move it out of the session into a scope of its own (rdisown --scope {pid}), and {linger}"
+        )),
+        (Fate::DiesLater | Fate::LivesWhile, Some(linger)) => Some(format!(
+            "{linger}: it is out of the session already, in a unit of the user's manager, which stops after the last logout"
+        )),
+        _ => None,
+    }
+}
+
 /// Prints where `p` is for logind (its cgroup, logind's settings, linger) and
-/// returns the logout's forecast.
-fn logout_facts(out: &mut String, p: &Stat) -> logout::Forecast {
+/// returns the logout's forecast, with the user whose session or manager it
+/// is in and whether they linger.
+fn logout_facts(out: &mut String, p: &Stat) -> (logout::Forecast, Option<(String, bool)>) {
     let host = logout::Host::this();
     let Some((cg, forecast)) = host.forecast_pid(p.pid) else {
-        return logout::Forecast {
+        let unknown = logout::Forecast {
             fate: Fate::NotReached,
             text: "unknown: its cgroup cannot be read".into(),
         };
+        return (unknown, None);
     };
     if !host.systemd {
-        return forecast;
+        return (forecast, None);
     }
     let what = match &cg.place {
         Place::Session { scope, .. } => format!(" (a logind session: {scope})"),
@@ -114,16 +137,19 @@ fn logout_facts(out: &mut String, p: &Stat) -> logout::Forecast {
         Place::NoUnit => String::new(),
     };
     let _ = writeln!(out, "  cgroup: {}{what}", cg.path);
-    let linger = match &cg.place {
+    let owner = match &cg.place {
         Place::Session { uid, .. } | Place::UserManager { uid, .. } => {
             let name = logout::Host::user(*uid);
-            let yes = if host.lingers(&name) { "yes" } else { "no" };
-            format!("; {name} lingers: {yes}")
+            let lingers = host.lingers(&name);
+            Some((name, lingers))
         }
-        _ => String::new(),
+        _ => None,
     };
+    let linger = owner.as_ref().map_or_else(String::new, |(name, lingers)| {
+        format!("; {name} lingers: {}", if *lingers { "yes" } else { "no" })
+    });
     let _ = writeln!(out, "  logind: {}{linger}", host.settings.summary());
-    forecast
+    (forecast, owner)
 }
 
 /// Prints the facts about `p` (session, group, SIGHUP, fds 0-2, orphaned
@@ -319,5 +345,43 @@ fn fix(v: &Verdicts, f: &Facts, lost: &str, p: &Stat) -> String {
         )
     } else {
         "nothing to change".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hupkit_common::logout::Fate;
+    use nix::unistd::Pid;
+
+    use super::survive_logout;
+
+    #[test]
+    fn the_remedy_for_the_logout_asks_only_for_what_is_missing() {
+        let pid = Pid::from_raw(42);
+        let alice = |lingers| Some(("alice".to_string(), lingers));
+        let hint = |fate, owner: Option<(String, bool)>| survive_logout(fate, pid, owner.as_ref());
+        assert_eq!(
+            hint(Fate::Dies, alice(false)).as_deref(),
+            Some(
+                "move it out of the session into a scope of its own (rdisown --scope 42), and \
+                 let alice linger (loginctl enable-linger alice)"
+            )
+        );
+        assert_eq!(
+            hint(Fate::Dies, alice(true)).as_deref(),
+            Some("move it out of the session into a scope of its own (rdisown --scope 42)")
+        );
+        for fate in [Fate::DiesLater, Fate::LivesWhile] {
+            assert_eq!(
+                hint(fate, alice(false)).as_deref(),
+                Some(
+                    "let alice linger (loginctl enable-linger alice): it is out of the session \
+                     already, in a unit of the user's manager, which stops after the last logout"
+                )
+            );
+        }
+        for fate in [Fate::Lives, Fate::NotReached, Fate::NoSystemd] {
+            assert_eq!(hint(fate, alice(false)), None);
+        }
     }
 }
