@@ -176,3 +176,56 @@ fn usage_errors_create_nothing() {
     let cwd: Vec<&String> = o.files.keys().filter(|k| k.starts_with("cwd/")).collect();
     assert!(cwd.is_empty(), "{cwd:?}");
 }
+
+/// The first bytes of `path`'s program headers: whether it asks for an ELF
+/// interpreter (a `PT_INTERP` header, the dynamic loader). 64-bit little-endian.
+fn has_interpreter(path: &std::path::Path) -> bool {
+    let elf = std::fs::read(path).unwrap();
+    assert_eq!(
+        &elf[..6],
+        b"\x7fELF\x02\x01",
+        "not a 64-bit little-endian ELF"
+    );
+    let u16_at = |o: usize| usize::from(u16::from_le_bytes([elf[o], elf[o + 1]]));
+    let phoff = usize::try_from(u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap())).unwrap();
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    (0..phnum).any(|i| {
+        let at = phoff + i * phentsize;
+        u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) == 3
+    })
+}
+
+/// rnohup is linked static-pie where the C compiler has glibc's static archives
+/// and `rcrt1.o` (build.rs): no dynamic loader runs before it. The other tools
+/// stay dynamic (detach needs NSS for `--user`).
+#[test]
+fn rnohup_is_static_without_a_loader() {
+    let has = |name: &str| {
+        std::process::Command::new("cc")
+            .arg(format!("-print-file-name={name}"))
+            .output()
+            .is_ok_and(|o| {
+                std::path::Path::new(String::from_utf8_lossy(&o.stdout).trim()).is_absolute()
+            })
+    };
+    if !cfg!(all(
+        target_os = "linux",
+        target_env = "gnu",
+        target_pointer_width = "64",
+        target_endian = "little"
+    )) || !has("rcrt1.o")
+        || !has("libc.a")
+        || !has("libgcc_eh.a")
+    {
+        eprintln!("skipped: no static-pie toolchain, rnohup is dynamic here");
+        return;
+    }
+    assert!(
+        !has_interpreter(&util::bin("rnohup")),
+        "rnohup has a PT_INTERP"
+    );
+    assert!(
+        has_interpreter(&util::bin("detach")),
+        "detach has no PT_INTERP"
+    );
+}
