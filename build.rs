@@ -15,16 +15,31 @@
 //! calls: `$RUSTC_LINKER`, else `cc`) ships `libgcc_eh.a`: without that archive the
 //! redirection would make every link fail, so the script then does nothing and
 //! the binaries load `libgcc_s` as usual.
+//!
+//! `rnohup` alone is linked static-pie: no dynamic loader at all (no `PT_INTERP`),
+//! which is most of what GNU nohup's start-up costs beyond its own work (ratio
+//! 1.03 to about 0.9 in the C locale, docs/benchmarks.md). rnohup resolves no
+//! names (no NSS: users, groups, hosts), so static glibc serves it fully; the
+//! other tools stay dynamic (`detach --user` needs NSS, which static glibc cannot
+//! load reliably). rustc links the C libraries of `std` with `-Wl,-Bdynamic
+//! -lc ...` whatever the output kind, so a per-binary `-static-pie` alone would
+//! pull `libc.so` into a static executable; the script therefore also writes
+//! one-line linker scripts `libc.so`, `libm.so`, ... (`INPUT(-l:libc.a)`) in a
+//! directory that only rnohup's link searches first (`-L` applies to every
+//! `-l` of a GNU ld link, wherever it stands). This needs the static archives
+//! and `rcrt1.o` (glibc's static-pie start files, in libc6-dev); where the C
+//! compiler cannot find them, rnohup is linked dynamically like the others.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Whether the linker's compiler driver can find `libgcc_eh.a`: `-print-file-name`
-/// answers the archive's full path when it has one, the bare name otherwise.
-fn has_libgcc_eh() -> bool {
+/// Whether the linker's compiler driver can find the file `name` (a library or
+/// start file): `-print-file-name` answers its full path when it has one, the
+/// bare name otherwise.
+fn cc_has(name: &str) -> bool {
     let cc = std::env::var_os("RUSTC_LINKER").unwrap_or_else(|| "cc".into());
     let Ok(out) = Command::new(cc)
-        .arg("-print-file-name=libgcc_eh.a")
+        .arg(format!("-print-file-name={name}"))
         .output()
     else {
         return false;
@@ -32,6 +47,39 @@ fn has_libgcc_eh() -> bool {
     let path = String::from_utf8_lossy(&out.stdout);
     let path = Path::new(path.trim());
     out.status.success() && path.is_absolute() && path.is_file()
+}
+
+fn has_libgcc_eh() -> bool {
+    cc_has("libgcc_eh.a")
+}
+
+/// The C libraries rustc links `std` with on GNU/Linux, each redirected to its
+/// static archive for rnohup's static-pie link.
+const STD_C_LIBS: [&str; 6] = ["c", "m", "dl", "pthread", "rt", "util"];
+
+/// Links rnohup static-pie (see the crate docs), where the static archives and
+/// `rcrt1.o` are there; answers whether it did.
+fn rnohup_static_pie(out: &Path) -> bool {
+    if !cc_has("rcrt1.o") || !STD_C_LIBS.iter().all(|l| cc_has(&format!("lib{l}.a"))) {
+        return false;
+    }
+    let dir = out.join("static-pie");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return false;
+    }
+    for l in STD_C_LIBS {
+        if std::fs::write(
+            dir.join(format!("lib{l}.so")),
+            format!("INPUT(-l:lib{l}.a)\n"),
+        )
+        .is_err()
+        {
+            return false;
+        }
+    }
+    println!("cargo::rustc-link-arg-bin=rnohup=-static-pie");
+    println!("cargo::rustc-link-arg-bin=rnohup=-L{}", dir.display());
+    true
 }
 
 fn main() {
@@ -47,5 +95,6 @@ fn main() {
     };
     if std::fs::write(out.join("libgcc_s.so"), "INPUT(-lgcc_eh)\n").is_ok() {
         println!("cargo::rustc-link-search=native={}", out.display());
+        rnohup_static_pie(&out);
     }
 }

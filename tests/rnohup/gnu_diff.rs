@@ -326,3 +326,16 @@ fn named_scenarios_match_gnu() {
     assert!(scenarios.len() >= 30);
     check_all(&scenarios);
 }
+
+/// The named scenarios again in the C.UTF-8 locale (the runs above are in the C
+/// locale): GNU nohup calls `setlocale` and then quotes for a UTF-8 character
+/// set; rnohup, a static binary that reads no locale files, must still quote
+/// and word its messages and strerror texts the same way.
+#[test]
+fn named_scenarios_match_gnu_in_c_utf8() {
+    let scenarios: Vec<Scenario> = named()
+        .into_iter()
+        .map(|sc| sc.env("LC_ALL", "C.UTF-8"))
+        .collect();
+    check_all(&scenarios);
+}

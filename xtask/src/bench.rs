@@ -5,6 +5,10 @@
 //! alike; the figure is the median of the per-pair ratios (ours / anchor), with its
 //! spread. A ratio below 1.0 means we are faster. Timings are wall-clock from
 //! `spawn` to `wait` returning, with all three standard streams on `/dev/null`.
+//! Each row also shows the peak resident set of either side: the largest
+//! `ru_maxrss` that `wait4` reported for the timed child over all runs (the
+//! kernel keeps it across `execve`, so for a wrapper it is the larger of the
+//! wrapper's and its command's; it does not count daemons left behind).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -93,6 +97,114 @@ fn time_once(argv: &[&Path], env: &[(&str, &str)], reap: bool) -> Result<Duratio
     Ok(elapsed)
 }
 
+/// The peak-RSS launcher: runs `argv[2..]` and writes the command's `ru_maxrss`
+/// (KiB) into the file `argv[1]`. Not measured from here: the kernel keeps a
+/// process's peak across `execve`, so a child forked (or vforked) by this
+/// multi-MiB benchmark process would carry the benchmark's size as its peak.
+/// This launcher is a small static program, so its share is about 0.1 MiB
+/// (`/bin/true` measures 1.1 MiB through it).
+const RSS_LAUNCHER: &str = r#"#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc < 3) return 125;
+    pid_t pid = vfork();
+    if (pid < 0) return 125;
+    if (pid == 0) { execv(argv[2], argv + 2); _exit(127); }
+    int status; struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) != pid) return 125;
+    FILE *f = fopen(argv[1], "w");
+    if (!f || fprintf(f, "%ld\n", ru.ru_maxrss) < 0 || fclose(f)) return 125;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+"#;
+
+/// Builds [`RSS_LAUNCHER`] once (with `cc -static`), under the target directory;
+/// `None` where it cannot be built (the RSS columns then say n/a).
+fn rss_launcher() -> Option<&'static Path> {
+    static LAUNCHER: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    LAUNCHER
+        .get_or_init(|| {
+            let dir = target_dir(&crate::workspace_root()).join("bench-rss");
+            std::fs::create_dir_all(&dir).ok()?;
+            let src = dir.join("rss-launcher.c");
+            let bin = dir.join("rss-launcher");
+            std::fs::write(&src, RSS_LAUNCHER).ok()?;
+            let ok = Command::new("cc")
+                .args(["-O2", "-static", "-o"])
+                .arg(&bin)
+                .arg(&src)
+                .status()
+                .is_ok_and(|s| s.success());
+            ok.then_some(bin)
+        })
+        .as_deref()
+}
+
+/// How many runs of each side [`compare_with`] measures the peak RSS of.
+const RSS_RUNS: usize = 5;
+
+/// The largest peak RSS (KiB) of `runs` runs of `cmd` through the launcher,
+/// whatever their exit status; `prepare` sets up each command (its arguments
+/// after the program, its environment and standard streams). `None` without a
+/// launcher or when a run could not be measured.
+fn max_rss(
+    program: &Path,
+    runs: usize,
+    mut prepare: impl FnMut(&mut Command),
+    reap: bool,
+) -> Option<u64> {
+    let launcher = rss_launcher()?;
+    let out = scratch_dir("hupkit-bench-rss-out");
+    let mut peak = 0;
+    for _ in 0..runs {
+        let mut cmd = Command::new(launcher);
+        cmd.arg(&out).arg(program);
+        prepare(&mut cmd);
+        let ran = cmd.status();
+        if reap {
+            reap_daemons();
+        }
+        ran.ok()?;
+        let kib = std::fs::read_to_string(&out)
+            .ok()?
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+        let _ = std::fs::remove_file(&out);
+        peak = peak.max(kib);
+    }
+    Some(peak)
+}
+
+/// [`max_rss`] of the command line `argv`, set up as [`time_once`] does.
+fn max_rss_of(argv: &[&Path], env: &[(&str, &str)], reap: bool) -> Option<u64> {
+    let (program, args) = argv.split_first()?;
+    // The launcher calls execv, which does not search PATH.
+    let found;
+    let program = if program.components().count() > 1 {
+        *program
+    } else {
+        found = Path::new("/usr/bin").join(program);
+        found.as_path()
+    };
+    max_rss(
+        program,
+        RSS_RUNS,
+        |cmd| {
+            cmd.args(args)
+                .env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .envs(env.iter().copied())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+        },
+        reap,
+    )
+}
+
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -114,6 +226,10 @@ pub struct Comparison {
     pub anchor_us: f64,
     /// Median, 10th and 90th percentile of the per-pair ratios.
     pub ratio: (f64, f64, f64),
+    /// Peak resident set of ours, in KiB: the largest of [`RSS_RUNS`] runs.
+    pub ours_rss_kib: Option<u64>,
+    /// Peak resident set of the anchor, in KiB, likewise.
+    pub anchor_rss_kib: Option<u64>,
 }
 
 /// Runs `ours` and `anchor` alternately in environment `env`, `pairs` times
@@ -143,14 +259,14 @@ pub fn compare_with(
     let mut b = Vec::with_capacity(pairs);
     let mut ratios = Vec::with_capacity(pairs);
     for i in 0..pairs {
-        let (t_ours, t_anchor) = if i % 2 == 0 {
+        let (r_ours, r_anchor) = if i % 2 == 0 {
             let x = time_once(ours, env, reap)?;
             (x, time_once(anchor, env, reap)?)
         } else {
             let y = time_once(anchor, env, reap)?;
             (time_once(ours, env, reap)?, y)
         };
-        let (x, y) = (t_ours.as_secs_f64(), t_anchor.as_secs_f64());
+        let (x, y) = (r_ours.as_secs_f64(), r_anchor.as_secs_f64());
         a.push(x * 1e6);
         b.push(y * 1e6);
         ratios.push(x / y);
@@ -166,13 +282,27 @@ pub fn compare_with(
             quantile(&ratios, 0.1),
             quantile(&ratios, 0.9),
         ),
+        ours_rss_kib: max_rss_of(ours, env, reap),
+        anchor_rss_kib: max_rss_of(anchor, env, reap),
     })
+}
+
+/// A size in KiB as MiB with two decimals, the unit of the RSS columns.
+fn mib(kib: Option<u64>) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    kib.map_or_else(|| "n/a".into(), |k| format!("{:.2} MiB", k as f64 / 1024.0))
 }
 
 fn row(name: &str, env: &str, pairs: usize, c: &Comparison) {
     println!(
-        "| {name} | {env} | {pairs} | {:.0} µs | {:.0} µs | {:.3} | {:.3}-{:.3} |",
-        c.ours_us, c.anchor_us, c.ratio.0, c.ratio.1, c.ratio.2
+        "| {name} | {env} | {pairs} | {:.0} µs | {:.0} µs | {:.3} | {:.3}-{:.3} | {} | {} |",
+        c.ours_us,
+        c.anchor_us,
+        c.ratio.0,
+        c.ratio.1,
+        c.ratio.2,
+        mib(c.ours_rss_kib),
+        mib(c.anchor_rss_kib)
     );
 }
 
@@ -188,9 +318,9 @@ pub fn run(pairs: usize) -> Result<(), String> {
         return Err(format!("{GNU_NOHUP} not found: the anchor is missing"));
     }
     println!(
-        "| benchmark | environment | pairs | ours (median) | anchor (median) | ratio median | ratio p10-p90 |"
+        "| benchmark | environment | pairs | ours (median) | anchor (median) | ratio median | ratio p10-p90 | ours max RSS | anchor max RSS |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
 
     let rnohup = release.join("rnohup");
     let t = Path::new("true");
@@ -265,7 +395,100 @@ pub fn run(pairs: usize) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&dir);
     bench_rjobs(&release, pairs)?;
     bench_disown(&release, pairs.min(200))?;
-    bench_rfg(&release)
+    bench_rfg(&release)?;
+    bench_rss(&release)
+}
+
+/// The tools of [`bench_rss`]: name, what it runs, and whether it acts on a
+/// target process (`Some(stopped)`).
+const RSS_CASES: [(&str, &str, Option<bool>); 6] = [
+    ("rnohup", "`rnohup true`, writing its job record", None),
+    ("detach", "`detach -p F sleep 1000`", None),
+    ("rjobs", "`rjobs -A`", None),
+    ("rbg", "`rbg PID` on a stopped process", Some(true)),
+    (
+        "disown",
+        "`disown --null PID` on a sleeping process",
+        Some(false),
+    ),
+    ("huplab", "`huplab` (one hangup of its lab)", None),
+];
+
+/// Sets up `c` (the launcher, with `tool`'s path) as `tool` in [`RSS_CASES`]
+/// runs, on target `pid`, scratch `dir`.
+fn rss_command(c: &mut Command, dir: &Path, tool: &str, pid: u32) {
+    use std::os::unix::process::CommandExt;
+    c.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    match tool {
+        "rnohup" => c.arg("true").env("XDG_STATE_HOME", dir),
+        "detach" => c
+            .arg("-p")
+            .arg(dir.join("d.pid"))
+            .args(["/bin/sleep", "1000"]),
+        "rjobs" => c.arg("-A"),
+        "rbg" => c.arg(pid.to_string()),
+        "disown" => c.args(["--null", &pid.to_string()]),
+        _ => c.process_group(0),
+    };
+}
+
+/// Peak RSS of every tool (goal: at most 4 MiB), each doing real work once per
+/// run, the largest over its runs (rfg's is in its own table).
+fn bench_rss(release: &Path) -> Result<(), String> {
+    let dir = scratch_dir("hupkit-bench-rss");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let pty = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
+    let tty = || {
+        pty.slave
+            .try_clone()
+            .map(Stdio::from)
+            .map_err(|e| e.to_string())
+    };
+    // A target for the tools that act on a job: a sleeping process on the
+    // pseudo-terminal, session leader, started afresh for each run.
+    let target = |stop: bool| -> Result<std::process::Child, String> {
+        let mut cmd = Command::new("/bin/sleep");
+        cmd.arg("1000").stdin(tty()?).stdout(tty()?).stderr(tty()?);
+        hupkit_common::pty::session_leader_on_exec(&mut cmd);
+        let child = cmd.spawn().map_err(|e| e.to_string())?;
+        if stop {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        Ok(child)
+    };
+    println!();
+    println!("| tool | command | runs | max RSS | goal |");
+    println!("|---|---|---|---|---|");
+    for (tool, what, needs_target) in RSS_CASES {
+        let runs = if tool == "huplab" { 3 } else { 20 };
+        let mut peak = Some(0);
+        for _ in 0..runs {
+            let mut job = needs_target.map(target).transpose()?;
+            let pid = job.as_ref().map_or(0, std::process::Child::id);
+            // Reaps the daemons detach left, and the target: children of ours.
+            let kib = max_rss(
+                &release.join(tool),
+                1,
+                |c| rss_command(c, &dir, tool, pid),
+                true,
+            );
+            if let Some(job) = &mut job {
+                let _ = job.kill();
+                let _ = job.wait();
+            }
+            peak = peak.zip(kib).map(|(a, b)| a.max(b));
+        }
+        println!("| {tool} | {what} | {runs} | {} | <= 4 MiB |", mib(peak));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
 
 /// `disown --null -v PID` on a fresh sleeping process: the whole command, and
@@ -498,7 +721,7 @@ pub fn bench_rfg(release: &Path) -> Result<(), String> {
             break;
         }
         match rfg_cpu(rfg) {
-            Ok(cpu) => rows.push((name, rfg, cpu)),
+            Ok((cpu, hwm)) => rows.push((name, rfg, cpu, hwm)),
             Err(e) => result = Err(e),
         }
     }
@@ -513,23 +736,36 @@ pub fn bench_rfg(release: &Path) -> Result<(), String> {
     }
     result?;
     println!();
-    println!("| benchmark | rfg | CPU time | share of a core | goal |");
-    println!("|---|---|---|---|---|");
-    for (name, rfg, cpu) in rows {
+    println!("| benchmark | rfg | CPU time | share of a core | goal | max RSS |");
+    println!("|---|---|---|---|---|---|");
+    for (name, rfg, cpu, hwm) in rows {
         println!(
-            "| rfg waiting while its job runs {} s, {RFG_CROWD} extra processes | {name} ({}) | {:.2} s | {:.2}% | < 1% |",
+            "| rfg waiting while its job runs {} s, {RFG_CROWD} extra processes | {name} ({}) | {:.2} s | {:.2}% | < 1% | {} |",
             RFG_WINDOW.as_secs(),
             rfg.display(),
             cpu,
-            100.0 * cpu / RFG_WINDOW.as_secs_f64()
+            100.0 * cpu / RFG_WINDOW.as_secs_f64(),
+            mib(Some(hwm))
         );
     }
     Ok(())
 }
 
+/// The peak resident set of a live process `pid` in KiB (`VmHWM` in
+/// /proc/PID/status), 0 where it cannot be read.
+fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// One rfg in a session of its own ([`RFG_SESSION`]): its CPU time over
-/// [`RFG_WINDOW`] from the moment its job has the terminal.
-fn rfg_cpu(rfg: &Path) -> Result<f64, String> {
+/// [`RFG_WINDOW`] from the moment its job has the terminal, and its peak
+/// resident set by then (KiB).
+fn rfg_cpu(rfg: &Path) -> Result<(f64, u64), String> {
     use std::os::fd::AsFd;
     let dir = scratch_dir("hupkit-bench-rfg");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -567,7 +803,7 @@ fn rfg_cpu(rfg: &Path) -> Result<f64, String> {
             if fg == j {
                 let before = cpu_seconds(pid)?;
                 std::thread::sleep(RFG_WINDOW);
-                measured = cpu_seconds(pid).map(|after| after - before);
+                measured = cpu_seconds(pid).map(|after| (after - before, vm_hwm_kib(pid)));
                 break;
             }
         }
