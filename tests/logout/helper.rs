@@ -127,6 +127,32 @@ fn detach_scope_with_a_helper_that_dies_or_lies_is_one_line_and_starts_nothing()
 }
 
 #[test]
+fn detach_scope_with_a_helper_that_never_answers_gives_up_at_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let helper = dir.path().join("bin/hupkit-dbus");
+    let start = std::time::Instant::now();
+    let (rc, err) = detach_scope(dir.path(), Some("exec sleep 300"));
+    let took = start.elapsed();
+    assert_eq!(
+        (rc, err),
+        (
+            125,
+            format!(
+                "detach: cannot use --scope: helper {} did not answer within {} s\n",
+                quote(helper.as_os_str()),
+                hupkit_common::dbus::REPLY_DEADLINE.as_secs()
+            )
+        )
+    );
+    // The deadline, plus the second detach gives the helper to exit before
+    // it kills it: no hang.
+    assert!(
+        took < hupkit_common::dbus::REPLY_DEADLINE + std::time::Duration::from_secs(10),
+        "{took:?}"
+    );
+}
+
+#[test]
 fn detach_scope_whose_helper_fails_the_move_never_runs_the_command() {
     // The connection is fine; the move's answer is not a reply: the daemon,
     // waiting at its gate, never gets to run the command.
