@@ -14,6 +14,9 @@
 //! - [`jobs`]: jobs as process groups of a session, from one `/proc` scan, and job specs.
 //! - [`logout`]: what logind does at logout to a process, from its cgroup,
 //!   logind's settings and linger (rjobs' forecast).
+//! - [`scope`]: the scope level's D-Bus-free part (unit names, cgroups,
+//!   linger); [`dbus`]: the tools' side of `hupkit-dbus`, the helper
+//!   executable that talks D-Bus for `--scope` and `--linger`.
 //! - [`output`]: where a process's output goes (file, terminal, hung-up
 //!   terminal: lost, pipe...), from `/proc/PID/fd`.
 //! - [`tty`]: terminal names from device numbers; [`pty`]: pseudo-terminals and
@@ -43,6 +46,7 @@
 
 pub mod cargs;
 pub mod cli;
+pub mod dbus;
 pub mod diag;
 pub mod entry;
 pub mod error;
@@ -60,6 +64,7 @@ pub mod quote;
 pub mod records;
 pub mod safefile;
 pub mod safepath;
+pub mod scope;
 pub mod signal;
 pub mod stdio;
 pub mod tty;

@@ -131,6 +131,8 @@ fn expected(prefix: &str, zsh: &str) -> BTreeMap<String, String> {
             "f 644",
         ));
     }
+    // The D-Bus helper of detach and rdisown, out of PATH.
+    files.push((format!("{p}/libexec/hupkit/hupkit-dbus"), "f 755"));
     files.push((format!("{p}/share/doc/hupkit/README.md"), "f 644"));
     files.push((format!("{p}/share/doc/hupkit/LICENSE"), "f 644"));
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
@@ -210,6 +212,19 @@ fn install_and_uninstall(prefix: &str, zsh: &str, foreign: &[&str]) {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&v.stdout).starts_with("rnohup (hupkit) "));
+    // The installed detach finds its helper in PREFIX/libexec/hupkit (it
+    // then fails for want of systemd, or starts `true` in a scope).
+    assert_eq!(
+        fs::read(root.join("libexec/hupkit/hupkit-dbus")).unwrap(),
+        fs::read(bin("hupkit-dbus")).unwrap()
+    );
+    let s = Command::new(root.join("bin/detach"))
+        .args(["--scope", "true"])
+        .env("HUPKIT_NO_RECORD", "1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&s.stderr);
+    assert!(!said.contains("is missing"), "{said}");
 
     let out = run_xtask(None, &["uninstall", "--destdir", d, "--prefix", prefix]);
     assert!(out.status.success(), "uninstall: {out:?}");
@@ -369,6 +384,11 @@ fn deb_holds_the_files_debian_expects_and_installs_cleanly_in_a_chroot() {
             assert_eq!(entry(&f).as_deref(), Some("-rw-r--r-- root/root"), "{f}");
         }
     }
+    assert_eq!(
+        entry("usr/libexec/hupkit/hupkit-dbus").as_deref(),
+        Some("-rwxr-xr-x root/root"),
+        "the D-Bus helper"
+    );
     for f in ["copyright", "changelog.gz", "README.md"] {
         assert_eq!(
             entry(&format!("usr/share/doc/hupkit/{f}")).as_deref(),

@@ -9,6 +9,7 @@
 //! hang them up on `exit`).
 
 mod forecast;
+mod helper;
 mod lab;
 mod rdisown;
 

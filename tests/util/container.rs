@@ -99,6 +99,8 @@ impl Container {
     /// naming this build's target directory, so that work trees sharing the
     /// container never run each other's binaries. Each file is written beside
     /// its place and renamed over it (a running copy keeps its own file).
+    /// The D-Bus helper, `hupkit-dbus`, always goes with them, into the same
+    /// directory, where the tools find it.
     pub fn install(&self, names: &[&str]) -> String {
         static DONE: Mutex<Vec<String>> = Mutex::new(Vec::new());
         let host = super::bin(names.first().copied().unwrap_or("detach"));
@@ -113,7 +115,7 @@ impl Container {
         let mut done = DONE.lock().expect("install lock");
         let dir = ct::rootfs().join(inside.trim_start_matches('/'));
         std::fs::create_dir_all(&dir).expect("create the install directory");
-        for name in names {
+        for name in names.iter().chain(&["hupkit-dbus"]) {
             if done.iter().any(|d| d == name) {
                 continue;
             }

@@ -43,6 +43,7 @@ pub fn bin(name: &str) -> PathBuf {
         "disown" => PathBuf::from(env!("CARGO_BIN_EXE_disown")),
         "rdisown" => PathBuf::from(env!("CARGO_BIN_EXE_rdisown")),
         "huplab" => PathBuf::from(env!("CARGO_BIN_EXE_huplab")),
+        "hupkit-dbus" => PathBuf::from(env!("CARGO_BIN_EXE_hupkit-dbus")),
         other => panic!("no such binary in the suite: {other}"),
     }
 }

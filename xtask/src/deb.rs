@@ -268,6 +268,11 @@ pub fn build(opts: &Options, out_dir: Option<&Path>) -> Result<PathBuf, String> 
         let bins: Vec<PathBuf> = install::BINARIES
             .iter()
             .map(|b| stage.join("usr/bin").join(b))
+            .chain(
+                install::HELPERS
+                    .iter()
+                    .map(|h| stage.join("usr").join(install::LIBEXEC).join(h)),
+            )
             .collect();
         for b in &bins {
             // What dh_strip does.
@@ -377,6 +382,11 @@ done
 echo "== rnohup"
 rnohup true
 rnohup --version | head -n 1
+echo "== the D-Bus helper, where detach finds it"
+/usr/libexec/hupkit/hupkit-dbus --help
+said=$(detach --scope true 2>&1 || true)
+echo "$said"
+case "$said" in *"is missing"*) exit 1;; esac
 echo "== dpkg -r"
 dpkg -r hupkit
 left=0

@@ -6,7 +6,9 @@
 //!
 //! - **One list of files** ([`plan`]), used by `install`, `uninstall` and the
 //!   Debian package (`deb.rs`), so the three agree: the binaries to
-//!   `PREFIX/bin` (0755), man pages to `share/man/man1`, completions where each
+//!   `PREFIX/bin` (0755), the helpers the tools run to
+//!   `PREFIX/libexec/hupkit` (0755: the tools find them there, relative to
+//!   their own executable, see `hupkit_common::dbus`), man pages to `share/man/man1`, completions where each
 //!   shell looks (zsh's directory depends on the prefix: Debian's zsh reads
 //!   `share/zsh/vendor-completions` under `/usr`, every zsh reads
 //!   `share/zsh/site-functions` under `/usr/local`), the README, docs and
@@ -44,6 +46,14 @@ use nix::errno::Errno;
 pub const BINARIES: &[&str] = &[
     "rnohup", "detach", "rjobs", "rbg", "rfg", "disown", "rdisown", "huplab",
 ];
+
+/// The helper executables (also `[[bin]]` targets), installed to
+/// `PREFIX/libexec/hupkit` ([`LIBEXEC`]), not in `PATH`: not meant to be run
+/// by people.
+pub const HELPERS: &[&str] = &["hupkit-dbus"];
+
+/// Where the helpers go, relative to the prefix.
+pub const LIBEXEC: &str = "libexec/hupkit";
 
 /// Where the manifest goes, relative to the prefix.
 pub const MANIFEST: &str = "share/hupkit/install-manifest";
@@ -121,6 +131,13 @@ pub fn plan(prefix: &Path, bin_dir: &Path) -> Result<Vec<Item>, String> {
         items.push(Item {
             dest: PathBuf::from("bin").join(b),
             src: Source::File(bin_dir.join(b)),
+            mode: 0o755,
+        });
+    }
+    for h in HELPERS {
+        items.push(Item {
+            dest: Path::new(LIBEXEC).join(h),
+            src: Source::File(bin_dir.join(h)),
             mode: 0o755,
         });
     }

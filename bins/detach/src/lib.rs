@@ -25,11 +25,13 @@ pub mod spawn;
 use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
+use hupkit_common::dbus::{self, Bus, Helper};
 use hupkit_common::diag::Diag;
 use hupkit_common::exit::{self, Status};
 use hupkit_common::identity::{Identity, Liveness};
 use hupkit_common::pidfd::PidFd;
 use hupkit_common::quote::quote;
+use hupkit_common::scope;
 use hupkit_common::{Error, Result};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -397,31 +399,40 @@ fn record(
 
 /// `--linger` and `--scope`, before anything is started: lingering enabled
 /// for the daemon's user `uid`, and the caller's service manager connected
-/// (`None` without `--scope`). Without lingering, a user's scope still dies
-/// at the last logout: one line says so, with the remedy.
-fn prepare_scope(cli: &Cli, diag: &mut Diag, uid: u32) -> Result<Option<hupkit_logind::Manager>> {
+/// through the D-Bus helper (`None` without `--scope`). Without lingering, a
+/// user's scope still dies at the last logout: one line says so, with the
+/// remedy.
+fn prepare_scope(cli: &Cli, diag: &mut Diag, uid: u32) -> Result<Option<Helper>> {
+    if !cli.linger && !cli.scope {
+        return Ok(None);
+    }
+    let what = if cli.scope { "--scope" } else { "--linger" };
+    let cannot = |e: dbus::Error| Error::failed(format!("cannot use {what}: {e}"), exit::CANCELED);
+    let mut helper = Helper::start().map_err(cannot)?;
     if cli.linger {
-        hupkit_logind::enable_linger(uid).map_err(|e| Error::failed(e.0, exit::CANCELED))?;
+        helper.enable_linger(uid).map_err(|e| match e {
+            dbus::Error::Refused(why) => Error::failed(why, exit::CANCELED),
+            other => cannot(other),
+        })?;
     }
     if !cli.scope {
         return Ok(None);
     }
-    let manager = hupkit_logind::Manager::connect()
-        .map_err(|e| Error::failed(format!("cannot use --scope: {e}"), exit::CANCELED))?;
-    if manager.is_user() && !hupkit_logind::lingers(uid).unwrap_or(false) {
+    let bus = helper.connect().map_err(cannot)?;
+    if bus == Bus::User && !scope::lingers(uid).unwrap_or(false) {
         diag.warning(&format!(
             "the daemon will still die at the last logout of {}, who does not linger: its scope ends with the user's service manager (detach --linger, or loginctl enable-linger)",
-            hupkit_logind::user_name(uid)
+            scope::user_name(uid)
         ));
     }
-    Ok(Some(manager))
+    Ok(Some(helper))
 }
 
 /// `--scope`: the gate the daemon waits at until it is moved; its write end
 /// for [`spawn::spawn`] (`None` without a manager).
 fn scope_gate(
     plan: &mut plan::Plan,
-    manager: Option<&hupkit_logind::Manager>,
+    manager: Option<&Helper>,
 ) -> Result<Option<std::os::fd::OwnedFd>> {
     if manager.is_none() {
         return Ok(None);
@@ -434,11 +445,7 @@ fn scope_gate(
 
 /// `--scope`: moves the daemon at `pid`, waiting at its gate, to a new scope
 /// named after the command.
-fn move_daemon(
-    manager: &hupkit_logind::Manager,
-    plan: &plan::Plan,
-    pid: Pid,
-) -> std::result::Result<String, hupkit_logind::Error> {
+fn move_daemon(manager: &mut Helper, plan: &plan::Plan, pid: Pid) -> dbus::Result<String> {
     let hint = plan
         .command
         .first()
@@ -538,7 +545,7 @@ pub fn start_with(cli: &Cli, raw: &[OsString], diag: &mut Diag) -> Result<Identi
     };
     let mut plan = plan::Plan::new(cli, &cwd, listener.as_ref().map(notify::Listener::path))?;
     let daemon_uid = owner.map_or_else(|| nix::unistd::geteuid().as_raw(), |(u, _)| u.as_raw());
-    let manager = prepare_scope(cli, diag, daemon_uid)?;
+    let mut manager = prepare_scope(cli, diag, daemon_uid)?;
     let gate = scope_gate(&mut plan, manager.as_ref())?;
 
     // Without --notify the daemon is the process the intermediate reports: its
@@ -546,9 +553,9 @@ pub fn start_with(cli: &Cli, raw: &[OsString], diag: &mut Diag) -> Result<Identi
     // execs (on the other core), not after. If it then fails, the pidfile goes.
     // With --scope it waits at its gate until it has been moved.
     let mut early: Option<Result<Identity>> = None;
-    let mut moved: Option<std::result::Result<String, hupkit_logind::Error>> = None;
+    let mut moved: Option<dbus::Result<String>> = None;
     let spawned = spawn::spawn(&plan, gate, |pid| {
-        if let Some(manager) = &manager {
+        if let Some(manager) = &mut manager {
             moved = Some(move_daemon(manager, &plan, pid));
             if moved.as_ref().is_some_and(std::result::Result::is_err) {
                 return false;
@@ -577,6 +584,9 @@ pub fn start_with(cli: &Cli, raw: &[OsString], diag: &mut Diag) -> Result<Identi
             return Err(failure_error(f, &plan));
         }
     };
+    // The helper has done its part: it exits and is reaped now, not after
+    // the readiness wait.
+    drop(manager);
     let scope = moved.and_then(std::result::Result::ok);
     let id = match (early, &listener, cli.notify) {
         (Some(done), _, _) => done?,

@@ -577,16 +577,18 @@ pub fn run(cli: &Cli, diag: &mut Diag) -> hupkit_common::Result<ExitStatus> {
         return Ok(exit::FAILURE);
     }
     // --linger and --scope fail before anything is changed.
-    let Ok(manager) = scope::prepare(cli, diag, &procs) else {
+    let Ok(mut manager) = scope::prepare(cli, diag, &procs) else {
         return Ok(exit::FAILURE);
     };
     let Some(output) = output_file(cli, diag) else {
         return Ok(exit::FAILURE);
     };
-    let (procs, moved) = match &manager {
+    let (procs, moved) = match &mut manager {
         Some(m) => scope::move_jobs(m, &snap, procs, |p| label(&jobs, p), diag),
         None => (procs, Vec::new()),
     };
+    // The helper has done its part: it exits and is reaped now.
+    drop(manager);
     let mut stopped: Vec<&Stat> = Vec::new();
     let mut done: Vec<&Stat> = Vec::new();
     for p in &procs {

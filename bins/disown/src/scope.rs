@@ -3,9 +3,10 @@
 //! logind kills every process of a session's cgroup at logout when
 //! `KillUserProcesses=yes`, whatever was done to its SIGHUP or terminal. With
 //! `--scope` each job (process group) among the targets is moved into a new
-//! transient scope of the caller's service manager ([`hupkit_logind`]: the
-//! user manager for a user, the system manager for root), before it is cut
-//! loose, so that it survives both the hangup and the logout.
+//! transient scope of the caller's service manager (through the D-Bus helper,
+//! [`hupkit_common::dbus`]: the user manager for a user, the system manager
+//! for root), before it is cut loose, so that it survives both the hangup and
+//! the logout.
 //!
 //! The decisions:
 //! - **Nothing half-done**: the manager is connected (and lingering enabled,
@@ -25,10 +26,11 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
+use hupkit_common::dbus::{self, Bus, Helper};
 use hupkit_common::diag::Diag;
 use hupkit_common::jobs::Snapshot;
 use hupkit_common::proc::{Stat, Status};
-use hupkit_logind::Manager;
+use hupkit_common::scope;
 use nix::unistd::Pid;
 
 use crate::cli::Cli;
@@ -40,27 +42,41 @@ pub const MAX_PASSES: usize = 20;
 /// anything is changed; `Err` once the failure is reported (status 1). Without
 /// lingering, a user's scope still dies at the last logout: one line says so,
 /// with the remedy.
-pub fn prepare(cli: &Cli, diag: &mut Diag, procs: &[Stat]) -> Result<Option<Manager>, ()> {
+pub fn prepare(cli: &Cli, diag: &mut Diag, procs: &[Stat]) -> Result<Option<Helper>, ()> {
+    if !cli.linger && !cli.scope {
+        return Ok(None);
+    }
     let uid = owner(procs);
+    let what = if cli.scope { "--scope" } else { "--linger" };
+    let mut cannot = |e: dbus::Error| diag.error(&format!("cannot use {what}: {e}"));
+    let mut helper = Helper::start().map_err(&mut cannot)?;
     if cli.linger {
-        if let Err(e) = hupkit_logind::enable_linger(uid) {
-            diag.error(&e.0);
-            return Err(());
+        match helper.enable_linger(uid) {
+            Ok(()) => {}
+            Err(dbus::Error::Refused(why)) => {
+                diag.error(&why);
+                return Err(());
+            }
+            Err(e) => {
+                diag.error(&format!("cannot use {what}: {e}"));
+                return Err(());
+            }
         }
     }
     if !cli.scope {
         return Ok(None);
     }
-    let manager =
-        Manager::connect().map_err(|e| diag.error(&format!("cannot use --scope: {e}")))?;
-    if manager.is_user() && !hupkit_logind::lingers(uid).unwrap_or(false) {
+    let bus = helper
+        .connect()
+        .map_err(|e| diag.error(&format!("cannot use {what}: {e}")))?;
+    if bus == Bus::User && !scope::lingers(uid).unwrap_or(false) {
         let prog = diag.prog().to_string_lossy().into_owned();
         diag.warning(&format!(
             "the job will still die at the last logout of {}, who does not linger: its scope ends with the user's service manager ({prog} --linger, or loginctl enable-linger)",
-            hupkit_logind::user_name(uid)
+            scope::user_name(uid)
         ));
     }
-    Ok(Some(manager))
+    Ok(Some(helper))
 }
 
 /// Whose jobs these are: the caller, or for root the owner of the first.
@@ -87,7 +103,7 @@ pub struct Moved {
 /// the processes of the jobs that were moved and the scopes; each failure
 /// is reported (status 1), and its job left out.
 pub fn move_jobs(
-    manager: &Manager,
+    manager: &mut Helper,
     snap: &Snapshot,
     procs: Vec<Stat>,
     label: impl Fn(&Stat) -> String,
@@ -132,7 +148,11 @@ pub fn move_jobs(
 /// what it forked meanwhile; its scope and how many processes were moved.
 /// A pass that fails because a process exited meanwhile (a loop's
 /// short-lived child) is tried again with those still alive.
-fn move_job(manager: &Manager, snap: &Snapshot, group: &[Stat]) -> Result<(String, usize), String> {
+fn move_job(
+    manager: &mut Helper,
+    snap: &Snapshot,
+    group: &[Stat],
+) -> Result<(String, usize), String> {
     let pgrp = group[0].pgrp;
     // The whole group was named: all of it is the job.
     let whole = pgrp.as_raw() != 0
@@ -155,7 +175,7 @@ fn move_job(manager: &Manager, snap: &Snapshot, group: &[Stat]) -> Result<(Strin
                 }
                 match manager.move_job_to_new_scope(&raw(&done), &hint(head)) {
                     Ok(name) => scope = Some(name),
-                    Err(e) if done.iter().all(|&p| alive(p)) => return Err(e.0),
+                    Err(e) if done.iter().all(|&p| alive(p)) => return Err(e.to_string()),
                     Err(_) => {}
                 }
             }
@@ -168,7 +188,7 @@ fn move_job(manager: &Manager, snap: &Snapshot, group: &[Stat]) -> Result<(Strin
                 match manager.attach_to_scope(name, &raw(&new)) {
                     Ok(()) => done.extend(new),
                     Err(e) if new.iter().all(|&p| alive(p)) => {
-                        return Err(format!("{} ({} moved already)", e.0, moved_count(&done)));
+                        return Err(format!("{e} ({} moved already)", moved_count(&done)));
                     }
                     Err(_) => {}
                 }
@@ -199,9 +219,9 @@ fn alive(pid: Pid) -> bool {
     Stat::read(pid).is_ok_and(|s| !s.state.has_exited())
 }
 
-/// The live processes of the job that are not in `scope`: the group's (when
+/// The live processes of the job that are not in scope `name`: the group's (when
 /// `pgrp`) and the descendants of `done`.
-fn stragglers(snap: &Snapshot, done: &[Pid], pgrp: Option<Pid>, scope: &str) -> Vec<Pid> {
+fn stragglers(snap: &Snapshot, done: &[Pid], pgrp: Option<Pid>, name: &str) -> Vec<Pid> {
     let mut family: Vec<Pid> = done.to_vec();
     if let Some(g) = pgrp {
         family.extend(snap.procs.iter().filter(|q| q.pgrp == g).map(|q| q.pid));
@@ -220,10 +240,8 @@ fn stragglers(snap: &Snapshot, done: &[Pid], pgrp: Option<Pid>, scope: &str) -> 
         .into_iter()
         .filter(|&pid| {
             let live = snap.get(pid).is_some_and(|q| !q.state.has_exited());
-            let cg = u32::try_from(pid.as_raw())
-                .ok()
-                .and_then(hupkit_logind::cgroup_of);
-            live && cg.is_some_and(|cg| !hupkit_logind::in_unit(&cg, scope))
+            let cg = u32::try_from(pid.as_raw()).ok().and_then(scope::cgroup_of);
+            live && cg.is_some_and(|cg| !scope::in_unit(&cg, name))
         })
         .collect()
 }
