@@ -9,6 +9,7 @@
 //! hang them up on `exit`).
 
 mod forecast;
+mod private;
 mod rdisown;
 
 use std::time::Duration;
