@@ -21,13 +21,17 @@
 //!   through the user bus (`$DBUS_SESSION_BUS_ADDRESS`, else
 //!   `$XDG_RUNTIME_DIR/bus`); root talks to the system manager through the
 //!   system bus (`$DBUS_SYSTEM_BUS_ADDRESS`, else
-//!   `/run/dbus/system_bus_socket`). Not through the managers' private sockets
-//!   (`$XDG_RUNTIME_DIR/systemd/private`, `/run/systemd/private`), which
-//!   `systemd-run` uses: systemd marks its messages there with the sender
-//!   `org.freedesktop.systemd1`, a well-known name where D-Bus wants a unique
-//!   one, and zbus 5.19's connection thread panics on the first such message
-//!   (seen in the container; the caller then waits forever). Without a bus the
-//!   error says which bus is missing.
+//!   `/run/dbus/system_bus_socket`). Where the bus is absent or refuses the
+//!   connection (no dbus-user-session), through the manager's private socket
+//!   (`$XDG_RUNTIME_DIR/systemd/private`, else `/run/user/UID/systemd/private`;
+//!   root: `/run/systemd/private`), as `systemd-run` does, with a minimal
+//!   client of our own (`p2p`), not zbus: systemd marks its messages there
+//!   with the sender `org.freedesktop.systemd1`, a well-known name where D-Bus
+//!   wants a unique one, and zbus 5.19's connection thread panics on the first
+//!   such message (seen in the container; the caller then waits forever). The
+//!   socket's owner and peer are checked first. Without either, one sentence
+//!   names both. Lingering ([`enable_linger`]) is login1's, on the system bus
+//!   only: the private socket is the service manager's.
 //! - **Honest failure first** ([`Manager::connect`]): no systemd, a cgroup v1
 //!   layout without the `name=systemd` hierarchy, no bus and no private socket
 //!   are each one sentence, found before anything is started.
@@ -41,11 +45,13 @@
 //! - **Messages** never carry Rust's or zbus's formatting (`(os error N)`):
 //!   an errno is its strerror text, a D-Bus error its message.
 
+mod p2p;
+
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use hupkit_common::diag::strerror;
@@ -108,6 +114,14 @@ pub enum Manager {
     System(Connection),
     /// The calling user's manager (`user@UID.service`).
     User(Connection),
+    /// The caller's manager through its private socket, when there is no
+    /// bus: the user's manager (`user`), else PID 1.
+    Private {
+        /// The connection, one call at a time.
+        peer: Mutex<p2p::Peer>,
+        /// Whether the manager is the user's (else PID 1).
+        user: bool,
+    },
 }
 
 /// The user's runtime directory: `$XDG_RUNTIME_DIR`, else `/run/user/UID`.
@@ -156,10 +170,30 @@ impl Manager {
                 .map_err(|e| format!("${var}: {}", text(&e))),
             None => connect_socket(&path).map_err(|e| format!("{}: {e}", quoted(&path))),
         };
-        match tried {
-            Ok(c) if uid == 0 => Ok(Manager::System(c)),
-            Ok(c) => Ok(Manager::User(c)),
-            Err(why) => Err(Error(format!("no {which} bus: {why}"))),
+        let why = match tried {
+            Ok(c) if uid == 0 => return Ok(Manager::System(c)),
+            Ok(c) => return Ok(Manager::User(c)),
+            Err(why) => why,
+        };
+        let private = if uid == 0 {
+            PathBuf::from("/run/systemd/private")
+        } else {
+            runtime_dir(uid).join("systemd/private")
+        };
+        match p2p::Peer::connect(&private, uid) {
+            Ok(peer) => Ok(Manager::Private {
+                peer: Mutex::new(peer),
+                user: uid != 0,
+            }),
+            Err(why_private) => Err(Error(format!(
+                "no {which} bus ({why}) and no private socket of the {owner} \
+                 ({why_private})",
+                owner = if uid == 0 {
+                    "system manager"
+                } else {
+                    "user's manager"
+                }
+            ))),
         }
     }
 
@@ -167,19 +201,32 @@ impl Manager {
     /// last logout unless the user lingers).
     #[must_use]
     pub fn is_user(&self) -> bool {
-        matches!(self, Manager::User(_))
+        matches!(self, Manager::User(_) | Manager::Private { user: true, .. })
     }
 
-    fn conn(&self) -> &Connection {
+    fn conn(&self) -> zbus::Result<&Connection> {
         match self {
-            Manager::System(c) | Manager::User(c) => c,
+            Manager::System(c) | Manager::User(c) => Ok(c),
+            Manager::Private { .. } => Err(zbus::Error::Unsupported),
+        }
+    }
+
+    /// The private connection, if this is one (locked; a poisoned lock is
+    /// still a usable connection: nothing panics while holding it).
+    fn peer(&self) -> Option<std::sync::MutexGuard<'_, p2p::Peer>> {
+        match self {
+            Manager::Private { peer, .. } => Some(
+                peer.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            ),
+            _ => None,
         }
     }
 
     /// A proxy of the manager's `org.freedesktop.systemd1.Manager` object,
     /// its properties never cached (every call asks the manager).
     fn manager_proxy(&self) -> zbus::Result<Proxy<'static>> {
-        zbus::blocking::proxy::Builder::new(self.conn())
+        zbus::blocking::proxy::Builder::new(self.conn()?)
             .destination("org.freedesktop.systemd1")
             .and_then(|b| b.path("/org/freedesktop/systemd1"))
             .and_then(|b| b.interface("org.freedesktop.systemd1.Manager"))
@@ -210,6 +257,23 @@ impl Manager {
             .ok_or_else(|| Error(format!("PID {first} exited before it could be moved")))?;
         let name = scope_name(hint, first, start);
         let fail = |why: String| Error(format!("cannot start scope '{name}': {why}"));
+        let description = format!("hupkit: {}", String::from_utf8_lossy(hint.as_bytes()));
+        if let Some(mut peer) = self.peer() {
+            let mut props = vec![
+                ("PIDs", p2p::Prop::U32s(pids.to_vec())),
+                ("Description", p2p::Prop::Str(description)),
+                ("CollectMode", p2p::Prop::Str("inactive-or-failed".into())),
+            ];
+            if delegate {
+                props.push(("Delegate", p2p::Prop::Bool(true)));
+            }
+            peer.start_scope(&name, &props, JOB_DEADLINE)
+                .map_err(fail)?;
+            drop(peer);
+            return check_moved(&name, pids)
+                .map(|()| name.clone())
+                .map_err(fail);
+        }
         let proxy: Proxy<'static> = self.manager_proxy().map_err(|e| fail(text(&e)))?;
         // Subscribe first: the job may end before the call's reply is read.
         let signals = proxy
@@ -237,13 +301,7 @@ impl Manager {
         });
         let mut props: Vec<(&str, Value<'_>)> = vec![
             ("PIDs", Value::from(pids.to_vec())),
-            (
-                "Description",
-                Value::from(format!(
-                    "hupkit: {}",
-                    String::from_utf8_lossy(hint.as_bytes())
-                )),
-            ),
+            ("Description", Value::from(description)),
             ("CollectMode", Value::from("inactive-or-failed")),
         ];
         if delegate {
@@ -272,20 +330,27 @@ impl Manager {
                 }
             }
         }
-        for &pid in pids {
-            match cgroup_of(pid) {
-                Some(cg) if in_unit(&cg, name.as_str()) => {}
-                Some(cg) => {
-                    return Err(fail(format!(
-                        "PID {pid} is still in '{}'",
-                        cg.first().map_or("?", String::as_str)
-                    )));
-                }
-                None => return Err(fail(format!("PID {pid} exited while it was moved"))),
-            }
-        }
+        check_moved(&name, pids).map_err(fail)?;
         Ok(name)
     }
+}
+
+/// Whether each of `pids` is in unit `name`'s cgroup now; the phrase saying
+/// which is not otherwise.
+fn check_moved(name: &str, pids: &[u32]) -> std::result::Result<(), String> {
+    for &pid in pids {
+        match cgroup_of(pid) {
+            Some(cg) if in_unit(&cg, name) => {}
+            Some(cg) => {
+                return Err(format!(
+                    "PID {pid} is still in '{}'",
+                    cg.first().map_or("?", String::as_str)
+                ));
+            }
+            None => return Err(format!("PID {pid} exited while it was moved")),
+        }
+    }
+    Ok(())
 }
 
 impl Manager {
@@ -297,10 +362,14 @@ impl Manager {
     /// stale by the time the manager acts on it).
     pub fn attach_to_scope(&self, name: &str, pids: &[u32]) -> Result<()> {
         let fail = |why: String| Error(format!("cannot move processes into '{name}': {why}"));
-        let proxy: Proxy<'_> = self.manager_proxy().map_err(|e| fail(text(&e)))?;
-        let _: () = proxy
-            .call("AttachProcessesToUnit", &(name, "", pids.to_vec()))
-            .map_err(|e| fail(text(&e)))?;
+        if let Some(mut peer) = self.peer() {
+            peer.attach(name, pids).map_err(fail)?;
+        } else {
+            let proxy: Proxy<'_> = self.manager_proxy().map_err(|e| fail(text(&e)))?;
+            let _: () = proxy
+                .call("AttachProcessesToUnit", &(name, "", pids.to_vec()))
+                .map_err(|e| fail(text(&e)))?;
+        }
         for &pid in pids {
             match cgroup_of(pid) {
                 Some(cg) if in_unit(&cg, name) => {}

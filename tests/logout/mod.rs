@@ -11,6 +11,7 @@
 mod forecast;
 mod helper;
 mod lab;
+mod private;
 mod rdisown;
 
 use std::time::Duration;

@@ -327,8 +327,9 @@ so that what it starts is never in the session's cgroup either. A user's
 scope belongs to the user's manager, which stops at the last logout unless the
 user lingers: detach then says so, in one line, at start. --linger enables
 lingering (for root, or as polkit allows). The manager is reached through the
-user bus (for root, the system bus); without one (no dbus-user-session), detach
-says so. No systemd, no manager, a cgroup v1
+user bus (for root, the system bus), else through its private socket
+($XDG_RUNTIME_DIR/systemd/private; for root, /run/systemd/private); without
+either, detach says so, naming both. No systemd, no manager, a cgroup v1
 layout without name=systemd, or a refusal: detach says which and exits 125,
 nothing started. The scope's name is in the job record.";
 

@@ -62,8 +62,11 @@ hupkit-NAME-PID-START.scope, then cut loose as above: rdisown --scope %1
 survives both the hangup and the logout (-h keeps the terminal, as ever). A
 user's scope belongs to the user's manager, which stops at the last logout
 unless the user lingers: rdisown then says so, in one line, before it starts.
---linger enables lingering (for root, or as polkit allows). No systemd, no bus,
-or cgroup v1 without name=systemd: one line says which, nothing is changed,
+--linger enables lingering (for root, or as polkit allows). The manager is
+reached through the user bus (for root, the system bus), else through its
+private socket ($XDG_RUNTIME_DIR/systemd/private; for root,
+/run/systemd/private). No systemd, neither bus nor private socket, or cgroup v1
+without name=systemd: one line says which, nothing is changed,
 status 1. A job whose move fails is not cut loose. The scope's name is in the
 job record.";
 
