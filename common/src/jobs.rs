@@ -25,15 +25,18 @@ use nix::unistd::Pid;
 
 use crate::error::Error;
 use crate::exit;
-use crate::proc::{ProcState, Stat};
+use crate::proc::{ProcDir, ProcState, Stat};
 
 /// Every process, as read once from `/proc`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub struct Snapshot {
     /// One `stat` per process (kernel threads excluded), oldest first.
     pub procs: Vec<Stat>,
     /// PID to index into `procs`.
     index: std::collections::HashMap<i32, usize>,
+    /// The open `/proc` the scan read through, kept for the command lines
+    /// that views read after it ([`Snapshot::command`]).
+    dir: std::cell::RefCell<ProcDir>,
 }
 
 /// What a job is doing, as `jobs` says it.
@@ -106,27 +109,41 @@ impl Snapshot {
     /// and kernel threads are skipped. Session 0 is kept: it is what a process
     /// shows when its session's leader is outside our PID namespace (a
     /// container, a CI runner), and those processes are as real as any.
+    ///
+    /// Each `stat` is read relative to one open `/proc` into one reused buffer
+    /// ([`ProcDir`]): an `openat`, a `read` and a `close` per process, and no
+    /// allocation but the [`Stat`] itself.
     pub fn take() -> std::io::Result<Snapshot> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut dir = ProcDir::open()?;
         let mut procs = Vec::new();
         for entry in std::fs::read_dir("/proc")? {
             let Ok(entry) = entry else { continue };
             let name = entry.file_name();
-            let Some(pid) = name.to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            let name = name.as_bytes();
+            if name.is_empty() || !name.iter().all(u8::is_ascii_digit) {
+                continue;
+            }
+            let Some(pid) = std::str::from_utf8(name).ok().and_then(|s| s.parse().ok()) else {
                 continue;
             };
-            if let Ok(st) = Stat::read(Pid::from_raw(pid)) {
+            let Ok(raw) = dir.read(Pid::from_raw(pid), "stat") else {
+                continue;
+            };
+            if let Ok(st) = Stat::parse(raw) {
                 if !st.is_kernel_thread() {
                     procs.push(st);
                 }
             }
         }
-        procs.sort_by_key(|p| (p.starttime, p.pid.as_raw()));
-        let index = procs
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.pid.as_raw(), i))
-            .collect();
-        Ok(Snapshot { procs, index })
+        procs.sort_unstable_by_key(|p| (p.starttime, p.pid.as_raw()));
+        let mut index = std::collections::HashMap::with_capacity(procs.len());
+        index.extend(procs.iter().enumerate().map(|(i, p)| (p.pid.as_raw(), i)));
+        Ok(Snapshot {
+            procs,
+            index,
+            dir: std::cell::RefCell::new(dir),
+        })
     }
 
     /// The process `pid`, if present.
@@ -138,13 +155,32 @@ impl Snapshot {
     /// The sessions present, oldest leader first.
     #[must_use]
     pub fn sessions(&self) -> Vec<Pid> {
-        let mut seen = Vec::new();
-        for p in &self.procs {
-            if !seen.contains(&p.session) {
-                seen.push(p.session);
-            }
+        let mut known = std::collections::HashSet::new();
+        self.procs
+            .iter()
+            .filter(|p| known.insert(p.session))
+            .map(|p| p.session)
+            .collect()
+    }
+
+    /// Every session's jobs ([`Snapshot::jobs`] of each, leaders' groups and
+    /// `exclude` left out), sessions oldest leader first: one pass over the
+    /// processes for all sessions, not one per session.
+    #[must_use]
+    pub fn all_jobs(&self, exclude: &[Pid]) -> Vec<(Pid, Vec<Job>)> {
+        let mut slot: std::collections::HashMap<Pid, usize> = std::collections::HashMap::new();
+        let mut members: Vec<(Pid, Vec<usize>)> = Vec::new();
+        for (i, p) in self.procs.iter().enumerate() {
+            let s = *slot.entry(p.session).or_insert_with(|| {
+                members.push((p.session, Vec::new()));
+                members.len() - 1
+            });
+            members[s].1.push(i);
         }
-        seen
+        members
+            .into_iter()
+            .map(|(sid, m)| (sid, self.jobs_among(sid, m.into_iter(), exclude, false)))
+            .collect()
     }
 
     /// The jobs of `session`, leaving out the groups in `exclude` and, unless
@@ -152,9 +188,23 @@ impl Snapshot {
     /// `+`/`-` marks.
     #[must_use]
     pub fn jobs(&self, session: Pid, exclude: &[Pid], with_leader: bool) -> Vec<Job> {
+        let members = (0..self.procs.len()).filter(|&i| self.procs[i].session == session);
+        self.jobs_among(session, members, exclude, with_leader)
+    }
+
+    /// [`Snapshot::jobs`] of `session`, whose processes are `members`
+    /// (indices into `procs`, in order).
+    fn jobs_among(
+        &self,
+        session: Pid,
+        members: impl Iterator<Item = usize>,
+        exclude: &[Pid],
+        with_leader: bool,
+    ) -> Vec<Job> {
         let mut jobs: Vec<Job> = Vec::new();
         let mut by_pgid: std::collections::HashMap<i32, usize> = std::collections::HashMap::new();
-        for (i, p) in self.procs.iter().enumerate() {
+        for i in members {
+            let p = &self.procs[i];
             // Group 0: its leader is outside our PID namespace, so the group
             // cannot be named (or signalled) from here; it is no job of ours.
             if p.session != session
@@ -187,16 +237,19 @@ impl Snapshot {
                 .iter()
                 .any(|&i| self.procs[i].tpgid == job.pgid.as_raw());
         }
-        // Current: the newest stopped job, else the newest job; previous: the one before.
-        let stopped: Vec<usize> = (0..jobs.len())
-            .filter(|&i| matches!(jobs[i].state, JobState::Stopped(_)))
-            .collect();
-        let mut order: Vec<usize> = stopped.iter().rev().copied().collect();
-        order.extend((0..jobs.len()).rev().filter(|i| !stopped.contains(i)));
-        if let Some(&cur) = order.first() {
+        // Current: the newest stopped job, else the newest job; previous: the
+        // one before, in that order (stopped jobs newest first, then the others
+        // newest first). Only the first two of the order are needed.
+        let stopped = |j: &Job| matches!(j.state, JobState::Stopped(_));
+        let order = (0..jobs.len())
+            .rev()
+            .filter(|&i| stopped(&jobs[i]))
+            .chain((0..jobs.len()).rev().filter(|&i| !stopped(&jobs[i])));
+        let first_two: Vec<usize> = order.take(2).collect();
+        if let Some(&cur) = first_two.first() {
             jobs[cur].mark = '+';
         }
-        if let Some(&prev) = order.get(1) {
+        if let Some(&prev) = first_two.get(1) {
             jobs[prev].mark = '-';
         }
         jobs
@@ -225,7 +278,7 @@ impl Snapshot {
     /// The command line of a member, as `ps` shows it (`[comm]` if it has none).
     #[must_use]
     pub fn cmdline(p: &Stat) -> String {
-        match std::fs::read(format!("/proc/{}/cmdline", p.pid)) {
+        match crate::proc::read_small(std::path::Path::new(&format!("/proc/{}/cmdline", p.pid))) {
             Ok(raw) if !raw.is_empty() => {
                 let raw = raw.strip_suffix(b"\0").unwrap_or(&raw);
                 String::from_utf8_lossy(raw).replace('\0', " ")
@@ -239,7 +292,9 @@ impl Snapshot {
     /// (a zombie, a kernel thread).
     #[must_use]
     pub fn argv(p: &Stat) -> Option<Vec<Vec<u8>>> {
-        let raw = std::fs::read(format!("/proc/{}/cmdline", p.pid)).ok()?;
+        let raw =
+            crate::proc::read_small(std::path::Path::new(&format!("/proc/{}/cmdline", p.pid)))
+                .ok()?;
         let end = raw.iter().rposition(|&b| b != 0)? + 1;
         Some(raw[..end].split(|&b| b == 0).map(<[u8]>::to_vec).collect())
     }
@@ -268,16 +323,53 @@ impl Snapshot {
     /// (those whose parent is outside the group), joined by ` | `.
     #[must_use]
     pub fn command(&self, job: &Job) -> String {
-        let heads: Vec<String> = self.heads(job).map(Self::cmdline).collect();
-        heads.join(" | ")
+        self.join_heads(job, |out, raw, p| {
+            if let Some(raw) = raw {
+                let raw = raw.strip_suffix(b"\0").unwrap_or(raw);
+                out.push_str(&String::from_utf8_lossy(raw).replace('\0', " "));
+            } else {
+                out.push('[');
+                out.push_str(&p.comm);
+                out.push(']');
+            }
+        })
     }
 
     /// [`Snapshot::command`] for text output: each command line quoted
     /// ([`Snapshot::cmdline_text`]).
     #[must_use]
     pub fn command_text(&self, job: &Job) -> String {
-        let heads: Vec<String> = self.heads(job).map(Self::cmdline_text).collect();
-        heads.join(" | ")
+        self.join_heads(job, |out, raw, p| {
+            // As Snapshot::argv: trailing NULs dropped; none left is no argv.
+            let args = raw.and_then(|raw| raw.iter().rposition(|&b| b != 0).map(|e| &raw[..=e]));
+            if let Some(args) = args {
+                out.push_str(&crate::quote::command_line(args.split(|&b| b == 0)));
+            } else {
+                out.push('[');
+                out.push_str(&p.name());
+                out.push(']');
+            }
+        })
+    }
+
+    /// The heads of `job` joined by ` | `, each written by `write` from its
+    /// `cmdline` (`None`: unreadable or empty), read through the snapshot's
+    /// open `/proc` into its one buffer.
+    fn join_heads(
+        &self,
+        job: &Job,
+        mut write: impl FnMut(&mut String, Option<&[u8]>, &Stat),
+    ) -> String {
+        let mut out = String::new();
+        let mut dir = self.dir.borrow_mut();
+        for (i, p) in self.heads(job).enumerate() {
+            if i > 0 {
+                out.push_str(" | ");
+            }
+            let raw = dir.read(p.pid, "cmdline").ok().filter(|r| !r.is_empty());
+            write(&mut out, raw, p);
+        }
+        out
     }
 
     /// Whether a process group is orphaned: no member has a parent in the same
@@ -285,6 +377,22 @@ impl Snapshot {
     #[must_use]
     pub fn orphaned(&self, session: Pid, pgid: Pid) -> bool {
         self.orphaned_without(session, pgid, None)
+    }
+
+    /// The process groups that are not orphaned (a member has a parent in the
+    /// same session but another group), from one pass over the processes: what
+    /// a view of many jobs asks instead of [`Snapshot::orphaned`] per job, which
+    /// passes over every process each time.
+    #[must_use]
+    pub fn anchored_groups(&self) -> std::collections::HashSet<Pid> {
+        self.procs
+            .iter()
+            .filter(|p| {
+                self.get(p.ppid)
+                    .is_some_and(|parent| parent.session == p.session && parent.pgrp != p.pgrp)
+            })
+            .map(|p| p.pgrp)
+            .collect()
     }
 
     /// Whether a process group would be orphaned once process `leaving` is gone
@@ -564,6 +672,31 @@ mod tests {
         assert_eq!(snap.group_state(me), JobState::Running);
         // No process has group PID_MAX_LIMIT + 1.
         assert_eq!(snap.group_state(Pid::from_raw(4_194_305)), JobState::Done);
+    }
+
+    /// The one-pass views agree with the per-session and per-group ones.
+    #[test]
+    fn one_pass_views_agree() {
+        let snap = Snapshot::take().unwrap();
+        let own = [nix::unistd::getpgrp()];
+        let all = snap.all_jobs(&own);
+        assert_eq!(
+            all.iter().map(|(sid, _)| *sid).collect::<Vec<_>>(),
+            snap.sessions()
+        );
+        let anchored = snap.anchored_groups();
+        for (sid, jobs) in &all {
+            let each = snap.jobs(*sid, &own, false);
+            assert_eq!(format!("{jobs:?}"), format!("{each:?}"), "session {sid}");
+            for job in jobs {
+                assert_eq!(
+                    !anchored.contains(&job.pgid),
+                    snap.orphaned(*sid, job.pgid),
+                    "group {}",
+                    job.pgid
+                );
+            }
+        }
     }
 
     #[test]

@@ -178,6 +178,9 @@ const SMALL_FILE_BUFFER: usize = 4096;
 
 /// Reads a small /proc file with one buffer (std's `fs::read` starts at 32 bytes
 /// for these size-less files and grows, costing a system call per doubling).
+/// The files read so (`stat`, `cgroup`: `seq_file`s; `cmdline`) fill the buffer
+/// while there is more, so a short read is their end: one `read` for a file
+/// that fits, not a second that returns 0.
 pub fn read_small(path: &std::path::Path) -> io::Result<Vec<u8>> {
     use std::io::Read;
     let mut f = fs::File::open(path)?;
@@ -189,13 +192,79 @@ pub fn read_small(path: &std::path::Path) -> io::Result<Vec<u8>> {
         }
         match f.read(&mut buf[len..]) {
             Ok(0) => break,
-            Ok(n) => len += n,
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    break;
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
     buf.truncate(len);
     Ok(buf)
+}
+
+/// `/proc`, open, with one buffer for every file read through it: how a scan
+/// of every process reads its files. Each file costs an `openat` relative to
+/// the directory (no walk from `/`), one `read` into the reused buffer and a
+/// `close`; nothing is allocated per file.
+#[derive(Debug)]
+pub struct ProcDir {
+    dir: std::os::fd::OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl ProcDir {
+    /// Opens `/proc`.
+    pub fn open() -> io::Result<ProcDir> {
+        Ok(ProcDir {
+            dir: fs::File::open("/proc")?.into(),
+            buf: vec![0u8; SMALL_FILE_BUFFER],
+        })
+    }
+
+    /// The contents of `/proc/PID/FILE`, valid until the next read.
+    ///
+    /// For the files of `/proc/PID` that are read so (`stat`, a `seq_file`, and
+    /// `cmdline`), a read returns all the buffer can hold while there is more:
+    /// a short read is their end, so a file that fits costs one `read`, not a
+    /// second that returns 0.
+    pub fn read(&mut self, pid: Pid, file: &str) -> io::Result<&[u8]> {
+        use nix::fcntl::{OFlag, openat};
+        use std::io::Write as _;
+        let mut path = [0u8; 64];
+        let len = {
+            let mut cursor = &mut path[..];
+            write!(cursor, "{pid}/{file}").map_err(|_| invalid("/proc path too long"))?;
+            64 - cursor.len()
+        };
+        let fd = openat(
+            &self.dir,
+            &path[..len],
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        let mut len = 0;
+        loop {
+            if len == self.buf.len() {
+                self.buf.resize(len * 2, 0);
+            }
+            match nix::unistd::read(&fd, &mut self.buf[len..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    len += n;
+                    if len < self.buf.len() {
+                        break;
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(&self.buf[..len])
+    }
 }
 
 fn proc_path(pid: Pid, file: &str) -> PathBuf {
@@ -232,13 +301,32 @@ impl Stat {
         let comm_bytes = raw[open + 1..close].to_vec();
         let comm = String::from_utf8_lossy(&comm_bytes).into_owned();
         let rest = std::str::from_utf8(&raw[close + 1..]).map_err(|_| invalid("stat: not text"))?;
-        // Fields after comm, numbered from 3 (state) as in proc(5).
-        let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-        let field = |n: usize| {
-            fields
-                .get(n - 3)
-                .copied()
-                .ok_or_else(|| invalid("stat: short"))
+        // Fields after comm, numbered from 3 (state) as in proc(5); picked in
+        // one pass, without collecting them (this runs once per process).
+        let mut wanted: [&str; 10] = [""; 10];
+        let mut last = 0;
+        for (i, f) in rest.split_ascii_whitespace().enumerate() {
+            let slot = match i + 3 {
+                n @ 3..=9 => n - 3,
+                20 => 7,
+                22 => 8,
+                _ => continue,
+            };
+            wanted[slot] = f;
+            last = i + 3;
+            if last == 22 {
+                break;
+            }
+        }
+        if last != 22 {
+            return Err(invalid("stat: short"));
+        }
+        let field = |n: usize| -> io::Result<&str> {
+            Ok(match n {
+                3..=9 => wanted[n - 3],
+                20 => wanted[7],
+                _ => wanted[8],
+            })
         };
         let num = |n: usize| -> io::Result<i64> {
             field(n)?

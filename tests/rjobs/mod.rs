@@ -410,3 +410,53 @@ fn rjobs_logout_forecast_without_systemd_says_so() {
         "{json}"
     );
 }
+
+/// `rjobs -A` reads what it prints once: each job's command line one time (it
+/// printed the quoted form but read the file a second time for the JSON form),
+/// each process's `stat` one time. Counted with strace (skipped without it).
+#[test]
+fn rjobs_all_sessions_reads_each_file_once() {
+    let strace = std::path::Path::new("/usr/bin/strace");
+    if !strace.exists() {
+        eprintln!("skipped: no /usr/bin/strace");
+        return;
+    }
+    let jobs: Vec<util::ChildGuard> = (0..3)
+        .map(|_| {
+            util::ChildGuard::new(util::spawn(
+                Command::new("sleep")
+                    .arg("306")
+                    .process_group(0)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null()),
+            ))
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace");
+    let out = Command::new(strace)
+        .args(["-f", "-qq", "-e", "trace=open,openat", "-o"])
+        .arg(&trace)
+        .arg(util::bin("rjobs"))
+        .arg("-A")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let opened = |pid: u32, file: &str| {
+        let a = format!("\"{pid}/{file}\"");
+        let b = format!("\"/proc/{pid}/{file}\"");
+        trace
+            .lines()
+            .filter(|l| l.contains(&a) || l.contains(&b))
+            .count()
+    };
+    for job in &jobs {
+        let pid = u32::try_from(job.pid().as_raw()).unwrap();
+        assert!(text.contains(&format!("{pid}")), "{text}");
+        assert_eq!(opened(pid, "cmdline"), 1, "cmdline of {pid}:\n{trace}");
+        assert_eq!(opened(pid, "stat"), 1, "stat of {pid}:\n{trace}");
+    }
+    drop(jobs);
+}

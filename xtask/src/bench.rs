@@ -643,7 +643,337 @@ fn bench_rjobs(release: &Path, pairs: usize) -> Result<(), String> {
         quantile(&times, 0.5),
         times.last().copied().unwrap_or(f64::NAN)
     );
+    bench_rjobs_scaling(release)
+}
+
+/// `n` idle processes for the rjobs benchmarks, each in a process group of its
+/// own (so each is a job to `rjobs -A`, as a `sleep &` of a shell is), started
+/// cheaply: one holder process, forked from this one and leader of a session
+/// of its own, forks them; each sets `PR_SET_PDEATHSIG` to SIGKILL and
+/// `pause()`s. No `exec`: 20,000 of them cost seconds, not minutes, and about
+/// 100 KB of kernel memory each. Dropping the crowd kills the holder by PID,
+/// which kills every member (their parent-death signal), and reaps them all
+/// (they are reparented to this process, a child subreaper).
+struct Crowd {
+    holder: nix::unistd::Pid,
+    /// How many the holder started.
+    started: usize,
+}
+
+impl Crowd {
+    fn start(n: usize) -> Result<Crowd, String> {
+        use nix::unistd::{
+            ForkResult, fork, getpid, getppid, pause, pipe, read, setpgid, setsid, write,
+        };
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|e| format!("cannot become a child subreaper: {e}"))?;
+        let (rx, tx) = pipe().map_err(|e| format!("pipe: {e}"))?;
+        // SAFETY: the child calls only async-signal-safe functions (setsid,
+        // fork, prctl, getppid, setpgid, pause, write, _exit) and allocates nothing.
+        match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+            ForkResult::Child => {
+                drop(rx);
+                let _ = setsid();
+                let holder = getpid();
+                let mut started = 0u32;
+                for _ in 0..n {
+                    // SAFETY: as above; the member only pauses until killed.
+                    match unsafe { fork() } {
+                        Ok(ForkResult::Child) => {
+                            let _ =
+                                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+                            if getppid() != holder {
+                                // SAFETY: _exit is async-signal-safe.
+                                unsafe { nix::libc::_exit(0) };
+                            }
+                            let _ = setpgid(
+                                nix::unistd::Pid::from_raw(0),
+                                nix::unistd::Pid::from_raw(0),
+                            );
+                            loop {
+                                pause();
+                            }
+                        }
+                        Ok(ForkResult::Parent { .. }) => started += 1,
+                        Err(_) => break,
+                    }
+                }
+                let _ = write(&tx, &started.to_ne_bytes());
+                drop(tx);
+                loop {
+                    pause();
+                }
+            }
+            ForkResult::Parent { child } => {
+                drop(tx);
+                let mut crowd = Crowd {
+                    holder: child,
+                    started: 0,
+                };
+                let mut buf = [0u8; 4];
+                let got = read(&rx, &mut buf).map_err(|e| format!("read: {e}"))?;
+                if got != 4 {
+                    return Err("the crowd's holder died before reporting".into());
+                }
+                crowd.started = u32::from_ne_bytes(buf) as usize;
+                if crowd.started < n {
+                    return Err(format!(
+                        "could start only {} of {n} extra processes (fork failed)",
+                        crowd.started
+                    ));
+                }
+                // Each member sets its own group after the fork: wait until all have.
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while Instant::now() < deadline && crowd.grouped() < n {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Ok(crowd)
+            }
+        }
+    }
+
+    /// How many members lead their own group yet (children of the holder
+    /// whose group is their PID).
+    fn grouped(&self) -> usize {
+        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.holder))
+            .unwrap_or_default();
+        children
+            .split_ascii_whitespace()
+            .filter_map(|pid| pid.parse().ok().map(nix::unistd::Pid::from_raw))
+            .filter(|&pid| nix::unistd::getpgid(Some(pid)) == Ok(pid))
+            .count()
+    }
+}
+
+impl Drop for Crowd {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.holder, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.holder, None);
+        // The members die of their parent-death signal and come to this
+        // process (the subreaper) as zombies: reap them as they come.
+        let mut left = self.started;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while left > 0 && Instant::now() < deadline {
+            let before = left;
+            left = left.saturating_sub(reap_daemons_counted());
+            if left == before {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// The limits on how many processes this machine can have, lowest first:
+/// `(limit, name)`.
+fn process_limits() -> Vec<(usize, String)> {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|t| t.trim().parse::<usize>().ok())
+    };
+    let mut limits = Vec::new();
+    if let Some(n) = read("/proc/sys/kernel/pid_max") {
+        limits.push((n, "/proc/sys/kernel/pid_max".to_string()));
+    }
+    if let Some(n) = read("/proc/sys/kernel/threads-max") {
+        limits.push((n, "/proc/sys/kernel/threads-max".to_string()));
+    }
+    if let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC)
+    {
+        limits.push((
+            usize::try_from(soft).unwrap_or(usize::MAX),
+            "RLIMIT_NPROC".to_string(),
+        ));
+    }
+    for p in ["/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"] {
+        if let Some(n) = read(p) {
+            limits.push((n, p.to_string()));
+        }
+    }
+    limits.sort();
+    limits
+}
+
+/// One run of `argv` (output to /dev/null): its wall-clock time and its peak
+/// resident set (`ru_maxrss` of `wait4`, KiB).
+fn time_rss(argv: &[&Path]) -> Result<(Duration, i64), String> {
+    let (program, args) = argv.split_first().ok_or("empty command")?;
+    let start = Instant::now();
+    let child = Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", program.display()))?;
+    let pid = i32::try_from(child.id()).map_err(|e| e.to_string())?;
+    let mut status = 0;
+    // SAFETY: rusage is plain data that wait4 fills in; all-zero is a valid value.
+    let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child, with pointers to live locals.
+    let r = unsafe { nix::libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
+    let elapsed = start.elapsed();
+    if r != pid {
+        return Err(format!("{}: wait4 failed", program.display()));
+    }
+    if !(nix::libc::WIFEXITED(status) && nix::libc::WEXITSTATUS(status) == 0) {
+        return Err(format!("{} failed: status {status:#x}", program.display()));
+    }
+    Ok((elapsed, usage.ru_maxrss))
+}
+
+/// The peak RSS of one run of `argv` in KiB, as `/usr/bin/time -f %M` reports
+/// it (`None` without it).
+fn peak_rss_kib(argv: &[&Path]) -> Option<i64> {
+    let time = Path::new("/usr/bin/time");
+    if !time.exists() {
+        return None;
+    }
+    let out = Command::new(time)
+        .args(["-f", "%M"])
+        .args(argv)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// `cargo xtask bench rjobs`: builds the release binaries and runs
+/// [`bench_rjobs`] alone (with its scaling table).
+pub fn run_rjobs(pairs: usize) -> Result<(), String> {
+    let release = build_release(&crate::workspace_root())?;
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| format!("cannot become a child subreaper: {e}"))?;
+    bench_rjobs(&release, pairs)
+}
+
+/// The sizes of [`bench_rjobs_scaling`]'s crowd.
+const SCALING_SIZES: [usize; 3] = [200, 2000, 20_000];
+
+/// `rjobs -A` and `ps -e -o pid,ppid,pgid,sid,tty,stat,args` beside 200, 2000
+/// and 20,000 extra processes (a [`Crowd`], each its own job): median time of
+/// alternating runs, milliseconds per 1000 processes present, and rjobs' peak
+/// RSS. Where the machine cannot hold 20,000 more, the largest crowd is what
+/// its lowest limit allows (named in the table).
+pub fn bench_rjobs_scaling(release: &Path) -> Result<(), String> {
+    let rjobs = release.join("rjobs");
+    let ps = Path::new("/bin/ps");
+    let ours: [&Path; 2] = [&rjobs, Path::new("-A")];
+    let anchor: [&Path; 4] = [
+        ps,
+        Path::new("-e"),
+        Path::new("-o"),
+        Path::new("pid,ppid,pgid,sid,tty,stat,args"),
+    ];
+    let present = || {
+        std::fs::read_dir("/proc").map_or(0, |d| {
+            d.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                })
+                .count()
+        })
+    };
+    let limits = process_limits();
+    let (lowest, lowest_name) = limits
+        .first()
+        .cloned()
+        .unwrap_or((usize::MAX, "none".into()));
+    // Room for the rest of the machine: what runs now, and a margin of 1000.
+    let room = lowest.saturating_sub(present() + 1000);
+    println!();
+    println!(
+        "| extra processes | processes present | rjobs -A (median) | ps (median) | ratio | rjobs ms per 1000 processes | ps ms per 1000 processes | rjobs peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for want in SCALING_SIZES {
+        let n = want.min(room);
+        let note = if n < want {
+            format!(" (limited by {lowest_name} = {lowest})")
+        } else {
+            String::new()
+        };
+        let crowd = Crowd::start(n)?;
+        let total = present();
+        let runs = if n >= 10_000 { 10 } else { 30 };
+        let (mut ours_ms, mut ps_ms, mut ratios, mut rss) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        for i in 0..=runs {
+            let (x, y) = if i % 2 == 0 {
+                let x = time_rss(&ours)?;
+                (x, time_rss(&anchor)?)
+            } else {
+                let y = time_rss(&anchor)?;
+                (time_rss(&ours)?, y)
+            };
+            if i == 0 {
+                continue; // warm-up
+            }
+            rss = rss.max(x.1);
+            ours_ms.push(x.0.as_secs_f64() * 1e3);
+            ps_ms.push(y.0.as_secs_f64() * 1e3);
+            ratios.push(x.0.as_secs_f64() / y.0.as_secs_f64());
+        }
+        // wait4's figure counts this benchmark's own image (posix_spawn shares
+        // it until exec, and the high-water mark survives exec): GNU time forks
+        // from a small process, so its figure is rjobs' own.
+        if let Some(kib) = peak_rss_kib(&ours) {
+            rss = kib;
+        }
+        drop(crowd);
+        for v in [&mut ours_ms, &mut ps_ms, &mut ratios] {
+            v.sort_by(f64::total_cmp);
+        }
+        let (ma, mb) = (quantile(&ours_ms, 0.5), quantile(&ps_ms, 0.5));
+        #[allow(clippy::cast_precision_loss)]
+        let per = |ms: f64| ms * 1000.0 / total.max(1) as f64;
+        #[allow(clippy::cast_precision_loss)]
+        let rss_mib = rss as f64 / 1024.0;
+        println!(
+            "| {n}{note} | {total} | {ma:.1} ms | {mb:.1} ms | {:.3} | {:.2} | {:.2} | {:.1} MiB |",
+            quantile(&ratios, 0.5),
+            per(ma),
+            per(mb),
+            rss_mib
+        );
+    }
     Ok(())
+}
+
+/// Kills and reaps every child of this process, like [`reap_daemons`]; the number reaped.
+fn reap_daemons_counted() -> usize {
+    let me = std::process::id();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{me}/task")) else {
+        return 0;
+    };
+    let mut reaped = 0;
+    for task in tasks.flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for pid in children
+            .split_ascii_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            if nix::sys::wait::waitpid(pid, None).is_ok() {
+                reaped += 1;
+            }
+        }
+    }
+    reaped
 }
 
 /// `cargo xtask bench rfg`: builds the release binaries and runs [`bench_rfg`] alone.

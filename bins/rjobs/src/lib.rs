@@ -139,10 +139,27 @@ fn member(p: &Stat, session_tty: u64, host: &logout::Host) -> Member {
     }
 }
 
-/// The rows of one session's jobs (the leader's group and those in `exclude`
-/// left out); `probe`: learn why each stopped job is stopped (a brief ptrace
-/// attach to one member of each).
-fn rows(snap: &Snapshot, session: Pid, exclude: &[Pid], long: bool, probe: bool) -> Vec<Row> {
+/// What a view prints, and so what its rows need.
+#[derive(Clone, Copy)]
+struct View {
+    /// `-l`: the members too.
+    long: bool,
+    /// `--json`: the exact command (else the quoted one, for text).
+    json: bool,
+    /// Learn why each stopped job is stopped (a brief ptrace attach to one
+    /// member of each).
+    probe: bool,
+}
+
+/// The rows of one session's `jobs`. `anchored`: the groups that are not
+/// orphaned ([`Snapshot::anchored_groups`], computed once for all sessions).
+fn rows(
+    snap: &Snapshot,
+    session: Pid,
+    mut jobs: Vec<Job>,
+    anchored: &std::collections::HashSet<Pid>,
+    view: View,
+) -> Vec<Row> {
     let session_tty = snap.get(session).map_or_else(
         || {
             snap.procs
@@ -152,10 +169,9 @@ fn rows(snap: &Snapshot, session: Pid, exclude: &[Pid], long: bool, probe: bool)
         },
         |l| l.tty_nr,
     );
-    let mut jobs: Vec<Job> = snap.jobs(session, exclude, false);
     // logind's settings are read once, and only for -l.
-    let host = long.then(logout::Host::this);
-    if probe {
+    let host = view.long.then(logout::Host::this);
+    if view.probe {
         for job in &mut jobs {
             snap.probe_stop(job);
         }
@@ -168,9 +184,18 @@ fn rows(snap: &Snapshot, session: Pid, exclude: &[Pid], long: bool, probe: bool)
             state: job.state,
             foreground: job.foreground,
             on_terminal: session_tty != 0,
-            orphaned: snap.orphaned(session, job.pgid),
-            command: snap.command(job),
-            command_text: snap.command_text(job),
+            orphaned: !anchored.contains(&job.pgid),
+            // Each is read from /proc: only the one printed.
+            command: if view.json {
+                snap.command(job)
+            } else {
+                String::new()
+            },
+            command_text: if view.json {
+                String::new()
+            } else {
+                snap.command_text(job)
+            },
             members: match &host {
                 Some(host) => job
                     .members
@@ -183,7 +208,13 @@ fn rows(snap: &Snapshot, session: Pid, exclude: &[Pid], long: bool, probe: bool)
         .collect()
 }
 
-fn session_of(snap: &Snapshot, sid: Pid, exclude: &[Pid], long: bool, probe: bool) -> Session {
+fn session_of(
+    snap: &Snapshot,
+    sid: Pid,
+    jobs: Vec<Job>,
+    anchored: &std::collections::HashSet<Pid>,
+    view: View,
+) -> Session {
     let leader = snap.get(sid);
     Session {
         sid,
@@ -199,7 +230,7 @@ fn session_of(snap: &Snapshot, sid: Pid, exclude: &[Pid], long: bool, probe: boo
             None if sid.as_raw() == 0 => "(outside this PID namespace)".into(),
             None => "(gone)".into(),
         },
-        jobs: rows(snap, sid, exclude, long, probe),
+        jobs: rows(snap, sid, jobs, anchored, view),
     }
 }
 
@@ -424,17 +455,24 @@ pub fn run(cli: &Cli, diag: &mut Diag) -> Result<Status> {
     let own = [nix::unistd::getpgrp()];
     // -A does not attach to every stopped process of the machine to learn why it
     // is stopped: its stopped jobs show as plain Stopped.
+    let anchored = snap.anchored_groups();
+    let view = View {
+        long: cli.long,
+        json: cli.json,
+        probe: !cli.all_sessions,
+    };
     let sessions: Vec<Session> = if cli.all_sessions {
-        snap.sessions()
+        snap.all_jobs(&own)
             .into_iter()
-            .map(|sid| session_of(&snap, sid, &own, cli.long, false))
+            .map(|(sid, jobs)| session_of(&snap, sid, jobs, &anchored, view))
             .collect()
     } else {
         let sid = match &cli.tty {
             Some(t) => session_of_tty(&snap, t)?,
             None => nix::unistd::getsid(None).unwrap_or_else(|_| nix::unistd::getpid()),
         };
-        vec![session_of(&snap, sid, &own, cli.long, true)]
+        let jobs = snap.jobs(sid, &own, false);
+        vec![session_of(&snap, sid, jobs, &anchored, view)]
     };
     let out = if cli.json {
         sessions_json(&sessions, cli.all_sessions, cli.long)
