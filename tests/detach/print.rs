@@ -194,6 +194,12 @@ fn sysv_script_runs_every_action() {
     assert_eq!(init(&script, "start").0, 0, "start again");
     let second = Daemon::from_pidfile(&pidfile);
     assert!(argv_becomes(&d.join("argv"), &argv));
+    // The daemon writes argv before it sets its traps: wait for its "start"
+    // (written after them), or a loaded machine's restart may TERM it first.
+    assert!(
+        file_becomes(&d.join("signals"), "start\nHUP\nTERM\nstart\n"),
+        "the second daemon started"
+    );
     assert_eq!(init(&script, "restart").0, 0, "restart");
     assert!(
         second.wait_gone(util::DEADLINE),
