@@ -10,12 +10,19 @@
 //! stop. [`Tracee::detach`] restores the saved registers at a syscall stop, so
 //! the thread re-issues its original call from scratch, and detaches.
 //!
-//! A thread that makes no system call (a CPU loop) never reaches a syscall stop.
-//! After [`SYSCALL_WAIT`] the thread is interrupted again and each call runs a
-//! `syscall` instruction found in an executable mapping (the `vDSO`, else the
-//! program's text) by single-stepping it, with `orig_rax = -1` so that the
-//! kernel's restart logic leaves the registers alone; at the end the full saved
-//! register set is written back (gdb's method for inferior calls).
+//! A thread that was interrupted in user code (a CPU loop: `orig_rax` is -1
+//! at the interrupt's stop) will not reach a syscall stop soon: at once (and
+//! after [`SYSCALL_WAIT`] for one in a system call that does not come back),
+//! each call runs a `syscall` instruction found in an executable mapping (the
+//! `vDSO`, else the program's text) by single-stepping it, with
+//! `orig_rax = -1` so that the kernel's restart logic leaves the registers
+//! alone; at the end the full saved register set is written back (gdb's
+//! method for inferior calls).
+//!
+//! Many calls in a row are a [`Batch`]: code that makes them, written with its
+//! data into pages the target maps for it, run with one `PTRACE_CONT` and
+//! stopped with one `PTRACE_INTERRUPT` once it says it is done
+//! ([`Tracee::run_code`]).
 //!
 //! Hard targets, and what is done about them:
 //! - Signals. Until the thread is under control, a signal that stops it is
@@ -181,6 +188,18 @@ mod imp {
     /// text within its first functions; a bound keeps a huge mapping from
     /// costing a huge read.
     const GADGET_SCAN_BYTES: u64 = 1 << 22;
+    /// The signals a fault in injected code raises.
+    const FAULTS: [i32; 5] = [
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGILL,
+        libc::SIGFPE,
+        libc::SIGTRAP,
+    ];
+    /// How the polls of [`Tracee::run_code`] back off, as
+    /// [`crate::ptrace::wait_stop`]'s.
+    const POLL_STEP: Duration = Duration::from_micros(20);
+    const POLL_MAX: Duration = Duration::from_millis(1);
     /// How many times an injected call interrupted by a signal is run again:
     /// every signal is blocked after the first call, so one retry is the
     /// rule; the bound only keeps a misbehaving kernel from looping us.
@@ -192,6 +211,48 @@ mod imp {
         SyscallStop { at_exit: bool },
         /// By single-stepping a `syscall` instruction at this address.
         Gadget(u64),
+    }
+
+    /// Where the thread's own signal mask was kept while every signal is
+    /// blocked.
+    #[derive(Clone, Copy)]
+    enum Mask {
+        /// Here (`PTRACE_GETSIGMASK`), to be set again by `PTRACE_SETSIGMASK`.
+        Ptrace(u64),
+        /// In its memory at this address, by the injected `rt_sigprocmask`.
+        InTarget(u64),
+    }
+
+    /// `PTRACE_GETSIGMASK`: the thread's blocked signals.
+    fn get_sigmask(tid: Pid) -> Result<u64, Errno> {
+        let mut mask = 0u64;
+        // SAFETY: the kernel writes `addr` bytes (8, its sigset size) at
+        // `data`, which points to `mask`, a u64.
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_GETSIGMASK,
+                tid.as_raw(),
+                std::mem::size_of::<u64>() as *mut libc::c_void,
+                (&raw mut mask).cast::<libc::c_void>(),
+            )
+        };
+        Errno::result(r).map(|_| mask)
+    }
+
+    /// `PTRACE_SETSIGMASK`: sets the thread's blocked signals (SIGKILL and
+    /// SIGSTOP never are).
+    fn set_sigmask(tid: Pid, mask: u64) -> Result<(), Errno> {
+        // SAFETY: the kernel reads `addr` bytes (8) at `data`, which points
+        // to `mask`, a u64.
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_SETSIGMASK,
+                tid.as_raw(),
+                std::mem::size_of::<u64>() as *mut libc::c_void,
+                (&raw const mask).cast::<libc::c_void>(),
+            )
+        };
+        Errno::result(r).map(drop)
     }
 
     /// A thread under our control.
@@ -209,7 +270,7 @@ mod imp {
         /// A SIGSTOP taken while it was held: sent again once it is let go.
         stop_taken: bool,
         /// Where its own signal mask was saved, once all signals were blocked.
-        mask_at: Option<u64>,
+        mask: Option<Mask>,
         detached: bool,
     }
 
@@ -333,7 +394,14 @@ mod imp {
         /// is its tracer: use it alone for this tracee, and end it if this
         /// fails with [`InjectError::Stuck`] or [`InjectError::CallStuck`].
         pub fn attach(tid: Pid) -> Result<Tracee, InjectError> {
-            let tgid = crate::proc::Status::read(tid).map_or(tid, |s| Pid::from_raw(s.tgid));
+            let status = crate::proc::Status::read(tid).ok();
+            let tgid = status.as_ref().map_or(tid, |s| Pid::from_raw(s.tgid));
+            // A single step is a forced SIGTRAP, which resets a blocked
+            // SIGTRAP's handler (force_sig_info_to_task): a process with its
+            // own keeps the old way, a gadget only after [`SYSCALL_WAIT`].
+            let trap_is_default = status.is_some_and(|s| {
+                s.disposition(Signal::SIGTRAP) == crate::signal::Disposition::Default
+            });
             ptrace::seize(tid, ptrace::Options::PTRACE_O_TRACESYSGOOD).map_err(|e| match e {
                 Errno::ESRCH => InjectError::Gone,
                 e => InjectError::Attach(e),
@@ -354,7 +422,15 @@ mod imp {
                     Stop::Syscall | Stop::Gone => go(libc::PTRACE_CONT, tid, 0).map_err(bail)?,
                 }
             };
-            // Run to a syscall-entry stop, passing on any signal that arrives.
+            // Stopped in user code (a CPU loop: the kernel marks every entry
+            // that is not a system call with `orig_rax = -1`): no system call
+            // will come, so use a gadget at once rather than wait for one.
+            let regs = ptrace::getregs(tid).map_err(|e| bail(fail("GETREGS", e)))?;
+            if regs.orig_rax.cast_signed() < 0 && trap_is_default {
+                return Tracee::with_gadget(tid, tgid, regs, stop_signal).map_err(bail);
+            }
+            // In a system call: it restarts at once, and its entry stop is
+            // where we take over. Run to it, passing on any signal that arrives.
             let deadline = Instant::now() + SYSCALL_WAIT;
             let mut sig = 0;
             loop {
@@ -373,6 +449,7 @@ mod imp {
                             saved,
                             Mode::SyscallStop { at_exit: false },
                             stop_signal,
+                            true,
                         );
                     }
                     Ok(Some(Stop::Event(..))) => {}
@@ -399,22 +476,50 @@ mod imp {
                 }
             }
             let saved = ptrace::getregs(tid).map_err(|e| bail(fail("GETREGS", e)))?;
-            check_abi(tid, &saved, false).map_err(bail)?;
+            Tracee::with_gadget(tid, tgid, saved, stop_signal).map_err(bail)
+        }
+
+        /// The tracee in gadget mode, stopped outside any system call with
+        /// registers `saved`. On error the caller detaches it.
+        fn with_gadget(
+            tid: Pid,
+            tgid: Pid,
+            saved: user_regs_struct,
+            stop_signal: Option<Signal>,
+        ) -> Result<Tracee, InjectError> {
+            check_abi(tid, &saved, false)?;
             let gadget = find_gadget(tid).ok_or_else(|| {
-                bail(InjectError::Failed(
-                    "no system call instruction found in its code".into(),
-                ))
+                InjectError::Failed("no system call instruction found in its code".into())
             })?;
-            Tracee::new(tid, tgid, saved, Mode::Gadget(gadget), stop_signal)
+            // Outside a system call (`orig_rax` -1), no temporary mask of
+            // ppoll's or sigsuspend's is waiting to be restored.
+            let by_ptrace = saved.orig_rax.cast_signed() < 0;
+            Tracee::new(
+                tid,
+                tgid,
+                saved,
+                Mode::Gadget(gadget),
+                stop_signal,
+                by_ptrace,
+            )
         }
 
         /// The tracee, with every signal blocked in it (its own mask saved).
+        ///
+        /// With `by_ptrace` (at a syscall-entry stop, or outside any system
+        /// call) the mask is swapped by ptrace itself, before the thread runs
+        /// anything: a stream of signals cannot keep a first injected call
+        /// from running (each would stop it before a single step), and it
+        /// costs no stop. Otherwise (a thread that may be inside ppoll or
+        /// sigsuspend, whose mask to restore `PTRACE_SETSIGMASK` would
+        /// forget) the first injected call blocks them.
         fn new(
             tid: Pid,
             tgid: Pid,
             saved: user_regs_struct,
             mode: Mode,
             stop_signal: Option<Signal>,
+            by_ptrace: bool,
         ) -> Result<Tracee, InjectError> {
             let mut t = Tracee {
                 tid,
@@ -424,9 +529,15 @@ mod imp {
                 stop_signal,
                 taken: Vec::new(),
                 stop_taken: false,
-                mask_at: None,
+                mask: None,
                 detached: false,
             };
+            if by_ptrace {
+                let old = get_sigmask(tid).map_err(|e| fail("PTRACE_GETSIGMASK", e))?;
+                set_sigmask(tid, u64::MAX).map_err(|e| fail("PTRACE_SETSIGMASK", e))?;
+                t.mask = Some(Mask::Ptrace(old));
+                return Ok(t);
+            }
             // On error, the drop restores and detaches.
             let at = (t.saved.rsp.wrapping_sub(MASKS_BELOW)) & !15;
             t.write_mem(at, &u64::MAX.to_ne_bytes())?;
@@ -444,7 +555,7 @@ mod imp {
             if let Some(e) = super::errno_of(r) {
                 return Err(fail("rt_sigprocmask failed in the process", e));
             }
-            t.mask_at = Some(at + SIGSET_SIZE);
+            t.mask = Some(Mask::InTarget(at + SIGSET_SIZE));
             Ok(t)
         }
 
@@ -550,6 +661,91 @@ mod imp {
             Ok(regs.rax.cast_signed())
         }
 
+        /// Runs the code at `entry` in the thread until the word at `done` is
+        /// not zero; `code` is the range it lives in (a fault there is ours).
+        ///
+        /// The code ends by setting `done` and sleeping in `pause` (every
+        /// signal is blocked): the thread is then interrupted
+        /// (`PTRACE_INTERRUPT`), which leaves no trace in it, where a trap
+        /// (`int3`) would be a forced SIGTRAP that resets a blocked SIGTRAP's
+        /// handler. Signals taken meanwhile are kept, as in [`Self::syscall`].
+        pub fn run_code(
+            &mut self,
+            entry: u64,
+            done: u64,
+            code: std::ops::Range<u64>,
+        ) -> Result<(), InjectError> {
+            let tid = self.tid;
+            let mut regs = self.saved;
+            regs.rip = entry;
+            regs.orig_rax = u64::MAX; // -1: no system call to restart
+            ptrace::setregs(tid, regs).map_err(|e| fail("SETREGS", e))?;
+            if let Mode::SyscallStop { .. } = self.mode {
+                // The next call goes back to the thread's own instruction.
+                self.mode = Mode::SyscallStop { at_exit: true };
+            }
+            let mem = std::fs::File::open(format!("/proc/{tid}/mem"))
+                .map_err(|e| io_failed("cannot open its memory", &e))?;
+            let finished = || {
+                let mut word = [0u8; 8];
+                mem.read_exact_at(&mut word, done)
+                    .map(|()| word != [0; 8])
+                    .map_err(|e| io_failed("cannot read its memory", &e))
+            };
+            go(libc::PTRACE_CONT, tid, 0)?;
+            let deadline = Instant::now() + CALL_WAIT;
+            let mut pause = Duration::ZERO;
+            loop {
+                match wait_stop(tid, Instant::now()) {
+                    Ok(None) => {}
+                    Ok(Some(Stop::Gone)) => return Err(InjectError::Gone),
+                    Ok(Some(Stop::Signal(s))) => {
+                        let at = ptrace::getregs(tid).map_or(0, |r| r.rip);
+                        if FAULTS.contains(&s) && code.contains(&at) {
+                            return Err(InjectError::Failed(format!(
+                                "the injected code failed with signal {s}"
+                            )));
+                        }
+                        self.take(s);
+                        go(libc::PTRACE_CONT, tid, 0)?;
+                    }
+                    Ok(Some(_)) => go(libc::PTRACE_CONT, tid, 0)?,
+                    Err(e) => return Err(fail("waitpid", e)),
+                }
+                if finished()? {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(InjectError::CallStuck);
+                }
+                if pause.is_zero() {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(pause);
+                }
+                pause = (pause + POLL_STEP).min(POLL_MAX);
+            }
+            ptrace::interrupt(tid).map_err(|e| fail("PTRACE_INTERRUPT", e))?;
+            loop {
+                match wait(tid, STOP_WAIT, InjectError::Stuck)? {
+                    Stop::Event(..) => return Ok(()),
+                    Stop::Signal(s) => {
+                        self.take(s);
+                        go(libc::PTRACE_CONT, tid, 0)?;
+                    }
+                    _ => go(libc::PTRACE_CONT, tid, 0)?,
+                }
+            }
+        }
+
+        /// Reads `buf.len()` bytes at `addr` in the target (through /proc/PID/mem).
+        pub fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<(), InjectError> {
+            let mem = std::fs::File::open(format!("/proc/{}/mem", self.tid))
+                .map_err(|e| io_failed("cannot open its memory", &e))?;
+            mem.read_exact_at(buf, addr)
+                .map_err(|e| io_failed("cannot read its memory", &e))
+        }
+
         /// Writes `bytes` at `addr` in the target (through /proc/PID/mem).
         pub fn write_mem(&self, addr: u64, bytes: &[u8]) -> Result<(), InjectError> {
             let mem = std::fs::OpenOptions::new()
@@ -605,16 +801,23 @@ mod imp {
             // thread would take them at once, and we again), then its mask restored
             // by the last call: what is pending is delivered after we are gone.
             let mut ends = Ok(());
-            if let Some(mask) = self.mask_at {
+            if let Some(mask) = self.mask {
                 ends = self.requeue();
-                let r = self.syscall(
-                    libc::SYS_rt_sigprocmask,
-                    [libc::SIG_SETMASK as u64, mask, 0, SIGSET_SIZE, 0, 0],
-                );
-                ends = ends.and(r.and_then(|r| match super::errno_of(r) {
-                    Some(e) => Err(fail("rt_sigprocmask failed in the process", e)),
-                    None => Ok(()),
-                }));
+                let restored = match mask {
+                    Mask::Ptrace(old) => {
+                        set_sigmask(self.tid, old).map_err(|e| fail("PTRACE_SETSIGMASK", e))
+                    }
+                    Mask::InTarget(at) => self
+                        .syscall(
+                            libc::SYS_rt_sigprocmask,
+                            [libc::SIG_SETMASK as u64, at, 0, SIGSET_SIZE, 0, 0],
+                        )
+                        .and_then(|r| match super::errno_of(r) {
+                            Some(e) => Err(fail("rt_sigprocmask failed in the process", e)),
+                            None => Ok(()),
+                        }),
+                };
+                ends = ends.and(restored);
             }
             let restore = match self.mode {
                 Mode::SyscallStop { at_exit: false } => {
@@ -666,6 +869,19 @@ mod imp {
         }
         /// Unreachable.
         pub fn write_mem(&self, _addr: u64, _bytes: &[u8]) -> Result<(), InjectError> {
+            Err(InjectError::Unsupported)
+        }
+        /// Unreachable.
+        pub fn run_code(
+            &mut self,
+            _entry: u64,
+            _done: u64,
+            _code: std::ops::Range<u64>,
+        ) -> Result<(), InjectError> {
+            Err(InjectError::Unsupported)
+        }
+        /// Unreachable.
+        pub fn read_mem(&self, _addr: u64, _buf: &mut [u8]) -> Result<(), InjectError> {
             Err(InjectError::Unsupported)
         }
         /// Unreachable.
@@ -869,6 +1085,368 @@ impl Drop for Scratch<'_> {
     }
 }
 
+/// An argument of a call in a [`Batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arg {
+    /// A value, as it is.
+    Val(u64),
+    /// The address, in the target, of a datum of the batch ([`Batch::data`]).
+    Data(usize),
+    /// The result of an earlier call of the batch ([`Batch::call`]): a
+    /// descriptor it opened, say.
+    Ret(usize),
+}
+
+/// One system call of a [`Batch`].
+#[derive(Debug, Clone)]
+struct Call {
+    nr: i64,
+    args: [Arg; 6],
+    /// A failure ends the batch there (else the next call runs).
+    stops: bool,
+}
+
+/// System calls run in the target in a row, at one stop: code written with
+/// their data into pages mapped for it (executable, unlike [`Scratch`]),
+/// each result stored beside the data, the batch ending at the first failure
+/// of a call marked so ([`Batch::call`]). One write puts everything in place
+/// and one read takes the results, where running the calls one by one costs
+/// two ptrace stops, four register transfers and a memory write each. A
+/// target whose policy refuses executable anonymous memory (`EACCES`,
+/// `EPERM`: `SELinux`'s `execmem`, `PaX`) gets the calls one by one, with the
+/// same results.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    calls: Vec<Call>,
+    data: Vec<Vec<u8>>,
+}
+
+/// The results of a [`Batch`], call by call: the raw return value
+/// (`-4095..=-1` is `-errno`), or `None` for a call not run (after a failure
+/// that ended the batch).
+pub type Results = Vec<Option<i64>>;
+
+/// The longest path the kernel takes, its NUL included (`PATH_MAX`).
+const PATH_MAX: usize = 4096;
+
+/// The value of a result slot for a call not run: no system call returns it.
+const NOT_RUN: i64 = i64::MIN;
+
+/// x86-64 encodings used by [`Batch`]: `movabs REG, imm64` per argument
+/// register, and `mov REG, rax`; in the order of the system-call ABI (rdi,
+/// rsi, rdx, r10, r8, r9).
+const MOVABS: [[u8; 2]; 6] = [
+    [0x48, 0xbf],
+    [0x48, 0xbe],
+    [0x48, 0xba],
+    [0x49, 0xba],
+    [0x49, 0xb8],
+    [0x49, 0xb9],
+];
+const MOV_FROM_RAX: [[u8; 3]; 6] = [
+    [0x48, 0x89, 0xc7],
+    [0x48, 0x89, 0xc6],
+    [0x48, 0x89, 0xc2],
+    [0x49, 0x89, 0xc2],
+    [0x49, 0x89, 0xc0],
+    [0x49, 0x89, 0xc1],
+];
+
+impl Batch {
+    /// An empty batch.
+    #[must_use]
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    /// Adds `bytes` to the data written with the batch; the argument that
+    /// passes their address.
+    pub fn data(&mut self, bytes: &[u8]) -> Arg {
+        self.data.push(bytes.to_vec());
+        Arg::Data(self.data.len() - 1)
+    }
+
+    /// Adds system call `nr`; the argument that passes its result to a later
+    /// call. If `stops`, its failure ends the batch.
+    pub fn call(&mut self, nr: i64, args: [Arg; 6], stops: bool) -> Arg {
+        self.calls.push(Call { nr, args, stops });
+        Arg::Ret(self.calls.len() - 1)
+    }
+
+    /// `rt_sigaction(SIGHUP, {SIG_IGN}, NULL)`, ending the batch if it fails.
+    pub fn ignore_sighup(&mut self) -> Arg {
+        let act = KernelSigaction {
+            handler: libc::SIG_IGN as u64,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        let at = self.data(&act.to_bytes());
+        let signo = u64::from(libc::SIGHUP.cast_unsigned());
+        let v = Arg::Val;
+        self.call(
+            libc::SYS_rt_sigaction,
+            [v(signo), at, v(0), v(SIGSET_SIZE), v(0), v(0)],
+            true,
+        )
+    }
+
+    /// `openat(AT_FDCWD, path, flags, mode)`: the descriptor, as an argument.
+    ///
+    /// # Errors
+    /// `ENAMETOOLONG` (as `opening 'PATH'`, as the kernel would say) for a
+    /// path longer than `PATH_MAX`.
+    pub fn open_at(
+        &mut self,
+        path: &Path,
+        flags: OFlag,
+        mode: u32,
+        stops: bool,
+    ) -> Result<Arg, InjectError> {
+        let mut bytes = path.as_os_str().as_bytes().to_vec();
+        bytes.push(0);
+        if bytes.len() > PATH_MAX {
+            return Err(InjectError::InProcess {
+                what: format!("opening {}", crate::quote::quote(path.as_os_str())),
+                errno: Errno::ENAMETOOLONG,
+            });
+        }
+        let at = self.data(&bytes);
+        let flags = u64::from(flags.bits().cast_unsigned());
+        let v = Arg::Val;
+        Ok(self.call(
+            libc::SYS_openat,
+            [v(AT_FDCWD), at, v(flags), v(u64::from(mode)), v(0), v(0)],
+            stops,
+        ))
+    }
+
+    /// `dup3(from, to, 0)`, ending the batch if it fails.
+    pub fn dup3(&mut self, from: Arg, to: i32) -> Arg {
+        let v = Arg::Val;
+        self.call(
+            libc::SYS_dup3,
+            [from, v(fd_arg(to)), v(0), v(0), v(0), v(0)],
+            true,
+        )
+    }
+
+    /// `close(fd)`; a failure changes nothing and does not end the batch.
+    pub fn close(&mut self, fd: Arg) -> Arg {
+        let v = Arg::Val;
+        self.call(libc::SYS_close, [fd, v(0), v(0), v(0), v(0), v(0)], false)
+    }
+
+    /// `ioctl(fd, TIOCNOTTY)`; a failure (`ENOTTY`: not its controlling
+    /// terminal) does not end the batch.
+    pub fn drop_ctty(&mut self, fd: Arg) -> Arg {
+        let v = Arg::Val;
+        self.call(
+            libc::SYS_ioctl,
+            [fd, v(libc::TIOCNOTTY), v(0), v(0), v(0), v(0)],
+            false,
+        )
+    }
+
+    /// `fcntl(fd, F_SETFL, flags)`; a failure does not end the batch.
+    pub fn fcntl_setfl(&mut self, fd: Arg, flags: OFlag) -> Arg {
+        let setfl = u64::from(libc::F_SETFL.cast_unsigned());
+        let flags = u64::from(flags.bits().cast_unsigned());
+        let v = Arg::Val;
+        self.call(
+            libc::SYS_fcntl,
+            [fd, v(setfl), v(flags), v(0), v(0), v(0)],
+            false,
+        )
+    }
+
+    /// Whether a failure of call `i` ends the batch.
+    #[must_use]
+    pub fn stops(&self, i: usize) -> bool {
+        self.calls.get(i).is_some_and(|c| c.stops)
+    }
+
+    /// Whether it has no call.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// The length of the code of one call.
+    fn call_len(call: &Call) -> usize {
+        let args: usize = call
+            .args
+            .iter()
+            .map(|a| if matches!(a, Arg::Ret(_)) { 13 } else { 10 })
+            .sum();
+        // mov eax, nr; syscall; mov [slot], rax; (cmp rax, -4095; jae end)
+        args + 5 + 2 + 10 + if call.stops { 12 } else { 0 }
+    }
+
+    /// The end of the code: `done` set, then `pause` for ever.
+    const TAIL_LEN: usize = 10 + 10 + 5 + 2 + 2;
+
+    /// Offsets in the pages: the result slots (the `done` word after them),
+    /// each datum, and the total length.
+    fn layout(&self) -> (u64, Vec<u64>, u64) {
+        let code: usize = self.calls.iter().map(Batch::call_len).sum::<usize>() + Batch::TAIL_LEN;
+        let slots = code.next_multiple_of(16);
+        let mut at = slots + 8 * (self.calls.len() + 1);
+        let mut data = Vec::with_capacity(self.data.len());
+        for d in &self.data {
+            at = at.next_multiple_of(16);
+            data.push(at as u64);
+            at += d.len();
+        }
+        (slots as u64, data, at as u64)
+    }
+
+    /// The value of argument `a` when the pages are at `base`.
+    fn value(base: u64, data: &[u64], a: Arg) -> u64 {
+        match a {
+            Arg::Val(v) => v,
+            Arg::Data(i) => base + data[i],
+            // Unused: results are loaded from their slot.
+            Arg::Ret(_) => 0,
+        }
+    }
+
+    /// The bytes of the pages at `base`: code, result slots (each "not run"),
+    /// `done` (0), data.
+    fn image(&self, base: u64, slots: u64, data: &[u64], len: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        let slot = |i: usize| base + slots + 8 * i as u64;
+        let done = slot(self.calls.len());
+        let code_len: usize = self.calls.iter().map(Batch::call_len).sum();
+        let end = base + code_len as u64;
+        for (i, c) in self.calls.iter().enumerate() {
+            for (r, a) in c.args.iter().enumerate() {
+                if let Arg::Ret(k) = *a {
+                    out.extend_from_slice(&[0x48, 0xa1]); // mov rax, [moffs64]
+                    out.extend_from_slice(&slot(k).to_le_bytes());
+                    out.extend_from_slice(&MOV_FROM_RAX[r]);
+                } else {
+                    out.extend_from_slice(&MOVABS[r]);
+                    out.extend_from_slice(&Batch::value(base, data, *a).to_le_bytes());
+                }
+            }
+            out.push(0xb8); // mov eax, imm32
+            out.extend_from_slice(&u32::try_from(c.nr).unwrap_or(u32::MAX).to_le_bytes());
+            out.extend_from_slice(&[0x0f, 0x05]); // syscall
+            out.extend_from_slice(&[0x48, 0xa3]); // mov [moffs64], rax
+            out.extend_from_slice(&slot(i).to_le_bytes());
+            if c.stops {
+                out.extend_from_slice(&[0x48, 0x3d]); // cmp rax, -4095
+                out.extend_from_slice(&(-4095i32).to_le_bytes());
+                out.extend_from_slice(&[0x0f, 0x83]); // jae end
+                let next = base + out.len() as u64 + 4;
+                let rel = i32::try_from(end.wrapping_sub(next).cast_signed()).unwrap_or(0);
+                out.extend_from_slice(&rel.to_le_bytes());
+            }
+        }
+        out.extend_from_slice(&[0x48, 0xb8]); // movabs rax, 1
+        out.extend_from_slice(&1u64.to_le_bytes());
+        out.extend_from_slice(&[0x48, 0xa3]); // mov [done], rax
+        out.extend_from_slice(&done.to_le_bytes());
+        out.push(0xb8); // again: mov eax, 34 (x86-64's pause)
+        out.extend_from_slice(&34u32.to_le_bytes());
+        out.extend_from_slice(&[0x0f, 0x05, 0xeb, 0xf7]); // syscall; jmp again
+        out.resize(usize::try_from(slots).unwrap_or(0), 0xcc);
+        for _ in 0..self.calls.len() {
+            out.extend_from_slice(&NOT_RUN.to_le_bytes());
+        }
+        out.extend_from_slice(&0u64.to_le_bytes());
+        for (d, &at) in self.data.iter().zip(data) {
+            out.resize(usize::try_from(at).unwrap_or(0), 0);
+            out.extend_from_slice(d);
+        }
+        out
+    }
+
+    /// Runs the batch in `tracee` (every signal blocked, as
+    /// [`Tracee::attach`] leaves it); the result of each call. The pages are
+    /// unmapped again, whatever happens.
+    ///
+    /// # Errors
+    /// The tracing failure, or `mmap`'s errno in the process.
+    pub fn run(&self, tracee: &mut Tracee) -> Result<Results, InjectError> {
+        if self.calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (slots, data, len) = self.layout();
+        let len = len.next_multiple_of(page_size());
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        let flags = u64::from((libc::MAP_PRIVATE | libc::MAP_ANONYMOUS).cast_unsigned());
+        let mmap = |t: &mut Tracee, prot: i32| {
+            let prot = u64::from(prot.cast_unsigned());
+            t.call("mmap", libc::SYS_mmap, [0, len, prot, flags, u64::MAX, 0])
+        };
+        let (base, exec) = match mmap(tracee, prot | libc::PROT_EXEC) {
+            Ok(base) => (base.cast_unsigned(), true),
+            Err(InjectError::InProcess {
+                errno: Errno::EACCES | Errno::EPERM,
+                ..
+            }) => (mmap(tracee, prot)?.cast_unsigned(), false),
+            Err(e) => return Err(e),
+        };
+        let ran = self.run_at(tracee, base, exec, slots, &data, len);
+        let unmapped = tracee.call("munmap", libc::SYS_munmap, [base, len, 0, 0, 0, 0]);
+        let results = ran?;
+        unmapped?;
+        Ok(results)
+    }
+
+    fn run_at(
+        &self,
+        tracee: &mut Tracee,
+        base: u64,
+        exec: bool,
+        slots: u64,
+        data: &[u64],
+        len: u64,
+    ) -> Result<Results, InjectError> {
+        let image = self.image(base, slots, data, len);
+        tracee.write_mem(base, &image)?;
+        if !exec {
+            return self.one_by_one(tracee, base, data);
+        }
+        let n = self.calls.len();
+        tracee.run_code(base, base + slots + 8 * n as u64, base..base + slots)?;
+        let mut raw = vec![0u8; 8 * n];
+        tracee.read_mem(base + slots, &mut raw)?;
+        Ok(raw
+            .chunks_exact(8)
+            .map(|w| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(w);
+                Some(i64::from_le_bytes(b)).filter(|&r| r != NOT_RUN)
+            })
+            .collect())
+    }
+
+    /// The calls one at a time, with the same results as the code.
+    fn one_by_one(
+        &self,
+        tracee: &mut Tracee,
+        base: u64,
+        data: &[u64],
+    ) -> Result<Results, InjectError> {
+        let mut results: Results = vec![None; self.calls.len()];
+        for (i, c) in self.calls.iter().enumerate() {
+            let args = c.args.map(|a| match a {
+                Arg::Ret(k) => results[k].unwrap_or(NOT_RUN).cast_unsigned(),
+                a => Batch::value(base, data, a),
+            });
+            let r = tracee.syscall(c.nr, args)?;
+            results[i] = Some(r);
+            if c.stops && errno_of(r).is_some() {
+                break;
+            }
+        }
+        Ok(results)
+    }
+}
+
 /// A descriptor number as a system-call argument.
 fn fd_arg(fd: i32) -> u64 {
     u64::from(fd.cast_unsigned())
@@ -1022,6 +1600,49 @@ mod tests {
         t.detach().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    /// Runs a batch in `pid`: /dev/null opened, dup'ed onto fd 100, a
+    /// missing file opened (the batch ends there), a close not run; then what
+    /// it opened is closed by hand. The target's mappings are as before.
+    fn batch_in(pid: Pid) {
+        let maps = || std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+        let before = maps();
+        let mut t = Tracee::attach(pid).unwrap();
+        let mut b = Batch::new();
+        let null = b
+            .open_at(Path::new("/dev/null"), OFlag::O_RDONLY, 0, true)
+            .unwrap();
+        b.dup3(null, 100);
+        b.open_at(Path::new("/nonexistent/x"), OFlag::O_RDONLY, 0, true)
+            .unwrap();
+        b.close(null);
+        let r = b.run(&mut t).unwrap();
+        assert_eq!(r.len(), 4);
+        let fd = r[0].unwrap();
+        assert!(fd >= 0, "{r:?}");
+        assert_eq!(r[1], Some(100));
+        assert_eq!(r[2], Some(-i64::from(Errno::ENOENT as i32)));
+        assert_eq!(r[3], None, "not run after the failure");
+        t.close(i32::try_from(fd).unwrap()).unwrap();
+        t.close(100).unwrap();
+        t.detach().unwrap();
+        assert_eq!(maps(), before, "the pages are unmapped");
+        assert!(std::fs::read_link(format!("/proc/{pid}/fd/100")).is_err());
+        assert_eq!(Status::read(pid).unwrap().tracer_pid, 0);
+    }
+
+    #[test]
+    fn a_batch_ends_at_its_first_failure() {
+        for args in [&["-c", "sleep 30"][..], &["-c", "while :; do :; done"][..]] {
+            let mut child = std::process::Command::new("sh").args(args).spawn().unwrap();
+            let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+            std::thread::sleep(Duration::from_millis(100));
+            batch_in(pid);
+            assert!(child.try_wait().unwrap().is_none(), "it lives on");
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
     }
 
     #[test]

@@ -516,3 +516,62 @@ fn a_process_out_of_descriptors_is_left_exactly_as_it_was() {
     );
     drop(pty.master);
 }
+
+/// A failure half-way through the changes: the target's fd 5 is on its
+/// terminal too, but its `RLIMIT_NOFILE` is 5, so re-pointing fd 5 fails
+/// (`dup3` refuses a descriptor number at or past the limit) after SIGHUP is
+/// ignored and fds 0-2 are re-pointed. disown must say exactly what it did
+/// (not "left as it was"), and leave nothing of its own open in the target.
+#[test]
+fn a_failure_half_way_says_what_was_done() {
+    let pty = util::pty();
+    let mut cmd = Command::new("bash");
+    cmd.args(["-c", "exec 5<>/dev/tty; exec sleep 300"])
+        .stdin(std::process::Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(std::process::Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(std::process::Stdio::from(pty.slave.try_clone().unwrap()));
+    hupkit_common::pty::session_leader_on_exec(&mut cmd);
+    let child = util::ChildGuard::new(util::spawn(&mut cmd));
+    drop(pty.slave);
+    let pid = child.pid();
+    let fd5 = format!("/proc/{pid}/fd/5");
+    assert!(
+        util::poll_until(util::DEADLINE, || {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n")
+                && std::fs::read_link(&fd5).is_ok()
+        }),
+        "the target runs sleep with fd 5 open"
+    );
+    let open_fds = || {
+        let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
+            .collect();
+        fds.sort_unstable();
+        fds
+    };
+    let before = open_fds();
+    assert_eq!(&before[..4], [0, 1, 2, 5]);
+    let limited = Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--nofile=5:5"])
+        .status()
+        .unwrap();
+    assert!(limited.success());
+    let (rc, out, err) = disown(&["--null", &pid.to_string()]);
+    assert_eq!(
+        (rc, out.as_str(), err.as_str()),
+        (
+            1,
+            "",
+            format!(
+                "disown: PID {pid} (sleep 300): dup3 onto fd 5 failed in the process: Bad file descriptor; done before it: SIGHUP ignored; fds 0->/dev/null, 1->/dev/null, 2->/dev/null\n"
+            )
+            .as_str()
+        )
+    );
+    let status = Status::read(pid).unwrap();
+    assert!(status.sig_ign.contains(Signal::SIGHUP), "as reported");
+    assert_eq!(status.tracer_pid, 0);
+    assert_eq!(open_fds(), before, "nothing of disown's left open");
+    drop(pty.master);
+}

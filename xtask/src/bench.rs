@@ -491,67 +491,123 @@ fn bench_rss(release: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// `disown --null -v PID` on a fresh sleeping process: the whole command, and
-/// how long the target was held stopped (disown's own measure, attach to detach).
+/// `cargo xtask bench disown`: only [`bench_disown`], 200 runs.
+///
+/// # Errors
+/// The build or a run failed.
+pub fn run_disown() -> Result<(), String> {
+    bench_disown(&build_release(&crate::workspace_root())?, 200)
+}
+
+/// The targets of [`bench_disown`]: a process asleep in a system call, and
+/// one that makes none (a shell loop), which disown reaches another way.
+const DISOWN_TARGETS: [(&str, &[&str]); 2] = [
+    ("sleeping (`sleep`)", &["/bin/sleep", "1000"]),
+    (
+        "CPU-bound (`sh -c 'while :; do :; done'`)",
+        &["/bin/sh", "-c", "while :; do :; done"],
+    ),
+];
+
+/// One `disown --null -v` of a fresh target: the whole command and the time
+/// held (disown's own measure, attach to detach), in ms.
+fn disown_once(
+    disown: &Path,
+    argv: &[&str],
+    pty: &nix::pty::OpenptyResult,
+) -> Result<(f64, f64), String> {
+    let tty = || {
+        pty.slave
+            .try_clone()
+            .map(Stdio::from)
+            .map_err(|e| e.to_string())
+    };
+    let mut cmd = Command::new(argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(tty()?)
+        .stdout(tty()?)
+        .stderr(tty()?);
+    hupkit_common::pty::session_leader_on_exec(&mut cmd);
+    let mut target = cmd.spawn().map_err(|e| e.to_string())?;
+    // Let it reach its sleep or its loop.
+    std::thread::sleep(Duration::from_millis(5));
+    let start = Instant::now();
+    let out = Command::new(disown)
+        .args(["--null", "-v", &target.id().to_string()])
+        .env_clear()
+        .output();
+    let total = start.elapsed().as_secs_f64() * 1e3;
+    let _ = target.kill();
+    let _ = target.wait();
+    let out = out.map_err(|e| format!("{}: {e}", disown.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let us: f64 = text
+        .rsplit("; held ")
+        .next()
+        .and_then(|t| t.trim().strip_suffix("µs"))
+        .and_then(|t| t.trim().parse().ok())
+        .ok_or_else(|| {
+            format!(
+                "disown said: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    Ok((total, us / 1e3))
+}
+
+/// `disown --null -v PID` on fresh targets, sleeping and CPU-bound: the whole
+/// command, and how long the target was held stopped (disown's own measure,
+/// attach to detach). With `HUPKIT_BENCH_DISOWN_BASELINE=PATH`, an older
+/// disown is measured in the same run, alternating with this build (the
+/// order flipped every run), so that both get the same load.
 fn bench_disown(release: &Path, runs: usize) -> Result<(), String> {
-    let disown = release.join("disown");
-    let mut total = Vec::with_capacity(runs);
-    let mut held = Vec::with_capacity(runs);
+    let mut binaries = vec![("this build".to_string(), release.join("disown"))];
+    if let Some(old) = std::env::var_os("HUPKIT_BENCH_DISOWN_BASELINE") {
+        binaries.push((
+            "`HUPKIT_BENCH_DISOWN_BASELINE`".to_string(),
+            PathBuf::from(old),
+        ));
+    }
     // The target's fds 0-2 are its controlling terminal (a pseudo-terminal), so
     // disown has the full work: SIGHUP, /dev/null and the output opened, three
     // descriptors re-pointed (it is a session leader here, so no TIOCNOTTY).
     let pty = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
-    for _ in 0..runs {
-        let tty = || {
-            pty.slave
-                .try_clone()
-                .map(Stdio::from)
-                .map_err(|e| e.to_string())
-        };
-        let mut cmd = Command::new("/bin/sleep");
-        cmd.arg("1000").stdin(tty()?).stdout(tty()?).stderr(tty()?);
-        hupkit_common::pty::session_leader_on_exec(&mut cmd);
-        let mut target = cmd.spawn().map_err(|e| e.to_string())?;
-        // Let it reach its sleep.
-        std::thread::sleep(Duration::from_millis(5));
-        let start = Instant::now();
-        let out = Command::new(&disown)
-            .args(["--null", "-v", &target.id().to_string()])
-            .env_clear()
-            .output()
-            .map_err(|e| e.to_string())?;
-        total.push(start.elapsed().as_secs_f64() * 1e3);
-        let _ = target.kill();
-        let _ = target.wait();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let us: f64 = text
-            .rsplit("; held ")
-            .next()
-            .and_then(|t| t.trim().strip_suffix("µs"))
-            .and_then(|t| t.trim().parse().ok())
-            .ok_or_else(|| {
-                format!(
-                    "disown said: {text}{}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            })?;
-        held.push(us / 1e3);
+    // [binary][target] -> (totals, helds)
+    let mut figures = vec![vec![(Vec::new(), Vec::new()); DISOWN_TARGETS.len()]; binaries.len()];
+    for run in 0..runs {
+        for (t, (_, argv)) in DISOWN_TARGETS.iter().enumerate() {
+            for k in 0..binaries.len() {
+                let b = if run % 2 == 0 {
+                    k
+                } else {
+                    binaries.len() - 1 - k
+                };
+                let (total, held) = disown_once(&binaries[b].1, argv, &pty)?;
+                figures[b][t].0.push(total);
+                figures[b][t].1.push(held);
+            }
+        }
     }
-    total.sort_by(f64::total_cmp);
-    held.sort_by(f64::total_cmp);
     println!();
-    println!("| benchmark | runs | median | p90 | goal |");
-    println!("|---|---|---|---|---|");
-    println!(
-        "| `disown --null PID` on a sleeping process, whole command | {runs} | {:.2} ms | {:.2} ms | < 10 ms |",
-        quantile(&total, 0.5),
-        quantile(&total, 0.9)
-    );
-    println!(
-        "| time the target is held stopped | {runs} | {:.3} ms | {:.3} ms | < 2 ms |",
-        quantile(&held, 0.5),
-        quantile(&held, 0.9)
-    );
+    println!("| benchmark | disown | runs | median | p90 | goal |");
+    println!("|---|---|---|---|---|---|");
+    for (t, (target, _)) in DISOWN_TARGETS.iter().enumerate() {
+        for (b, (name, _)) in binaries.iter().enumerate() {
+            let (total, held) = &mut figures[b][t];
+            total.sort_by(f64::total_cmp);
+            held.sort_by(f64::total_cmp);
+            println!(
+                "| `disown --null PID`, {target}, whole command | {name} | {runs} | {:.2} ms | {:.2} ms | < 10 ms |",
+                quantile(total, 0.5),
+                quantile(total, 0.9)
+            );
+            println!(
+                "| time the {target} target is held stopped | {name} | {runs} | {:.3} ms | {:.3} ms | p90 <= 2 ms |",
+                quantile(held, 0.5),
+                quantile(held, 0.9)
+            );
+        }
+    }
     Ok(())
 }
 

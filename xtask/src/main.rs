@@ -5,6 +5,7 @@
 //! - `cargo xtask bench [--pairs N]`: the benchmarks against the anchors.
 //! - `cargo xtask bench rfg`: only rfg's cost of waiting.
 //! - `cargo xtask bench rjobs`: only rjobs against ps, and its scaling table.
+//! - `cargo xtask bench disown`: only disown's time held, sleeping and CPU-bound targets.
 //! - `cargo xtask soak`: the soak tests at full counts (huplab's hangup matrix
 //!   200 times, disown injected 1000 times).
 //! - `cargo xtask install|uninstall [--prefix DIR] [--destdir DIR] [--no-build
@@ -21,7 +22,7 @@ use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo xtask gen [--check] | cargo xtask bench [--pairs N] | cargo xtask bench rfg | cargo xtask bench rjobs | cargo xtask soak\n       \
+        "usage: cargo xtask gen [--check] | cargo xtask bench [--pairs N] | cargo xtask bench rfg|rjobs|disown | cargo xtask soak\n       \
          cargo xtask install|uninstall [--prefix DIR] [--destdir DIR] [--no-build [--bin-dir DIR]]\n       \
          cargo xtask deb [--no-build [--bin-dir DIR]] [--out-dir DIR] | cargo xtask deb-check [DEB]\n       \
          cargo xtask container up [--kill-user-processes yes|no] [--unified|--hybrid]\n       \
@@ -270,6 +271,13 @@ fn main() -> ExitCode {
             }
         }
         ["bench", "rjobs"] => match xtask::bench::run_rjobs(200) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ["bench", "disown"] => match xtask::bench::run_disown() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("xtask bench: {e}");

@@ -3,14 +3,16 @@
 //! The flow: [`main`] → [`run`]: job specs resolved on one `/proc` scan
 //! ([`hupkit_common::jobs`]), each target checked ([`refusal`]), then
 //! `cut_loose`, from a thread of its own per process: attach
-//! ([`hupkit_common::inject::Tracee`]), map a scratch page in it
-//! ([`hupkit_common::inject::Scratch`]), and make the process itself ignore
+//! ([`hupkit_common::inject::Tracee`]), and make the process itself ignore
 //! SIGHUP, drop its controlling terminal and re-point its terminal
 //! descriptors (chosen by `fd_plan` from [`hupkit_common::output::of`]: its
-//! terminal, hung-up terminals, never a pty master), one typed injected call
-//! each; stopped targets are continued and a job record is
-//! written. Errors about one process are reported and the next one is done;
-//! the status is then 1 ([`Diag::status`]).
+//! terminal, hung-up terminals, never a pty master), all the calls run in a
+//! row as one [`hupkit_common::inject::Batch`] (`Changes`: the process is
+//! held for one stop, not two per call); stopped targets are continued and a
+//! job record is written. A batch that fails half-way ends at that call: what
+//! it opened is closed again, and the message says what was done before it.
+//! Errors about one process are reported and the next one is done; the
+//! status is then 1 ([`Diag::status`]).
 
 pub mod cli;
 mod scope;
@@ -24,7 +26,7 @@ use std::time::{Duration, Instant};
 use hupkit_common::Context;
 use hupkit_common::diag::Diag;
 use hupkit_common::exit::{self, Status as ExitStatus};
-use hupkit_common::inject::{InjectError, Scratch, Tracee};
+use hupkit_common::inject::{Arg, Batch, InjectError, Results, Tracee, errno_of};
 use hupkit_common::jobs::{Job, JobSpec, JobState, Snapshot, Target};
 use hupkit_common::output::{self, Sink};
 use hupkit_common::proc::{self, Stat, Status};
@@ -273,145 +275,223 @@ struct Done {
     held: Duration,
 }
 
-/// `Ok(true)` if an injected call succeeded in the process, `Ok(false)` if
-/// it failed there (a failure that changes nothing, such as a `close`);
-/// a tracing failure stays an error.
-fn succeeded(call: Result<(), InjectError>) -> Result<bool, InjectError> {
-    match call {
-        Ok(()) => Ok(true),
-        Err(InjectError::InProcess { .. }) => Ok(false),
-        Err(e) => Err(e),
+/// Why a process was not cut loose: the error, and what had been done to it
+/// before (empty: it was left as it was).
+struct Failure {
+    error: InjectError,
+    done: Vec<String>,
+}
+
+impl From<InjectError> for Failure {
+    fn from(error: InjectError) -> Failure {
+        Failure {
+            error,
+            done: Vec::new(),
+        }
     }
 }
 
-/// Cuts one process loose: attach, map a scratch page, make the changes,
-/// unmap, detach.
-fn cut_loose(p: &Stat, fds: &[TtyFd], output: &Output) -> Result<Done, InjectError> {
+/// Cuts one process loose: attach, run the changes as one batch
+/// ([`Changes`]), undo what a failure half-way leaves behind, detach.
+fn cut_loose(p: &Stat, fds: &[TtyFd], output: &Output) -> Result<Done, Failure> {
     let handler =
         Status::read(p.pid).map_or(Disposition::Default, |s| s.disposition(Signal::SIGHUP));
+    // Built before the process is touched: a path too long is refused first.
+    let changes = Changes::plan(p, handler, fds, output)?;
     let started = Instant::now();
     let mut t = Tracee::attach(proc::live_thread(p.pid))?;
-    let mut page = Scratch::map(&mut t)?;
-    let result = changes(&mut page, p, handler, fds, output);
-    let unmapped = page.release();
+    let result = changes
+        .batch
+        .run(&mut t)
+        .map_err(Failure::from)
+        .and_then(|results| changes.outcome(&mut t, &results));
     t.detach()?;
     let mut done = result?;
-    unmapped?;
     done.held = started.elapsed();
-    Ok(done)
-}
-
-/// The injected calls, in order: SIGHUP ignored, the terminal dropped, the
-/// descriptors re-pointed.
-fn changes(
-    page: &mut Scratch<'_>,
-    p: &Stat,
-    handler: Disposition,
-    fds: &[TtyFd],
-    output: &Output,
-) -> Result<Done, InjectError> {
-    let target = match output {
-        Output::Untouched => None,
-        Output::File(path) => Some(path.as_path()),
-        Output::Null => Some(Path::new(DEV_NULL)),
-    };
-    // Everything that can fail for want of a resource (descriptors, the output
-    // file) is opened first, before anything is changed: a failure then
-    // leaves the process exactly as it was, as the report says.
-    let opened = match target {
-        Some(target) if !fds.is_empty() => Some(open_targets(page, target)?),
-        _ => None,
-    };
-    // (A process with its own handler gets here only with --override-handler.)
-    let sighup = if handler == Disposition::Ignore {
-        "SIGHUP already ignored"
-    } else {
-        page.ignore_sighup()?;
-        "SIGHUP ignored"
-    };
-    let mut done = Done {
-        sighup,
-        redirected: Vec::new(),
-        tty_dropped: false,
-        held: Duration::ZERO,
-    };
-    let Some(target) = target else {
-        return Ok(done);
-    };
-    // Drop the controlling terminal first, while a descriptor still points at
-    // it (a session leader's would hang up its whole session: left alone).
-    if p.pid != p.session && p.tty_nr != 0 {
-        done.tty_dropped = drop_terminal(page, fds)?;
-    }
-    if let Some((null, out)) = opened {
-        done.redirected = redirect(page, fds, null, out, target)?;
-    }
     Ok(done)
 }
 
 const DEV_NULL: &str = "/dev/null";
 
-/// `TIOCNOTTY` on one of its terminal descriptors (else on /dev/tty, opened
-/// for it and closed after); whether the terminal was dropped.
-fn drop_terminal(page: &mut Scratch<'_>, fds: &[TtyFd]) -> Result<bool, InjectError> {
-    let (fd, opened) = if let Some(f) = fds.iter().find(|f| f.ctty) {
-        (f.fd, false)
-    } else {
-        let flags = OFlag::O_RDONLY | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-        (page.open_at(Path::new("/dev/tty"), flags, 0)?, true)
-    };
-    let t = page.tracee();
-    let dropped = succeeded(t.drop_ctty(fd))?;
-    if opened {
-        succeeded(t.close(fd))?;
-    }
-    Ok(dropped)
+/// The calls that cut a process loose, as one [`Batch`], in order:
+/// `/dev/null` and the output file opened (everything that can fail for want
+/// of a resource, before anything is changed), SIGHUP ignored, the terminal
+/// dropped, the descriptors re-pointed, the two closed. Each entry is the
+/// index of its call in the batch.
+struct Changes {
+    batch: Batch,
+    /// What each call is, for a message (`opening '/dev/null'`).
+    what: Vec<String>,
+    sighup: Option<usize>,
+    /// Whether SIGHUP was ignored already.
+    ignored: bool,
+    /// `TIOCNOTTY`.
+    tty: Option<usize>,
+    /// The `dup3` of each descriptor, and its `FD->PATH` for the report.
+    dups: Vec<(usize, String)>,
+    /// The descriptors opened in the process, each with the call that closes it.
+    opened: Vec<(usize, usize)>,
 }
 
-/// Opens, in the process, /dev/null (for readers) and `target` (for
-/// writers); their descriptors there. Nothing else is changed: if the second
-/// open fails, the first is closed again.
-fn open_targets(page: &mut Scratch<'_>, target: &Path) -> Result<(i32, i32), InjectError> {
-    let null = page.open_at(Path::new(DEV_NULL), OFlag::O_RDONLY | OFlag::O_CLOEXEC, 0)?;
-    // O_NONBLOCK so that the process never hangs on a FIFO without a reader;
-    // cleared just below.
-    let append = OFlag::O_WRONLY | OFlag::O_APPEND;
-    let creating = append | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
-    let out = match page.open_at(target, creating, OUTPUT_MODE) {
-        Ok(fd) => fd,
-        Err(e) => {
-            succeeded(page.tracee().close(null))?;
-            return Err(e);
-        }
-    };
-    succeeded(page.tracee().fcntl_setfl(out, append))?;
-    Ok((null, out))
-}
-
-/// Re-points each terminal descriptor, readers to `null`, writers to `out`
-/// (opened by [`open_targets`], and closed here); the `FD->PATH` of each, for
-/// the report.
-fn redirect(
-    page: &mut Scratch<'_>,
-    fds: &[TtyFd],
-    null: i32,
-    out: i32,
-    target: &Path,
-) -> Result<Vec<String>, InjectError> {
-    let t = page.tracee();
-    let mut redirected = Vec::new();
-    for f in fds {
-        let (from, to) = if f.reader {
-            (null, DEV_NULL.to_string())
-        } else {
-            (out, target.display().to_string())
+impl Changes {
+    fn plan(
+        p: &Stat,
+        handler: Disposition,
+        fds: &[TtyFd],
+        output: &Output,
+    ) -> Result<Changes, InjectError> {
+        let mut c = Changes {
+            batch: Batch::new(),
+            what: Vec::new(),
+            sighup: None,
+            ignored: handler == Disposition::Ignore,
+            tty: None,
+            dups: Vec::new(),
+            opened: Vec::new(),
         };
-        t.dup3(from, f.fd)?;
-        redirected.push(format!("{}->{to}", f.fd));
+        let target = match output {
+            Output::Untouched => None,
+            Output::File(path) => Some(path.as_path()),
+            Output::Null => Some(Path::new(DEV_NULL)),
+        };
+        let mut opens = None;
+        if let Some(target) = target.filter(|_| !fds.is_empty()) {
+            let null = c.open(Path::new(DEV_NULL), OFlag::O_RDONLY | OFlag::O_CLOEXEC, 0)?;
+            // O_NONBLOCK so that the process never hangs on a FIFO without a
+            // reader; cleared just below.
+            let append = OFlag::O_WRONLY | OFlag::O_APPEND;
+            let creating = append | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+            let out = c.open(target, creating, OUTPUT_MODE)?;
+            let setfl = c.batch.fcntl_setfl(out, append);
+            c.named(setfl, "fcntl F_SETFL");
+            opens = Some((null, out));
+        }
+        // (A process with its own handler gets here only with --override-handler.)
+        if !c.ignored {
+            let call = c.batch.ignore_sighup();
+            c.sighup = Some(c.named(call, "rt_sigaction"));
+        }
+        let Some(target) = target else {
+            return Ok(c);
+        };
+        // Drop the controlling terminal first, while a descriptor still points
+        // at it (a session leader's would hang up its whole session: left
+        // alone): on one of its terminal descriptors, else on /dev/tty, opened
+        // for it and closed after.
+        if p.pid != p.session && p.tty_nr != 0 {
+            let fd = if let Some(f) = fds.iter().find(|f| f.ctty) {
+                Arg::Val(u64::from(f.fd.cast_unsigned()))
+            } else {
+                let flags = OFlag::O_RDONLY | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+                c.open(Path::new("/dev/tty"), flags, 0)?
+            };
+            let call = c.batch.drop_ctty(fd);
+            c.tty = Some(c.named(call, "ioctl TIOCNOTTY"));
+            if matches!(fd, Arg::Ret(_)) {
+                c.close(fd);
+            }
+        }
+        if let Some((null, out)) = opens {
+            for f in fds {
+                let (from, to) = if f.reader {
+                    (null, DEV_NULL.to_string())
+                } else {
+                    (out, target.display().to_string())
+                };
+                let call = c.batch.dup3(from, f.fd);
+                let i = c.named(call, &format!("dup3 onto fd {}", f.fd));
+                c.dups.push((i, format!("{}->{to}", f.fd)));
+            }
+            c.close(null);
+            c.close(out);
+        }
+        Ok(c)
     }
-    succeeded(t.close(null))?;
-    succeeded(t.close(out))?;
-    Ok(redirected)
+
+    /// Names the call whose result is `call`; its index.
+    fn named(&mut self, call: Arg, what: &str) -> usize {
+        self.what.push(what.to_string());
+        match call {
+            Arg::Ret(i) => i,
+            _ => self.what.len() - 1,
+        }
+    }
+
+    /// An `openat` that ends the batch if it fails; its descriptor.
+    fn open(&mut self, path: &Path, flags: OFlag, mode: u32) -> Result<Arg, InjectError> {
+        let fd = self.batch.open_at(path, flags, mode, true)?;
+        self.named(fd, &format!("opening {}", quote(path.as_os_str())));
+        Ok(fd)
+    }
+
+    /// The `close` of a descriptor the batch opened.
+    fn close(&mut self, fd: Arg) {
+        let call = self.batch.close(fd);
+        let i = self.named(call, "close");
+        if let Arg::Ret(open) = fd {
+            self.opened.push((open, i));
+        }
+    }
+
+    /// What the batch did, from its results: the report of a process cut
+    /// loose, or the first failure with what was done before it. Descriptors
+    /// it opened and did not close (the batch ended before) are closed here.
+    fn outcome(&self, t: &mut Tracee, results: &Results) -> Result<Done, Failure> {
+        let ok = |i: usize| {
+            results
+                .get(i)
+                .copied()
+                .flatten()
+                .filter(|&r| errno_of(r).is_none())
+        };
+        let mut done = Done {
+            sighup: if self.ignored {
+                "SIGHUP already ignored"
+            } else {
+                "SIGHUP ignored"
+            },
+            redirected: Vec::new(),
+            tty_dropped: self.tty.and_then(ok).is_some(),
+            held: Duration::ZERO,
+        };
+        for (i, text) in &self.dups {
+            if ok(*i).is_some() {
+                done.redirected.push(text.clone());
+            }
+        }
+        let failed = results.iter().enumerate().find_map(|(i, r)| {
+            let errno = r.and_then(errno_of)?;
+            self.batch.stops(i).then_some((i, errno))
+        });
+        let Some((i, errno)) = failed else {
+            return Ok(done);
+        };
+        for &(open, close) in &self.opened {
+            if let (Some(fd), None) = (ok(open), results.get(close).copied().flatten()) {
+                let fd = i32::try_from(fd).unwrap_or(-1);
+                if let Err(e @ (InjectError::Gone | InjectError::CallStuck)) = t.close(fd) {
+                    return Err(e.into());
+                }
+            }
+        }
+        let mut changed = Vec::new();
+        if self.sighup.and_then(ok).is_some() {
+            changed.push(done.sighup.to_string());
+        }
+        if done.tty_dropped {
+            changed.push("terminal dropped".to_string());
+        }
+        if !done.redirected.is_empty() {
+            changed.push(format!("fds {}", done.redirected.join(", ")));
+        }
+        Err(Failure {
+            error: InjectError::InProcess {
+                what: self.what.get(i).cloned().unwrap_or_default(),
+                errno,
+            },
+            done: changed,
+        })
+    }
 }
 
 /// The jobs of the caller's session, as rjobs numbers them (`%N`): the
@@ -598,7 +678,7 @@ pub fn run(cli: &Cli, diag: &mut Diag) -> hupkit_common::Result<ExitStatus> {
         // Each process is traced from a thread of its own: one that cannot be
         // stopped in time is released, untouched, when that thread ends.
         let outcome = std::thread::scope(|s| s.spawn(|| cut_loose(p, &plan.fds, &output)).join())
-            .unwrap_or_else(|_| Err(InjectError::Failed("internal error".into())));
+            .unwrap_or_else(|_| Err(InjectError::Failed("internal error".into()).into()));
         let was_stopped = p.state.is_stopped();
         let reported = Reported {
             label: &label,
@@ -703,10 +783,14 @@ fn report(
     cli: &Cli,
     r: &Reported<'_>,
     p: &Stat,
-    outcome: Result<Done, InjectError>,
+    outcome: Result<Done, Failure>,
     diag: &mut Diag,
 ) -> bool {
     let label = r.label;
+    let (outcome, done) = match outcome {
+        Ok(done) => (Ok(done), Vec::new()),
+        Err(f) => (Err(f.error), f.done),
+    };
     match outcome {
         Ok(done) => {
             say(diag, &done_line(cli, r, &done));
@@ -732,8 +816,15 @@ fn report(
             diag.error(&format!("{label}: {e}"));
             false
         }
-        Err(e) => {
+        Err(e) if done.is_empty() => {
             diag.error(&format!("{label}: {e}; left as it was"));
+            false
+        }
+        Err(e) => {
+            diag.error(&format!(
+                "{label}: {e}; done before it: {}",
+                done.join("; ")
+            ));
             false
         }
     }
