@@ -1,6 +1,7 @@
 //! The tools' side of `hupkit-dbus`, the helper that talks D-Bus for them.
 //!
-//! Only `--scope` and `--linger` need D-Bus, and the crate that speaks it
+//! Only `--scope`, `--linger` and rjobs' logout forecast (logind's settings,
+//! [`Helper::logind_settings`]) need D-Bus, and the crate that speaks it
 //! (zbus, in `hupkit_logind`) more than doubled detach's size and slowed every
 //! start. So it lives in a helper executable of its own, and a tool that needs
 //! it starts it as a coprocess ([`Helper::start`]): every other path of the
@@ -23,8 +24,12 @@
 //! - **The protocol** ([`Request`]): one request line, one reply line, `ok`
 //!   with an optional word (`user`, `system`, a scope's name) or
 //!   `error SENTENCE`. A hint (a command's name: any bytes) travels in hex.
+//!   The one reply of several words is `logind-settings`'s, `ok kill=yes
+//!   only=HEX,HEX exclude=HEX delay=USEC` ([`LogindSettings`]), user names in
+//!   hex; anything else there is no reply ([`LogindSettings::parse`]).
 //! - **Never a hang, never a panic**: every read has a deadline
-//!   ([`REPLY_DEADLINE`], longer than the helper's own for the manager's job);
+//!   ([`REPLY_DEADLINE`], longer than the helper's own for the manager's job;
+//!   shorter where the caller can do without, [`Helper::set_deadline`]);
 //!   a helper that dies or answers something else is one sentence
 //!   ([`Error::Broken`]).
 

@@ -30,10 +30,15 @@
 //! came from ([`Origin`]). [`Settings::from_files`] reads them as logind does
 //! (`logind.conf`, then the drop-ins of `logind.conf.d` in the configuration
 //! directories, by file name, a name in `/etc` hiding the same name in `/run`
-//! and `/usr/lib`); login1's D-Bus properties, where a bus is there, are the
-//! other source, to be plugged in at [`settings`] with [`Origin::Bus`]. A file
-//! cannot tell the compiled-in `KillUserProcesses` default (no on Debian's and
-//! most distributions' builds, yes upstream): the verdict says so.
+//! and `/usr/lib`); login1's D-Bus properties ([`Settings::from_bus`],
+//! [`Origin::Bus`], shown `(logind)`) are the values logind runs with, and
+//! come first ([`settings`]): read once per process by the helper
+//! `hupkit-dbus` (zbus stays out of rjobs), only when a forecast is about a
+//! process in a user's slice (where they decide; `rjobs` without `-l` never
+//! asks), within [`BUS_DEADLINE`]; any failure (no bus, no helper, no answer)
+//! falls back to the files. A file cannot tell the compiled-in
+//! `KillUserProcesses` default (no on Debian's and most distributions' builds,
+//! yes upstream): then the verdict says so.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -1,10 +1,10 @@
 //! `hupkit-dbus`: the helper executable that talks D-Bus for detach and
-//! rdisown, so that they do not link zbus (see `hupkit_common::dbus`, the
+//! rdisown, and for rjobs' logout forecast, so that they do not link zbus (see `hupkit_common::dbus`, the
 //! tools' side, for the why and the protocol).
 //!
 //! It reads request lines on its standard input and answers each with one
-//! line on its standard output, until end-of-file; it wraps [`Manager`] and
-//! [`enable_linger`] and adds nothing to what they do. It writes nothing else:
+//! line on its standard output, until end-of-file; it wraps [`Manager`],
+//! [`enable_linger`] and [`logind_settings`] and adds nothing to what they do. It writes nothing else:
 //! its standard error is `/dev/null` when a tool runs it.
 
 use std::ffi::OsString;
