@@ -590,15 +590,40 @@ impl Helper {
 
 impl Drop for Helper {
     /// End-of-file on the helper's input: it exits. It is reaped, and killed
-    /// if it has not exited within a second (stuck in a call).
+    /// if it has not exited within a second (stuck in a call). Its exit
+    /// closes its end of the socket: that is waited for with `poll`, not by
+    /// polling `waitpid` at intervals (which cost rjobs' forecast a few
+    /// milliseconds each run).
     fn drop(&mut self) {
-        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+        let _ = self.sock.shutdown(std::net::Shutdown::Write);
         let end = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < end {
+        let mut chunk = [0u8; 512];
+        loop {
             if !matches!(self.child.try_wait(), Ok(None)) {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                // Its end is closed (end-of-file): it has exited, or is about
+                // to; a little longer for the kernel to make it a zombie.
+                Ok(n)
+                    if n > 0
+                        && matches!(
+                            nix::unistd::read(&self.sock, &mut chunk),
+                            Ok(0) | Err(Errno::ECONNRESET)
+                        ) =>
+                {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                // Something it still wrote, or a signal: read on.
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
