@@ -1,5 +1,5 @@
 //! `hupkit-dbus`: the helper that talks D-Bus for detach and rdisown
-//! (`--scope`, `--linger`). All logic is in `hupkit_logind::serve`.
+//! (`--scope`, `--linger`) and for rjobs (logind's settings). All logic is in `hupkit_logind::serve`.
 //!
 //! Start-up: as inherited ([`Startup::AS_INHERITED`]): its standard input and
 //! output are the tool's socket, its standard error `/dev/null`; a write to a

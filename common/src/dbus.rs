@@ -1,6 +1,7 @@
 //! The tools' side of `hupkit-dbus`, the helper that talks D-Bus for them.
 //!
-//! Only `--scope` and `--linger` need D-Bus, and the crate that speaks it
+//! Only `--scope`, `--linger` and rjobs' logout forecast (logind's settings,
+//! [`Helper::logind_settings`]) need D-Bus, and the crate that speaks it
 //! (zbus, in `hupkit_logind`) more than doubled detach's size and slowed every
 //! start. So it lives in a helper executable of its own, and a tool that needs
 //! it starts it as a coprocess ([`Helper::start`]): every other path of the
@@ -23,8 +24,12 @@
 //! - **The protocol** ([`Request`]): one request line, one reply line, `ok`
 //!   with an optional word (`user`, `system`, a scope's name) or
 //!   `error SENTENCE`. A hint (a command's name: any bytes) travels in hex.
+//!   The one reply of several words is `logind-settings`'s, `ok kill=yes
+//!   only=HEX,HEX exclude=HEX delay=USEC` ([`LogindSettings`]), user names in
+//!   hex; anything else there is no reply ([`LogindSettings::parse`]).
 //! - **Never a hang, never a panic**: every read has a deadline
-//!   ([`REPLY_DEADLINE`], longer than the helper's own for the manager's job);
+//!   ([`REPLY_DEADLINE`], longer than the helper's own for the manager's job;
+//!   shorter where the caller can do without, [`Helper::set_deadline`]);
 //!   a helper that dies or answers something else is one sentence
 //!   ([`Error::Broken`]).
 
@@ -128,6 +133,92 @@ pub enum Request {
         /// The processes to move.
         pids: Vec<u32>,
     },
+    /// `logind-settings`: login1's properties on the system bus, its own
+    /// connection (no `connect` first); replies `ok` and
+    /// [`LogindSettings::words`].
+    LogindSettings,
+}
+
+/// The logind settings that decide the logout, as login1's D-Bus properties
+/// give them (the effective values, whatever the files say).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogindSettings {
+    /// `KillUserProcesses` (b).
+    pub kill_user_processes: bool,
+    /// `KillOnlyUsers` (as).
+    pub kill_only_users: Vec<String>,
+    /// `KillExcludeUsers` (as); empty where logind's list is unset.
+    pub kill_exclude_users: Vec<String>,
+    /// `UserStopDelayUSec` (t), in microseconds; `u64::MAX` is infinity.
+    pub user_stop_delay_usec: u64,
+}
+
+/// A list of names as one word: each in [`hex`], joined by commas; empty for
+/// none.
+fn hex_list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| hex(n.as_bytes()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The names of a [`hex_list`] word; `None` unless each is hex of UTF-8 text.
+fn unhex_list(word: &str) -> Option<Vec<String>> {
+    if word.is_empty() {
+        return Some(Vec::new());
+    }
+    word.split(',')
+        .map(|w| String::from_utf8(unhex(w)?).ok().filter(|n| !n.is_empty()))
+        .collect()
+}
+
+impl LogindSettings {
+    /// The words of the reply after `ok`:
+    /// `kill=yes only=HEX,HEX exclude=HEX delay=USEC` (a list may be empty).
+    #[must_use]
+    pub fn words(&self) -> String {
+        format!(
+            "kill={} only={} exclude={} delay={}",
+            if self.kill_user_processes {
+                "yes"
+            } else {
+                "no"
+            },
+            hex_list(&self.kill_only_users),
+            hex_list(&self.kill_exclude_users),
+            self.user_stop_delay_usec
+        )
+    }
+
+    /// The settings in the words of a reply ([`LogindSettings::words`]);
+    /// `None` for anything else.
+    #[must_use]
+    pub fn parse(words: &str) -> Option<LogindSettings> {
+        let mut it = words.split(' ');
+        let mut field = |key: &str| it.next()?.strip_prefix(key)?.strip_prefix('=');
+        let kill = match field("kill")? {
+            "yes" => true,
+            "no" => false,
+            _ => return None,
+        };
+        let only = unhex_list(field("only")?)?;
+        let exclude = unhex_list(field("exclude")?)?;
+        let delay = field("delay")?;
+        if delay.is_empty() || !delay.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let delay = delay.parse().ok()?;
+        if it.next().is_some() {
+            return None;
+        }
+        Some(LogindSettings {
+            kill_user_processes: kill,
+            kill_only_users: only,
+            kill_exclude_users: exclude,
+            user_stop_delay_usec: delay,
+        })
+    }
 }
 
 /// `bytes` as lower-case hex (`-` for none, so that the word is never empty).
@@ -198,6 +289,7 @@ impl Request {
                 pid_words(pids)
             ),
             Request::Attach { scope, pids } => format!("attach {scope}{}", pid_words(pids)),
+            Request::LogindSettings => "logind-settings".into(),
         }
     }
 
@@ -208,6 +300,7 @@ impl Request {
         let verb = words.next().unwrap_or_default();
         match verb {
             "connect" if words.next().is_none() => Ok(Request::Connect),
+            "logind-settings" if words.next().is_none() => Ok(Request::LogindSettings),
             "linger" => match (words.next().map(str::parse::<u32>), words.next()) {
                 (Some(Ok(uid)), None) => Ok(Request::Linger(uid)),
                 _ => Err("linger takes one UID".into()),
@@ -278,6 +371,7 @@ pub struct Helper {
     child: Child,
     sock: UnixStream,
     buf: Vec<u8>,
+    deadline: Duration,
 }
 
 impl Helper {
@@ -312,7 +406,14 @@ impl Helper {
             child,
             sock,
             buf: Vec::new(),
+            deadline: REPLY_DEADLINE,
         })
+    }
+
+    /// Sets how long each reply may take from now on ([`REPLY_DEADLINE`]
+    /// unless set).
+    pub fn set_deadline(&mut self, deadline: Duration) {
+        self.deadline = deadline;
     }
 
     fn broken(&self, why: impl Into<String>) -> Error {
@@ -321,6 +422,19 @@ impl Helper {
 
     /// Sends `req` and returns the word after `ok` (empty for a bare `ok`).
     pub fn request(&mut self, req: &Request) -> Result<String> {
+        let rest = self.request_line(req)?;
+        if rest.contains(' ') {
+            return Err(self.broken(format!(
+                "answered something that is not a reply: {}",
+                crate::quote::quote_bytes(format!("ok {rest}").as_bytes(), false)
+            )));
+        }
+        Ok(rest)
+    }
+
+    /// Sends `req` and returns what follows `ok ` on the reply line (empty
+    /// for a bare `ok`), any number of words.
+    fn request_line(&mut self, req: &Request) -> Result<String> {
         let mut line = req.line();
         line.push('\n');
         let sent = nix::sys::socket::send(
@@ -340,9 +454,9 @@ impl Helper {
             if word.is_empty() {
                 return Ok(String::new());
             }
-            if let Some(word) = word.strip_prefix(' ') {
-                if !word.is_empty() && !word.contains(' ') {
-                    return Ok(word.to_owned());
+            if let Some(words) = word.strip_prefix(' ') {
+                if !words.is_empty() && !words.starts_with(' ') && !words.ends_with(' ') {
+                    return Ok(words.to_owned());
                 }
             }
         } else if let Some(why) = reply.strip_prefix("error ") {
@@ -356,9 +470,9 @@ impl Helper {
         )))
     }
 
-    /// One reply line, within [`REPLY_DEADLINE`].
+    /// One reply line, within the deadline ([`Helper::set_deadline`]).
     fn read_line(&mut self) -> Result<String> {
-        let end = Instant::now() + REPLY_DEADLINE;
+        let end = Instant::now() + self.deadline;
         loop {
             if let Some(at) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=at).collect();
@@ -372,7 +486,7 @@ impl Helper {
             if left.is_zero() {
                 return Err(self.broken(format!(
                     "did not answer within {} s",
-                    REPLY_DEADLINE.as_secs()
+                    self.deadline.as_secs_f64()
                 )));
             }
             let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
@@ -409,6 +523,24 @@ impl Helper {
                 crate::quote::quote_bytes(other.as_bytes(), false)
             ))),
         }
+    }
+
+    /// logind's settings, from login1's properties on the system bus.
+    pub fn logind_settings(&mut self) -> Result<LogindSettings> {
+        let words = self.request_line(&Request::LogindSettings)?;
+        LogindSettings::parse(&words).ok_or_else(|| {
+            self.broken(format!(
+                "answered no logind settings: {}",
+                crate::quote::quote_bytes(words.as_bytes(), false)
+            ))
+        })
+    }
+
+    /// Kills and reaps the helper now, rather than waiting for it to see
+    /// end-of-file (for one that did not answer in time: it may be stuck).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Turns lingering on for user `uid` (login1's `SetUserLinger`).
@@ -458,15 +590,40 @@ impl Helper {
 
 impl Drop for Helper {
     /// End-of-file on the helper's input: it exits. It is reaped, and killed
-    /// if it has not exited within a second (stuck in a call).
+    /// if it has not exited within a second (stuck in a call). Its exit
+    /// closes its end of the socket: that is waited for with `poll`, not by
+    /// polling `waitpid` at intervals (which cost rjobs' forecast a few
+    /// milliseconds each run).
     fn drop(&mut self) {
-        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+        let _ = self.sock.shutdown(std::net::Shutdown::Write);
         let end = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < end {
+        let mut chunk = [0u8; 512];
+        loop {
             if !matches!(self.child.try_wait(), Ok(None)) {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                // Its end is closed (end-of-file): it has exited, or is about
+                // to; a little longer for the kernel to make it a zombie.
+                Ok(n)
+                    if n > 0
+                        && matches!(
+                            nix::unistd::read(&self.sock, &mut chunk),
+                            Ok(0) | Err(Errno::ECONNRESET)
+                        ) =>
+                {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                // Something it still wrote, or a signal: read on.
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -514,6 +671,7 @@ mod tests {
                 scope: "hupkit-a\\x20b-1-2.scope".into(),
                 pids: vec![3],
             },
+            Request::LogindSettings,
         ];
         for r in reqs {
             let line = r.line();
@@ -529,6 +687,7 @@ mod tests {
             "new-scope 61",
             "attach a/b 1",
             "attach x.scope 1 y",
+            "logind-settings now",
         ] {
             assert!(Request::parse(bad).is_err(), "{bad}");
         }
@@ -560,5 +719,89 @@ mod tests {
         assert_eq!(reply_line(Ok(String::new())), "ok\n");
         assert_eq!(reply_line(Ok("user".into())), "ok user\n");
         assert_eq!(reply_line(Err("a\nb".into())), "error a b\n");
+    }
+
+    #[test]
+    fn logind_settings_round_trip_and_garbage_is_none() {
+        let all = LogindSettings {
+            kill_user_processes: true,
+            kill_only_users: vec!["alice".into(), "b,c d".into()],
+            kill_exclude_users: vec!["root".into()],
+            user_stop_delay_usec: u64::MAX,
+        };
+        let none = LogindSettings {
+            kill_user_processes: false,
+            kill_only_users: Vec::new(),
+            kill_exclude_users: Vec::new(),
+            user_stop_delay_usec: 10_000_000,
+        };
+        assert_eq!(
+            none.words(),
+            "kill=no only= exclude= delay=10000000",
+            "the reply's words"
+        );
+        for s in [all, none] {
+            let words = s.words();
+            assert_eq!(words.lines().count(), 1);
+            assert_eq!(LogindSettings::parse(&words), Some(s));
+        }
+        for bad in [
+            "",
+            " ",
+            "ok",
+            "kill=yes",
+            "kill=maybe only= exclude= delay=1",
+            "kill=yes only= exclude= delay=",
+            "kill=yes only= exclude= delay=-1",
+            "kill=yes only= exclude= delay=+1",
+            "kill=yes only= exclude= delay=1.5",
+            "kill=yes only= exclude= delay=18446744073709551616",
+            "kill=yes only= exclude= delay=1 more",
+            "kill=yes only= exclude= delay=1 ",
+            "kill=yes only=zz exclude= delay=1",
+            "kill=yes only=616 exclude= delay=1",
+            "kill=yes only=61, exclude= delay=1",
+            "kill=yes only=- exclude= delay=1",
+            "kill=yes only=ff exclude= delay=1",
+            "kill=yes exclude= only= delay=1",
+            "kill=yes  only= exclude= delay=1",
+            "kill=yes only=\u{e9} exclude= delay=1",
+            "only= kill=yes exclude= delay=1",
+        ] {
+            assert_eq!(LogindSettings::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    /// A helper that never answers costs the deadline, not a hang; one that
+    /// answers garbage is an error, not a panic.
+    #[test]
+    fn logind_settings_from_a_silent_or_garbled_helper() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let script = |name: &str, body: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let silent = script("silent", "exec sleep 30");
+        let mut h = Helper::start_at(&silent).unwrap();
+        h.set_deadline(Duration::from_millis(200));
+        let t = Instant::now();
+        assert!(matches!(h.logind_settings(), Err(Error::Broken(..))));
+        h.kill();
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        for reply in [
+            "ok kill=perhaps",
+            "ok",
+            "ok user",
+            "error no bus",
+            "nonsense",
+        ] {
+            let p = script("garbled", &format!("read l; echo '{reply}'; read l"));
+            let mut h = Helper::start_at(&p).unwrap();
+            h.set_deadline(Duration::from_secs(10));
+            assert!(h.logind_settings().is_err(), "{reply}");
+        }
     }
 }

@@ -30,10 +30,15 @@
 //! came from ([`Origin`]). [`Settings::from_files`] reads them as logind does
 //! (`logind.conf`, then the drop-ins of `logind.conf.d` in the configuration
 //! directories, by file name, a name in `/etc` hiding the same name in `/run`
-//! and `/usr/lib`); login1's D-Bus properties, where a bus is there, are the
-//! other source, to be plugged in at [`settings`] with [`Origin::Bus`]. A file
-//! cannot tell the compiled-in `KillUserProcesses` default (no on Debian's and
-//! most distributions' builds, yes upstream): the verdict says so.
+//! and `/usr/lib`); login1's D-Bus properties ([`Settings::from_bus`],
+//! [`Origin::Bus`], shown `(logind)`) are the values logind runs with, and
+//! come first ([`settings`]): read once per process by the helper
+//! `hupkit-dbus` (zbus stays out of rjobs), only when a forecast is about a
+//! process in a user's slice (where they decide; `rjobs` without `-l` never
+//! asks), within [`BUS_DEADLINE`]; any failure (no bus, no helper, no answer)
+//! falls back to the files. A file cannot tell the compiled-in
+//! `KillUserProcesses` default (no on Debian's and most distributions' builds,
+//! yes upstream): then the verdict says so.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -457,7 +462,7 @@ impl Settings {
         let from = |o: &Origin| match o {
             Origin::Default => " (default)".to_string(),
             Origin::File(p) => format!(" ({})", p.display()),
-            Origin::Bus => " (login1)".to_string(),
+            Origin::Bus => " (logind)".to_string(),
         };
         let mut out = String::new();
         let _ = write!(
@@ -496,11 +501,79 @@ impl Settings {
     }
 }
 
-/// The settings in force: the seam where login1's properties will come first,
-/// where a bus is there; for now, logind's files.
+impl Settings {
+    /// The settings login1's D-Bus properties give: the values in force, each
+    /// with [`Origin::Bus`]. An empty `KillExcludeUsers` is logind's unset
+    /// list (a configuration cannot make it set and empty), so root is
+    /// excluded then.
+    #[must_use]
+    pub fn from_bus(b: &crate::dbus::LogindSettings) -> Settings {
+        let bus = |value| Setting {
+            value,
+            origin: Origin::Bus,
+        };
+        Settings {
+            kill_user_processes: bus(Some(b.kill_user_processes)),
+            kill_only_users: Setting {
+                value: b.kill_only_users.clone(),
+                origin: Origin::Bus,
+            },
+            kill_exclude_users: Setting {
+                value: (!b.kill_exclude_users.is_empty()).then(|| b.kill_exclude_users.clone()),
+                origin: Origin::Bus,
+            },
+            user_stop_delay: Setting {
+                value: if b.user_stop_delay_usec == u64::MAX {
+                    Delay::Infinity
+                } else {
+                    // Microseconds to seconds: exact enough for any delay
+                    // that is said in words.
+                    #[allow(clippy::cast_precision_loss)]
+                    let secs = b.user_stop_delay_usec as f64 / 1e6;
+                    Delay::Secs(secs)
+                },
+                origin: Origin::Bus,
+            },
+        }
+    }
+}
+
+/// How long rjobs waits for login1's properties before it falls back to the
+/// files: the forecast must never make it hang.
+pub const BUS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether the system bus is there to ask: `$DBUS_SYSTEM_BUS_ADDRESS`, else
+/// its usual socket.
+fn system_bus_there() -> bool {
+    std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS").is_some_and(|a| !a.is_empty())
+        || Path::new("/run/dbus/system_bus_socket").exists()
+}
+
+/// login1's properties through the helper `hupkit-dbus` (one run, within
+/// [`BUS_DEADLINE`]); `None` on any failure: no helper, no bus, no logind,
+/// no answer in time, an answer that is not one.
+fn settings_from_bus() -> Option<Settings> {
+    if !system_bus_there() {
+        return None;
+    }
+    let mut helper = crate::dbus::Helper::start().ok()?;
+    helper.set_deadline(BUS_DEADLINE);
+    if let Ok(b) = helper.logind_settings() {
+        Some(Settings::from_bus(&b))
+    } else {
+        helper.kill();
+        None
+    }
+}
+
+/// The settings in force: login1's D-Bus properties where the system bus and
+/// the helper are there, else logind's files as logind reads them. Asked
+/// once per process: every later call returns the first answer.
 #[must_use]
-pub fn settings() -> Settings {
-    Settings::from_files(Path::new("/"))
+pub fn settings() -> &'static Settings {
+    static SETTINGS: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
+    SETTINGS
+        .get_or_init(|| settings_from_bus().unwrap_or_else(|| Settings::from_files(Path::new("/"))))
 }
 
 /// What the logout does to a process, in one word.
@@ -547,26 +620,34 @@ pub struct Forecast {
     pub text: String,
 }
 
-/// What the forecasts are drawn from, besides the process's cgroup: gathered
-/// once per run.
+/// What the forecasts are drawn from, besides the process's cgroup.
 pub struct Host {
     /// Whether systemd is the init system (`/run/systemd/system` exists).
     pub systemd: bool,
-    /// logind's settings.
-    pub settings: Settings,
+    /// logind's settings, read when a forecast first needs them (a process in
+    /// a user's slice): [`settings`] on this machine.
+    settings: std::cell::OnceCell<&'static Settings>,
     /// The root of the file system the linger files are read in.
     pub root: PathBuf,
 }
 
 impl Host {
-    /// This machine.
+    /// This machine. Nothing of logind's is read yet: only a forecast for a
+    /// process in a user's slice reads its settings, once per process
+    /// ([`settings`]), so that listings without one never ask the bus.
     #[must_use]
     pub fn this() -> Host {
         Host {
             systemd: Path::new("/run/systemd/system").is_dir(),
-            settings: settings(),
+            settings: std::cell::OnceCell::new(),
             root: PathBuf::from("/"),
         }
+    }
+
+    /// logind's settings (read now if not yet).
+    #[must_use]
+    pub fn settings(&self) -> &Settings {
+        self.settings.get_or_init(settings)
     }
 
     /// The name of user `uid`, or the number if it has none.
@@ -584,13 +665,21 @@ impl Host {
         self.root.join("var/lib/systemd/linger").join(user).exists()
     }
 
-    /// The forecast for a process in `cg`.
+    /// The forecast for a process in `cg`. logind's settings are read only
+    /// for a process in a user's slice, the only place they decide.
     #[must_use]
     pub fn forecast(&self, cg: &Cgroup) -> Forecast {
         let user = |uid| Host::user(uid);
-        forecast(self.systemd, &self.settings, cg, &user, &|u: &str| {
-            self.lingers(u)
-        })
+        let unread;
+        let s = if self.systemd
+            && matches!(cg.place, Place::Session { .. } | Place::UserManager { .. })
+        {
+            self.settings()
+        } else {
+            unread = Settings::default();
+            &unread
+        };
+        forecast(self.systemd, s, cg, &user, &|u: &str| self.lingers(u))
     }
 
     /// The forecast for process `pid` (`None` if its cgroup cannot be read).
@@ -881,6 +970,42 @@ mod tests {
             (Some(true), "KillUserProcesses=yes".into())
         );
         assert_eq!(s.shall_kill("root").0, Some(true));
+    }
+
+    #[test]
+    fn settings_from_logind_are_the_values_in_force() {
+        let mut b = crate::dbus::LogindSettings {
+            kill_user_processes: false,
+            kill_only_users: Vec::new(),
+            kill_exclude_users: Vec::new(),
+            user_stop_delay_usec: 10_000_000,
+        };
+        let s = Settings::from_bus(&b);
+        assert_eq!(s.kill_user_processes.value, Some(false));
+        assert_eq!(s.kill_user_processes.origin, Origin::Bus);
+        // An empty list over the bus is logind's unset one: root excluded.
+        assert_eq!(s.kill_exclude_users.value, None);
+        assert_eq!(s.shall_kill("root").0, Some(false));
+        assert_eq!(
+            s.shall_kill("alice"),
+            (Some(false), "KillUserProcesses=no".into())
+        );
+        assert_eq!(
+            s.summary(),
+            "KillUserProcesses=no (logind), UserStopDelaySec=10 s (logind)"
+        );
+        b.kill_user_processes = true;
+        b.kill_exclude_users = vec!["bob".into()];
+        b.user_stop_delay_usec = u64::MAX;
+        let s = Settings::from_bus(&b);
+        assert_eq!(s.shall_kill("root").0, Some(true));
+        assert_eq!(s.shall_kill("bob").0, Some(false));
+        assert_eq!(s.user_stop_delay.value, Delay::Infinity);
+        b.user_stop_delay_usec = 1_500_000;
+        assert_eq!(
+            Settings::from_bus(&b).user_stop_delay.value,
+            Delay::Secs(1.5)
+        );
     }
 
     #[test]

@@ -54,6 +54,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use hupkit_common::dbus::LogindSettings;
 use hupkit_common::diag::strerror;
 use nix::errno::Errno;
 use zbus::DBusError as _;
@@ -387,6 +388,46 @@ impl Manager {
     }
 }
 
+/// A connection to the system bus: `$DBUS_SYSTEM_BUS_ADDRESS`, else
+/// `/run/dbus/system_bus_socket`.
+fn system_bus() -> std::result::Result<Connection, String> {
+    match std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS").filter(|a| !a.is_empty()) {
+        Some(addr) => connection::Builder::address(&*addr.to_string_lossy())
+            .and_then(connection::Builder::build)
+            .map_err(|e| text(&e)),
+        None => connect_socket(Path::new("/run/dbus/system_bus_socket")),
+    }
+}
+
+/// A proxy of login1's `org.freedesktop.login1.Manager`, its properties
+/// never cached (every read asks logind).
+fn login1(conn: &Connection) -> zbus::Result<Proxy<'_>> {
+    zbus::blocking::proxy::Builder::new(conn)
+        .destination("org.freedesktop.login1")
+        .and_then(|b| b.path("/org/freedesktop/login1"))
+        .and_then(|b| b.interface("org.freedesktop.login1.Manager"))
+        .map(|b| b.cache_properties(zbus::proxy::CacheProperties::No))
+        .and_then(zbus::blocking::proxy::Builder::build)
+}
+
+/// logind's settings that decide the logout, as login1's properties on the
+/// system bus say (the values in force, which any user may read):
+/// `KillUserProcesses` (b), `KillOnlyUsers` (as), `KillExcludeUsers` (as),
+/// `UserStopDelayUSec` (t), as systemd 252 names and types them. Its own
+/// connection, not the caller's service manager's.
+pub fn logind_settings() -> Result<LogindSettings> {
+    let fail = |why: String| Error(format!("cannot read logind's settings: {why}"));
+    let conn = system_bus().map_err(|why| fail(format!("no system bus: {why}")))?;
+    let proxy = login1(&conn).map_err(|e| fail(text(&e)))?;
+    let get = |e: zbus::Error| fail(text(&e));
+    Ok(LogindSettings {
+        kill_user_processes: proxy.get_property("KillUserProcesses").map_err(get)?,
+        kill_only_users: proxy.get_property("KillOnlyUsers").map_err(get)?,
+        kill_exclude_users: proxy.get_property("KillExcludeUsers").map_err(get)?,
+        user_stop_delay_usec: proxy.get_property("UserStopDelayUSec").map_err(get)?,
+    })
+}
+
 /// Turns lingering on for user `uid`: login1's `SetUserLinger(uid, true,
 /// interactive=false)` on the system bus (root, or what polkit allows), then
 /// checks logind's file. The error says what was refused, in logind's words.
@@ -394,20 +435,8 @@ pub fn enable_linger(uid: u32) -> Result<()> {
     let who = user_name(uid);
     let fail = |why: String| Error(format!("cannot enable lingering for user '{who}': {why}"));
     check_systemd().map_err(|e| fail(e.0))?;
-    let conn = match std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS") {
-        Some(addr) => connection::Builder::address(&*addr.to_string_lossy())
-            .and_then(connection::Builder::build)
-            .map_err(|e| text(&e)),
-        None => connect_socket(Path::new("/run/dbus/system_bus_socket")),
-    }
-    .map_err(|why| fail(format!("no system bus: {why}")))?;
-    let proxy: Proxy<'_> = zbus::blocking::proxy::Builder::new(&conn)
-        .destination("org.freedesktop.login1")
-        .and_then(|b| b.path("/org/freedesktop/login1"))
-        .and_then(|b| b.interface("org.freedesktop.login1.Manager"))
-        .map(|b| b.cache_properties(zbus::proxy::CacheProperties::No))
-        .and_then(zbus::blocking::proxy::Builder::build)
-        .map_err(|e| fail(text(&e)))?;
+    let conn = system_bus().map_err(|why| fail(format!("no system bus: {why}")))?;
+    let proxy = login1(&conn).map_err(|e| fail(text(&e)))?;
     let _: () = proxy
         .call("SetUserLinger", &(uid, true, false))
         .map_err(|e| fail(text(&e)))?;

@@ -1,10 +1,10 @@
 //! `hupkit-dbus`: the helper executable that talks D-Bus for detach and
-//! rdisown, so that they do not link zbus (see `hupkit_common::dbus`, the
+//! rdisown, and for rjobs' logout forecast, so that they do not link zbus (see `hupkit_common::dbus`, the
 //! tools' side, for the why and the protocol).
 //!
 //! It reads request lines on its standard input and answers each with one
-//! line on its standard output, until end-of-file; it wraps [`Manager`] and
-//! [`enable_linger`] and adds nothing to what they do. It writes nothing else:
+//! line on its standard output, until end-of-file; it wraps [`Manager`],
+//! [`enable_linger`] and [`logind_settings`] and adds nothing to what they do. It writes nothing else:
 //! its standard error is `/dev/null` when a tool runs it.
 
 use std::ffi::OsString;
@@ -13,10 +13,10 @@ use std::io::{BufRead as _, Read as _};
 use hupkit_common::dbus::{Request, reply_line, send_line};
 use hupkit_common::exit::{self, Status};
 
-use crate::{Manager, enable_linger};
+use crate::{Manager, enable_linger, logind_settings};
 
 /// What `--help` says.
-const HELP: &str = "hupkit-dbus: hupkit's D-Bus helper for detach and rdisown (--scope, --linger); not meant to be run by hand\n";
+const HELP: &str = "hupkit-dbus: hupkit's D-Bus helper for detach and rdisown (--scope, --linger) and rjobs (logind's settings); not meant to be run by hand\n";
 
 /// The longest request line read.
 const MAX_REQUEST: usize = 64 * 1024;
@@ -84,6 +84,7 @@ fn answer(manager: &mut Option<Manager>, req: Request) -> Result<String, String>
             Ok(which.into())
         }
         Request::Linger(uid) => enable_linger(uid).map(|()| String::new()).map_err(|e| e.0),
+        Request::LogindSettings => logind_settings().map(|s| s.words()).map_err(|e| e.0),
         Request::NewScope {
             hint,
             pids,

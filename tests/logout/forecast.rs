@@ -181,3 +181,97 @@ fn forecast_kill_no_linger() {
         "lives at logout: in user@1010.service",
     );
 }
+
+/// Puts the `KillUserProcesses` drop-in back as it was, when dropped (also
+/// when a test fails: the other tests expect a file to set it).
+struct Restore(bool);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        // No panic here (a panic while unwinding would abort the suite).
+        if let Err(e) = xtask::container::set_kill_user_processes(self.0) {
+            eprintln!("could not put KillUserProcesses back: {e}");
+        }
+    }
+}
+
+/// In an ssh login of [`USER`]: `sleep 1000 &`, and `rjobs --explain` of it,
+/// run from `dir`; returns its `logind:` and `logout:` lines.
+fn explain_session_job(ct: &container::Container, dir: &str) -> (String, String) {
+    prepare_user(ct, false);
+    let mut login = ct.login(USER);
+    login.send(&format!(
+        "sleep 1000 & a=$!; echo P\"\"ID $a; \
+         echo L\"\"D $({dir}/rjobs --explain $a | grep '^  logind:'); \
+         echo V\"\"A $({dir}/rjobs --explain $a | grep '^  logout:')"
+    ));
+    let pid = login.answer("PID");
+    let mut guard = Procs::new(ct);
+    let pid: u32 = pid
+        .parse()
+        .unwrap_or_else(|_| panic!("bad PID line: '{pid}'"));
+    guard
+        .list
+        .push(ct.process(pid).expect("the job runs before rjobs"));
+    let settings = login.answer("LD");
+    let verdict = login.answer("VA");
+    (settings, verdict)
+}
+
+/// With no file setting `KillUserProcesses`, rjobs reads the value in force
+/// from login1's D-Bus property (through the helper) and says so: the
+/// compiled-in default is no longer "not knowable".
+#[test]
+fn forecast_reads_logind_when_no_file_sets_it() {
+    let Some(ct) = container::get("logout::forecast::forecast_reads_logind_when_no_file_sets_it")
+    else {
+        return;
+    };
+    let _settings = ct.lock_settings();
+    let _restore = Restore(ct.kill_user_processes());
+    let default = ct.unset_kill_user_processes();
+    // The helper, hupkit-dbus, is installed beside rjobs.
+    let dir = ct.install(&["rjobs"]);
+    let (settings, verdict) = explain_session_job(&ct, &dir);
+    let word = if default { "yes" } else { "no" };
+    assert!(
+        settings.starts_with(&format!("logind: KillUserProcesses={word} (logind)")),
+        "rjobs --explain said '{settings}', expected KillUserProcesses={word} from logind"
+    );
+    let expected = if default {
+        "dies at logout: logind kills session-"
+    } else {
+        "lives at logout: logind leaves session-"
+    };
+    assert!(
+        verdict.starts_with(&format!("logout: {expected}"))
+            && verdict.ends_with(&format!("(KillUserProcesses={word})")),
+        "rjobs --explain said '{verdict}', expected '{expected}... (KillUserProcesses={word})'"
+    );
+}
+
+/// Without the helper (a copy of rjobs alone in a directory), the forecast
+/// still works, from logind's files, and says which file.
+#[test]
+fn forecast_without_helper_reads_the_files() {
+    let Some(ct) = container::get("logout::forecast::forecast_without_helper_reads_the_files")
+    else {
+        return;
+    };
+    let _settings = ct.lock_settings();
+    ct.set_kill_user_processes(true);
+    let rjobs = ct.install_one("rjobs");
+    let dir = rjobs.path.trim_end_matches("/rjobs").to_owned();
+    let (settings, verdict) = explain_session_job(&ct, &dir);
+    assert!(
+        settings.starts_with(
+            "logind: KillUserProcesses=yes (/etc/systemd/logind.conf.d/10-hupkit-kill.conf)"
+        ),
+        "rjobs --explain said '{settings}', expected KillUserProcesses=yes from the drop-in"
+    );
+    assert!(
+        verdict.starts_with("logout: dies at logout: logind kills session-")
+            && verdict.ends_with("(KillUserProcesses=yes)"),
+        "rjobs --explain said '{verdict}'"
+    );
+}

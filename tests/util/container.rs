@@ -147,6 +147,19 @@ impl Container {
         ct::set_kill_user_processes(kill).unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Removes the drop-in that sets `KillUserProcesses` and restarts logind:
+    /// no file sets it. Returns the compiled-in default, as login1 reports
+    /// it. Hold [`Container::lock_settings`], and put the drop-in back with
+    /// [`Container::set_kill_user_processes`].
+    pub fn unset_kill_user_processes(&self) -> bool {
+        ct::unset_kill_user_processes().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `KillUserProcesses` as login1 reports it now.
+    pub fn kill_user_processes(&self) -> bool {
+        ct::kill_user_processes().unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Turns lingering of alice on or off. Hold [`Container::lock_settings`].
     pub fn set_linger(&self, on: bool) {
         ct::set_linger(on).unwrap_or_else(|e| panic!("{e}"));

@@ -375,7 +375,9 @@ pub fn set_kill_user_processes(kill: bool) -> Result<(), String> {
     let want = if kill { "b true" } else { "b false" };
     let get = "busctl get-property org.freedesktop.login1 /org/freedesktop/login1 \
                org.freedesktop.login1.Manager KillUserProcesses";
-    if root_ok(get)?.trim() == want {
+    // The drop-in too: without it, logind's compiled-in default may agree
+    // ([`unset_kill_user_processes`]), and a file must say it.
+    if root_ok(get)?.trim() == want && rootfs().join(KILL_DROPIN).exists() {
         return Ok(());
     }
     let script = format!(
@@ -395,6 +397,27 @@ pub fn set_kill_user_processes(kill: bool) -> Result<(), String> {
             ));
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Removes the drop-in that sets `KillUserProcesses`, so that no file sets it,
+/// restarts logind, and returns the value login1 then reports: the
+/// compiled-in default. [`set_kill_user_processes`] puts the drop-in back.
+pub fn unset_kill_user_processes() -> Result<bool, String> {
+    root_ok(&format!(
+        "rm -f /{KILL_DROPIN} && systemctl restart systemd-logind"
+    ))?;
+    // `systemctl restart` waits for logind's bus name (Type=dbus): it
+    // answers now; polled anyway, with a deadline.
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        match kill_user_processes() {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() > end => {
+                return Err(format!("logind did not answer within 30 s: {e}"));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
     }
 }
 

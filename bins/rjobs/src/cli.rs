@@ -74,12 +74,15 @@ SIGHUP disposition do not matter. A unit of the user's manager
 (systemd-run --user, user@UID.service) lives on, until the manager stops, 10 s
 after the user's last session ends, unless the user lingers
 (/var/lib/systemd/linger/USER, loginctl enable-linger). The cgroup is read from
-/proc/PID/cgroup (cgroup2, hybrid and legacy layouts); logind's settings from
-/etc/systemd/logind.conf and the logind.conf.d drop-ins (/etc, /run,
+/proc/PID/cgroup (cgroup2, hybrid and legacy layouts); logind's settings, for
+a process in a user's slice, from login1's D-Bus properties on the system bus
+(the values in force, shown as \"(logind)\"), read once per run by the helper
+hupkit-dbus; without the bus or the helper, or after 2 s without an answer,
+from /etc/systemd/logind.conf and the logind.conf.d drop-ins (/etc, /run,
 /usr/local/lib, /usr/lib; by file name, /etc first for the same name), as
-logind reads them; when no file sets KillUserProcesses, the compiled-in default
-applies (no in Debian's and most distributions' builds, yes in upstream's), and
-the verdict says so.";
+logind reads them, each shown with its file; when no file sets
+KillUserProcesses, the compiled-in default applies (no in Debian's and most
+distributions' builds, yes in upstream's), and the verdict says so.";
 
 /// List the jobs (process groups) of a terminal session, and how separated each one is.
 #[derive(Debug, Parser)]

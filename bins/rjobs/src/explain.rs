@@ -137,6 +137,8 @@ fn logout_facts(out: &mut String, p: &Stat) -> (logout::Forecast, Option<(String
         Place::NoUnit => String::new(),
     };
     let _ = writeln!(out, "  cgroup: {}{what}", cg.path);
+    // logind's settings decide only in a user's slice: read (and shown)
+    // there alone.
     let owner = match &cg.place {
         Place::Session { uid, .. } | Place::UserManager { uid, .. } => {
             let name = logout::Host::user(*uid);
@@ -145,10 +147,14 @@ fn logout_facts(out: &mut String, p: &Stat) -> (logout::Forecast, Option<(String
         }
         _ => None,
     };
-    let linger = owner.as_ref().map_or_else(String::new, |(name, lingers)| {
-        format!("; {name} lingers: {}", if *lingers { "yes" } else { "no" })
-    });
-    let _ = writeln!(out, "  logind: {}{linger}", host.settings.summary());
+    if let Some((name, lingers)) = &owner {
+        let _ = writeln!(
+            out,
+            "  logind: {}; {name} lingers: {}",
+            host.settings().summary(),
+            if *lingers { "yes" } else { "no" }
+        );
+    }
     (forecast, owner)
 }
 
