@@ -460,3 +460,55 @@ fn rjobs_all_sessions_reads_each_file_once() {
     }
     drop(jobs);
 }
+
+/// `rjobs -l` reads each member's command line once, in text and in JSON:
+/// it read it for the job's command, then again for the member's exact form
+/// and again for its quoted form. Counted with strace (skipped without it).
+#[test]
+fn rjobs_long_reads_each_cmdline_once() {
+    let strace = std::path::Path::new("/usr/bin/strace");
+    if !strace.exists() {
+        eprintln!("skipped: no /usr/bin/strace");
+        return;
+    }
+    let jobs: Vec<util::ChildGuard> = (0..2)
+        .map(|_| {
+            util::ChildGuard::new(util::spawn(
+                Command::new("sleep")
+                    .arg("307")
+                    .process_group(0)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null()),
+            ))
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["-l"][..], &["-l", "--json"]] {
+        let trace = dir.path().join("trace");
+        let out = Command::new(strace)
+            .args(["-f", "-qq", "-e", "trace=open,openat", "-o"])
+            .arg(&trace)
+            .arg(util::bin("rjobs"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let trace = std::fs::read_to_string(&trace).unwrap();
+        for job in &jobs {
+            let pid = job.pid().as_raw();
+            assert!(text.contains(&format!("{pid}")), "{args:?}: {text}");
+            let (a, b) = (
+                format!("\"{pid}/cmdline\""),
+                format!("\"/proc/{pid}/cmdline\""),
+            );
+            let opened = trace
+                .lines()
+                .filter(|l| l.contains(&a) || l.contains(&b))
+                .count();
+            assert_eq!(opened, 1, "{args:?}: cmdline of {pid}:\n{trace}");
+        }
+        assert!(text.contains("sleep 307"), "{args:?}: {text}");
+    }
+    drop(jobs);
+}
