@@ -159,9 +159,10 @@ impl Snapshot {
         procs.sort_unstable_by_key(|p| (p.starttime, p.pid.as_raw()));
         let count = u32::try_from(procs.len())
             .map_err(|_| std::io::Error::other("more processes than a u32 counts"))?;
+        // grouped_order's scratch is freed before by_pid is made: the peak is lower.
+        let grouped = grouped_order(&procs, count);
         let mut by_pid: Vec<u32> = (0..count).collect();
         by_pid.sort_unstable_by_key(|&i| procs[i as usize].pid.as_raw());
-        let grouped = grouped_order(&procs, count);
         Ok(Snapshot {
             procs,
             by_pid,

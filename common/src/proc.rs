@@ -39,10 +39,11 @@ pub struct Stat {
     pub tty_nr: u64,
     /// Foreground process group of the controlling terminal (-1: none).
     pub tpgid: i32,
-    /// Kernel flags (`PF_*`); [`PF_KTHREAD`] marks kernel threads.
-    pub flags: u64,
-    /// Number of threads.
-    pub num_threads: i64,
+    /// Kernel flags (`PF_*`, an `unsigned int` in the kernel); [`PF_KTHREAD`]
+    /// marks kernel threads.
+    pub flags: u32,
+    /// Number of threads (bounded by `threads-max`, far below `i32::MAX`).
+    pub num_threads: i32,
     /// Start time in clock ticks after boot: with the PID, the process's identity.
     pub starttime: u64,
 }
@@ -210,7 +211,7 @@ impl std::fmt::Display for ProcState {
 }
 
 /// The kernel-thread flag in [`Stat::flags`].
-pub const PF_KTHREAD: u64 = 0x0020_0000;
+pub const PF_KTHREAD: u32 = 0x0020_0000;
 
 /// A set of signals as `/proc/PID/status` prints it (bit N-1 for signal N).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -436,8 +437,8 @@ impl Stat {
             session: pid_field(6)?,
             tty_nr: unum(7)?,
             tpgid: i32::try_from(num(8)?).map_err(|_| invalid("stat: bad tpgid"))?,
-            flags: unum(9)?,
-            num_threads: num(20)?,
+            flags: u32::try_from(unum(9)?).map_err(|_| invalid("stat: bad flags"))?,
+            num_threads: i32::try_from(num(20)?).map_err(|_| invalid("stat: bad thread count"))?,
             starttime: unum(22)?,
         })
     }
@@ -588,6 +589,8 @@ mod tests {
     #[test]
     fn comm_inline_and_long() {
         assert_eq!(std::mem::size_of::<Comm>(), 16);
+        // What a snapshot holds per process (beside two u32 indices).
+        assert_eq!(std::mem::size_of::<Stat>(), 64);
         for name in [
             &b""[..],
             b"sleep",
