@@ -79,15 +79,6 @@ struct Row {
     members: Vec<Member>,
 }
 
-/// One session, ready to print as JSON.
-struct Session {
-    sid: Pid,
-    tty: String,
-    /// The leader's name, for JSON.
-    leader: String,
-    jobs: Vec<Row>,
-}
-
 fn member(p: &Stat, session_tty: u64, host: &logout::Host, json: bool) -> Member {
     let status = proc::Status::read(p.pid).ok();
     let sighup = match status.as_ref().map(|s| s.disposition(Signal::SIGHUP)) {
@@ -233,25 +224,6 @@ fn session_head(snap: &Snapshot, sid: Pid) -> (String, String, String) {
     (tty, name, text)
 }
 
-fn session_of(
-    snap: &Snapshot,
-    sid: Pid,
-    jobs: impl Iterator<Item = Job>,
-    host: Option<&logout::Host>,
-    view: View,
-) -> Session {
-    let (tty, leader, _) = session_head(snap, sid);
-    let session_tty = session_tty(snap, sid);
-    Session {
-        sid,
-        tty,
-        leader,
-        jobs: jobs
-            .map(|job| row(snap, job, session_tty, host, view))
-            .collect(),
-    }
-}
-
 /// How wide the OUTPUT column of `-l` is for `jobs`: as wide as its longest
 /// entry, so a long path shifts nothing.
 fn output_width(jobs: &[Row]) -> usize {
@@ -395,72 +367,66 @@ fn sink_json(sink: &Sink) -> Value {
 }
 
 fn json_jobs(jobs: &[Row], long: bool) -> Value {
-    Value::Array(
-        jobs.iter()
-            .map(|j| {
-                let mut fields = vec![
-                    ("number", Value::Int(i64::try_from(j.number).unwrap_or(0))),
-                    (
-                        "current",
-                        Value::Str(match j.mark {
-                            '+' => "+".into(),
-                            '-' => "-".into(),
-                            _ => String::new(),
-                        }),
-                    ),
-                    ("pgid", Value::Int(j.pgid.as_raw().into())),
-                    ("state", Value::Str(j.state.to_string())),
-                    ("foreground", Value::Bool(j.foreground)),
-                    ("orphaned", Value::Bool(j.orphaned)),
-                    ("command", Value::Str(j.command.clone())),
-                ];
-                if long {
-                    fields.push((
-                        "members",
-                        Value::Array(
-                            j.members
-                                .iter()
-                                .map(|m| {
-                                    Value::Object(vec![
-                                        ("pid", Value::Int(m.pid.as_raw().into())),
-                                        ("state", Value::Str(m.state.to_string())),
-                                        ("sighup", Value::Str(m.sighup.into())),
-                                        ("tty_fds", Value::Str(m.tty_fds.clone())),
-                                        ("ctty", Value::Str(m.ctty.clone())),
-                                        (
-                                            "tracer",
-                                            if m.traced == 0 {
-                                                Value::Null
-                                            } else {
-                                                Value::Int(m.traced.into())
-                                            },
-                                        ),
-                                        ("stdout", sink_json(&m.stdout)),
-                                        ("stderr", sink_json(&m.stderr)),
-                                        (
-                                            "logout",
-                                            Value::Object(vec![
-                                                ("fate", Value::Str(m.logout.fate.label().into())),
-                                                (
-                                                    "cgroup",
-                                                    m.cgroup
-                                                        .clone()
-                                                        .map_or(Value::Null, Value::Str),
-                                                ),
-                                                ("verdict", Value::Str(m.logout.text.clone())),
-                                            ]),
-                                        ),
-                                        ("command", Value::Str(m.command.clone())),
-                                    ])
-                                })
-                                .collect(),
-                        ),
-                    ));
-                }
-                Value::Object(fields)
-            })
-            .collect(),
-    )
+    Value::Array(jobs.iter().map(|j| json_job(j, long)).collect())
+}
+
+/// One job as JSON (with `-l`, its members).
+fn json_job(j: &Row, long: bool) -> Value {
+    let mut fields = vec![
+        ("number", Value::Int(i64::try_from(j.number).unwrap_or(0))),
+        (
+            "current",
+            Value::Str(match j.mark {
+                '+' => "+".into(),
+                '-' => "-".into(),
+                _ => String::new(),
+            }),
+        ),
+        ("pgid", Value::Int(j.pgid.as_raw().into())),
+        ("state", Value::Str(j.state.to_string())),
+        ("foreground", Value::Bool(j.foreground)),
+        ("orphaned", Value::Bool(j.orphaned)),
+        ("command", Value::Str(j.command.clone())),
+    ];
+    if long {
+        fields.push((
+            "members",
+            Value::Array(
+                j.members
+                    .iter()
+                    .map(|m| {
+                        Value::Object(vec![
+                            ("pid", Value::Int(m.pid.as_raw().into())),
+                            ("state", Value::Str(m.state.to_string())),
+                            ("sighup", Value::Str(m.sighup.into())),
+                            ("tty_fds", Value::Str(m.tty_fds.clone())),
+                            ("ctty", Value::Str(m.ctty.clone())),
+                            (
+                                "tracer",
+                                if m.traced == 0 {
+                                    Value::Null
+                                } else {
+                                    Value::Int(m.traced.into())
+                                },
+                            ),
+                            ("stdout", sink_json(&m.stdout)),
+                            ("stderr", sink_json(&m.stderr)),
+                            (
+                                "logout",
+                                Value::Object(vec![
+                                    ("fate", Value::Str(m.logout.fate.label().into())),
+                                    ("cgroup", m.cgroup.clone().map_or(Value::Null, Value::Str)),
+                                    ("verdict", Value::Str(m.logout.text.clone())),
+                                ]),
+                            ),
+                            ("command", Value::Str(m.command.clone())),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ));
+    }
+    Value::Object(fields)
 }
 
 /// Writes `out` to standard output; a closed pipe is a quiet success.
@@ -572,11 +538,7 @@ pub fn run(cli: &Cli, diag: &mut Diag) -> Result<Status> {
         return Ok(exit::SUCCESS);
     }
     if cli.all_sessions {
-        let sessions: Vec<Session> = snap
-            .all_jobs(&own)
-            .map(|(sid, jobs)| session_of(&snap, sid, jobs, host, view))
-            .collect();
-        return print(&sessions_json(&sessions, true, cli.long));
+        return json_all(&snap, &own, host, view);
     }
     let sid = match &cli.tty {
         Some(t) => session_of_tty(&snap, t)?,
@@ -584,8 +546,15 @@ pub fn run(cli: &Cli, diag: &mut Diag) -> Result<Status> {
     };
     let jobs = snap.jobs(sid, &own, false);
     if cli.json {
-        let session = session_of(&snap, sid, jobs.into_iter(), host, view);
-        return print(&sessions_json(&[session], false, cli.long));
+        let session_tty = session_tty(&snap, sid);
+        let rows: Vec<Row> = jobs
+            .into_iter()
+            .map(|job| row(&snap, job, session_tty, host, view))
+            .collect();
+        let mut out = String::new();
+        json_jobs(&rows, cli.long).write(&mut out);
+        out.push('\n');
+        return print(&out);
     }
     if jobs.is_empty() {
         return print(&match &cli.tty {
@@ -612,30 +581,47 @@ fn empty_note(what: &str) -> String {
     }
 }
 
-/// The JSON of the sessions listed: an array of sessions with `-A`, else the
-/// one session's array of jobs.
-fn sessions_json(sessions: &[Session], all: bool, long: bool) -> String {
-    let v = if all {
-        Value::Array(
-            sessions
-                .iter()
-                .map(|s| {
-                    Value::Object(vec![
-                        ("session", Value::Int(s.sid.as_raw().into())),
-                        ("tty", Value::Str(s.tty.clone())),
-                        ("leader", Value::Str(s.leader.clone())),
-                        ("jobs", json_jobs(&s.jobs, long)),
-                    ])
-                })
-                .collect(),
-        )
-    } else {
-        json_jobs(&sessions[0].jobs, long)
-    };
-    let mut out = String::new();
-    v.write(&mut out);
-    out.push('\n');
-    out
+/// `-A --json`: the array of every session, each with its array of jobs,
+/// written through [`Out`] a job at a time, as the table is: the text is
+/// the same as the whole would be, written in one piece.
+fn json_all(
+    snap: &Snapshot,
+    own: &[Pid],
+    host: Option<&logout::Host>,
+    view: View,
+) -> Result<Status> {
+    let mut out = Out::new();
+    out.buf.push('[');
+    for (n, (sid, jobs)) in snap.all_jobs(own).enumerate() {
+        if n > 0 {
+            out.buf.push(',');
+        }
+        let (tty, leader, _) = session_head(snap, sid);
+        // The session's object with an empty job list, left open before `]}`.
+        let head = Value::Object(vec![
+            ("session", Value::Int(sid.as_raw().into())),
+            ("tty", Value::Str(tty)),
+            ("leader", Value::Str(leader)),
+            ("jobs", Value::Array(Vec::new())),
+        ]);
+        head.write(&mut out.buf);
+        out.buf.truncate(out.buf.len() - "]}".len());
+        let session_tty = session_tty(snap, sid);
+        for (i, job) in jobs.enumerate() {
+            if out.closed {
+                return Ok(exit::SUCCESS);
+            }
+            if i > 0 {
+                out.buf.push(',');
+            }
+            json_job(&row(snap, job, session_tty, host, view), view.long).write(&mut out.buf);
+            out.spill(false)?;
+        }
+        out.buf.push_str("]}");
+    }
+    out.buf.push_str("]\n");
+    out.spill(true)?;
+    Ok(exit::SUCCESS)
 }
 
 /// `--explain TARGET`.
