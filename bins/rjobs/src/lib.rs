@@ -3,11 +3,11 @@
 //!
 //! One `/proc` scan ([`hupkit_common::jobs::Snapshot`]) per invocation; the
 //! views pick a session (the caller's, another terminal's, or all of them),
-//! build rows, and print them as a table or as JSON. The table of every
-//! session (`-A`) is written a row at a time through a fixed buffer ([`Out`]),
+//! build rows, and print them as a table or as JSON. Every session's table
+//! or JSON (`-A`) is written a row at a time through a fixed buffer (`Out`),
 //! so that its memory does not grow with the number of jobs; `-l` holds one
-//! session's rows (its OUTPUT column is as wide as the session's widest). `--records` lists the
-//! job-record store instead ([`hupkit_common::records`]). Every view returns
+//! session's rows (its OUTPUT column is as wide as the session's widest).
+//! `--records` lists the job-record store instead ([`hupkit_common::records`]). Every view returns
 //! its exit status or an error to [`hupkit_common::cli::main`], which reports it.
 
 pub mod cli;
