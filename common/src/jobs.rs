@@ -8,7 +8,15 @@
 //! - [`Snapshot::take`] reads `/proc/*/stat` once.
 //! - [`Snapshot::jobs`] groups a session's processes by process group, except
 //!   the session leader's group (the shell) and the caller's own, numbered by
-//!   start order: `%1` is the oldest.
+//!   start order: `%1` is the oldest. [`Snapshot::all_jobs`] yields them one
+//!   at a time, so that a view of every session can print as it goes.
+//!
+//! Memory stays flat in the number of processes (rjobs -A must not grow to
+//! tens of MiB on a machine with 20,000 processes): a snapshot holds one
+//! [`Stat`] per process (its name inline, [`crate::proc::Comm`]) and two
+//! arrays of 4-byte indices, one by PID (for [`Snapshot::get`]) and one with
+//! each session's and each group's processes side by side, so that a job's
+//! members are a range of it, not a list of its own.
 //! - [`JobSpec`] parses `%N`, `%+`, `%%`, `%`, `%-`, `%name`, `%?text`, `PID`,
 //!   `PID@STARTTIME`, and [`Snapshot::resolve`] finds what one names.
 //!
@@ -19,6 +27,7 @@
 //! stopped), else the most recently started one.
 
 use std::fmt;
+use std::ops::Range;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -32,8 +41,13 @@ use crate::proc::{ProcDir, ProcState, Stat};
 pub struct Snapshot {
     /// One `stat` per process (kernel threads excluded), oldest first.
     pub procs: Vec<Stat>,
-    /// PID to index into `procs`.
-    index: std::collections::HashMap<i32, usize>,
+    /// Indices into `procs`, by PID: [`Snapshot::get`] searches it.
+    by_pid: Vec<u32>,
+    /// Indices into `procs`, grouped: each session's processes side by side,
+    /// sessions in the order of their oldest process; within a session each
+    /// process group's side by side, groups in the order of their oldest
+    /// member; members oldest first. A [`Job`]'s members are a range of it.
+    grouped: Vec<u32>,
     /// The open `/proc` the scan read through, kept for the command lines
     /// that views read after it ([`Snapshot::command`]).
     dir: std::cell::RefCell<ProcDir>,
@@ -94,8 +108,9 @@ pub struct Job {
     pub pgid: Pid,
     /// The session ID.
     pub session: Pid,
-    /// Members, oldest first (indices into [`Snapshot::procs`]).
-    pub members: Vec<usize>,
+    /// Its members, oldest first: a range of the snapshot's grouped order
+    /// ([`Snapshot::members`]).
+    members: Range<usize>,
     /// Aggregate state (stop signal not yet probed: see [`Snapshot::probe_stop`]).
     pub state: JobState,
     /// Whether it is its terminal's foreground group.
@@ -136,12 +151,22 @@ impl Snapshot {
                 }
             }
         }
+        Snapshot::of(procs, dir)
+    }
+
+    /// The snapshot of `procs` (in any order), read through `dir`.
+    fn of(mut procs: Vec<Stat>, dir: ProcDir) -> std::io::Result<Snapshot> {
         procs.sort_unstable_by_key(|p| (p.starttime, p.pid.as_raw()));
-        let mut index = std::collections::HashMap::with_capacity(procs.len());
-        index.extend(procs.iter().enumerate().map(|(i, p)| (p.pid.as_raw(), i)));
+        let count = u32::try_from(procs.len())
+            .map_err(|_| std::io::Error::other("more processes than a u32 counts"))?;
+        // grouped_order's scratch is freed before by_pid is made: the peak is lower.
+        let grouped = grouped_order(&procs, count);
+        let mut by_pid: Vec<u32> = (0..count).collect();
+        by_pid.sort_unstable_by_key(|&i| procs[i as usize].pid.as_raw());
         Ok(Snapshot {
             procs,
-            index,
+            by_pid,
+            grouped,
             dir: std::cell::RefCell::new(dir),
         })
     }
@@ -149,38 +174,33 @@ impl Snapshot {
     /// The process `pid`, if present.
     #[must_use]
     pub fn get(&self, pid: Pid) -> Option<&Stat> {
-        self.index.get(&pid.as_raw()).map(|&i| &self.procs[i])
+        let at = self
+            .by_pid
+            .binary_search_by_key(&pid.as_raw(), |&i| self.procs[i as usize].pid.as_raw())
+            .ok()?;
+        Some(&self.procs[self.by_pid[at] as usize])
     }
 
     /// The sessions present, oldest leader first.
     #[must_use]
     pub fn sessions(&self) -> Vec<Pid> {
-        let mut known = std::collections::HashSet::new();
-        self.procs
-            .iter()
-            .filter(|p| known.insert(p.session))
-            .map(|p| p.session)
-            .collect()
+        self.session_ranges().map(|(sid, _)| sid).collect()
+    }
+
+    /// Each session and the range of `grouped` that holds its processes,
+    /// in the order of their oldest process.
+    fn session_ranges(&self) -> impl Iterator<Item = (Pid, Range<usize>)> + '_ {
+        runs(&self.grouped, 0..self.grouped.len(), |i| {
+            self.procs[i as usize].session
+        })
     }
 
     /// Every session's jobs ([`Snapshot::jobs`] of each, leaders' groups and
     /// `exclude` left out), sessions oldest leader first: one pass over the
-    /// processes for all sessions, not one per session.
-    #[must_use]
-    pub fn all_jobs(&self, exclude: &[Pid]) -> Vec<(Pid, Vec<Job>)> {
-        let mut slot: std::collections::HashMap<Pid, usize> = std::collections::HashMap::new();
-        let mut members: Vec<(Pid, Vec<usize>)> = Vec::new();
-        for (i, p) in self.procs.iter().enumerate() {
-            let s = *slot.entry(p.session).or_insert_with(|| {
-                members.push((p.session, Vec::new()));
-                members.len() - 1
-            });
-            members[s].1.push(i);
-        }
-        members
-            .into_iter()
-            .map(|(sid, m)| (sid, self.jobs_among(sid, m.into_iter(), exclude, false)))
-            .collect()
+    /// processes for all sessions, not one per session, and one job at a time.
+    pub fn all_jobs<'s>(&'s self, exclude: &'s [Pid]) -> impl Iterator<Item = (Pid, Jobs<'s>)> {
+        self.session_ranges()
+            .map(move |(sid, range)| (sid, Jobs::new(self, sid, range, exclude, false)))
     }
 
     /// The jobs of `session`, leaving out the groups in `exclude` and, unless
@@ -188,71 +208,18 @@ impl Snapshot {
     /// `+`/`-` marks.
     #[must_use]
     pub fn jobs(&self, session: Pid, exclude: &[Pid], with_leader: bool) -> Vec<Job> {
-        let members = (0..self.procs.len()).filter(|&i| self.procs[i].session == session);
-        self.jobs_among(session, members, exclude, with_leader)
+        let range = self
+            .session_ranges()
+            .find(|(sid, _)| *sid == session)
+            .map_or(0..0, |(_, range)| range);
+        Jobs::new(self, session, range, exclude, with_leader).collect()
     }
 
-    /// [`Snapshot::jobs`] of `session`, whose processes are `members`
-    /// (indices into `procs`, in order).
-    fn jobs_among(
-        &self,
-        session: Pid,
-        members: impl Iterator<Item = usize>,
-        exclude: &[Pid],
-        with_leader: bool,
-    ) -> Vec<Job> {
-        let mut jobs: Vec<Job> = Vec::new();
-        let mut by_pgid: std::collections::HashMap<i32, usize> = std::collections::HashMap::new();
-        for i in members {
-            let p = &self.procs[i];
-            // Group 0: its leader is outside our PID namespace, so the group
-            // cannot be named (or signalled) from here; it is no job of ours.
-            if p.session != session
-                || p.pgrp.as_raw() == 0
-                || (p.pgrp == session && !with_leader)
-                || exclude.contains(&p.pgrp)
-            {
-                continue;
-            }
-            if let Some(&j) = by_pgid.get(&p.pgrp.as_raw()) {
-                jobs[j].members.push(i);
-                continue;
-            }
-            by_pgid.insert(p.pgrp.as_raw(), jobs.len());
-            jobs.push(Job {
-                number: 0,
-                pgid: p.pgrp,
-                session,
-                members: vec![i],
-                state: JobState::Running,
-                foreground: false,
-                mark: ' ',
-            });
-        }
-        for (n, job) in jobs.iter_mut().enumerate() {
-            job.number = n + 1;
-            job.state = JobState::of(job.members.iter().map(|&i| &self.procs[i]));
-            job.foreground = job
-                .members
-                .iter()
-                .any(|&i| self.procs[i].tpgid == job.pgid.as_raw());
-        }
-        // Current: the newest stopped job, else the newest job; previous: the
-        // one before, in that order (stopped jobs newest first, then the others
-        // newest first). Only the first two of the order are needed.
-        let stopped = |j: &Job| matches!(j.state, JobState::Stopped(_));
-        let order = (0..jobs.len())
-            .rev()
-            .filter(|&i| stopped(&jobs[i]))
-            .chain((0..jobs.len()).rev().filter(|&i| !stopped(&jobs[i])));
-        let first_two: Vec<usize> = order.take(2).collect();
-        if let Some(&cur) = first_two.first() {
-            jobs[cur].mark = '+';
-        }
-        if let Some(&prev) = first_two.get(1) {
-            jobs[prev].mark = '-';
-        }
-        jobs
+    /// The members of `job`, oldest first.
+    pub fn members<'s>(&'s self, job: &Job) -> impl Iterator<Item = &'s Stat> + Clone + 's {
+        self.grouped[job.members.clone()]
+            .iter()
+            .map(|&i| &self.procs[i as usize])
     }
 
     /// The state of process group `pgid` as this snapshot saw it ([`JobState::of`]
@@ -265,10 +232,8 @@ impl Snapshot {
     /// Learns why a stopped job is stopped (ptrace, see [`crate::ptrace`]).
     pub fn probe_stop(&self, job: &mut Job) {
         if let JobState::Stopped(None) = job.state {
-            let sig = job
-                .members
-                .iter()
-                .map(|&i| &self.procs[i])
+            let sig = self
+                .members(job)
                 .find(|p| p.state == ProcState::Stopped)
                 .and_then(|p| crate::ptrace::stop_signal(p.pid));
             job.state = JobState::Stopped(sig);
@@ -313,10 +278,15 @@ impl Snapshot {
 
     /// The members a job started with (those whose parent is outside the group).
     fn heads<'s>(&'s self, job: &'s Job) -> impl Iterator<Item = &'s Stat> {
-        job.members.iter().map(|&i| &self.procs[i]).filter(|p| {
-            self.get(p.ppid)
-                .is_none_or(|parent| parent.pgrp != job.pgid)
-        })
+        self.members(job).filter(|p| self.is_head(job, p))
+    }
+
+    /// Whether `p`, a member of `job`, is one the job started with: its
+    /// parent is outside the group.
+    #[must_use]
+    pub fn is_head(&self, job: &Job, p: &Stat) -> bool {
+        self.get(p.ppid)
+            .is_none_or(|parent| parent.pgrp != job.pgid)
     }
 
     /// A job's command, like bash prints it: the members the job started with
@@ -329,7 +299,7 @@ impl Snapshot {
                 out.push_str(&String::from_utf8_lossy(raw).replace('\0', " "));
             } else {
                 out.push('[');
-                out.push_str(&p.comm);
+                out.push_str(&p.comm.to_str_lossy());
                 out.push(']');
             }
         })
@@ -379,20 +349,14 @@ impl Snapshot {
         self.orphaned_without(session, pgid, None)
     }
 
-    /// The process groups that are not orphaned (a member has a parent in the
-    /// same session but another group), from one pass over the processes: what
-    /// a view of many jobs asks instead of [`Snapshot::orphaned`] per job, which
-    /// passes over every process each time.
+    /// [`Snapshot::orphaned`] of a job, from its members alone: what a view
+    /// of many jobs asks, as `orphaned` passes over every process each time.
     #[must_use]
-    pub fn anchored_groups(&self) -> std::collections::HashSet<Pid> {
-        self.procs
-            .iter()
-            .filter(|p| {
-                self.get(p.ppid)
-                    .is_some_and(|parent| parent.session == p.session && parent.pgrp != p.pgrp)
-            })
-            .map(|p| p.pgrp)
-            .collect()
+    pub fn job_orphaned(&self, job: &Job) -> bool {
+        !self.members(job).any(|p| {
+            self.get(p.ppid)
+                .is_some_and(|parent| parent.session == job.session && parent.pgrp != job.pgid)
+        })
     }
 
     /// Whether a process group would be orphaned once process `leaving` is gone
@@ -443,6 +407,146 @@ impl Snapshot {
                     None => Target::Process(p.clone()),
                 })
             }
+        }
+    }
+}
+
+/// The consecutive runs of equal `key` in `order[range]`: each key and its range.
+fn runs<K: PartialEq + Copy>(
+    order: &[u32],
+    range: Range<usize>,
+    key: impl Fn(u32) -> K,
+) -> impl Iterator<Item = (K, Range<usize>)> {
+    let mut at = range.start;
+    std::iter::from_fn(move || {
+        let start = at;
+        let k = key(*order.get(start).filter(|_| start < range.end)?);
+        while at < range.end && key(order[at]) == k {
+            at += 1;
+        }
+        Some((k, start..at))
+    })
+}
+
+/// [`Snapshot::grouped`] of `procs` (oldest first, `count` of them): sorted
+/// by session and group to bring them together, then by the oldest member of
+/// each group and of each session, so that both come in start order. Beside
+/// the result, this costs 8 bytes per process while it runs (the oldest of
+/// each one's group or session, and the stable sort's scratch).
+fn grouped_order(procs: &[Stat], count: u32) -> Vec<u32> {
+    let at = |i: u32| &procs[i as usize];
+    let mut order: Vec<u32> = (0..count).collect();
+    order.sort_unstable_by_key(|&i| (at(i).session.as_raw(), at(i).pgrp.as_raw(), i));
+    // The oldest member of each process's group: the first of its run.
+    let mut oldest = vec![0u32; procs.len()];
+    for (_, run) in runs(&order, 0..order.len(), |i| (at(i).session, at(i).pgrp)) {
+        for &i in &order[run.clone()] {
+            oldest[i as usize] = order[run.start];
+        }
+    }
+    order.sort_unstable_by_key(|&i| (at(i).session.as_raw(), oldest[i as usize], i));
+    // Now each session's oldest process is the first of its run: sessions in
+    // that order, each kept as it is (a stable sort).
+    for (_, run) in runs(&order, 0..order.len(), |i| at(i).session) {
+        for &i in &order[run.clone()] {
+            oldest[i as usize] = order[run.start];
+        }
+    }
+    order.sort_by_key(|&i| oldest[i as usize]);
+    order
+}
+
+/// A session's jobs, one at a time, in start order ([`Snapshot::all_jobs`],
+/// [`Snapshot::jobs`]). The `+`/`-` marks are found when it is made, from a
+/// first pass over the session's groups.
+#[derive(Debug, Clone)]
+pub struct Jobs<'s> {
+    snap: &'s Snapshot,
+    session: Pid,
+    /// What is left of the session's range of `grouped`.
+    left: Range<usize>,
+    exclude: &'s [Pid],
+    with_leader: bool,
+    /// The number of the last job yielded.
+    number: usize,
+    /// The groups of the current (`+`) and previous (`-`) jobs.
+    current: Option<Pid>,
+    previous: Option<Pid>,
+}
+
+impl<'s> Jobs<'s> {
+    fn new(
+        snap: &'s Snapshot,
+        session: Pid,
+        range: Range<usize>,
+        exclude: &'s [Pid],
+        with_leader: bool,
+    ) -> Jobs<'s> {
+        let mut jobs = Jobs {
+            snap,
+            session,
+            left: range,
+            exclude,
+            with_leader,
+            number: 0,
+            current: None,
+            previous: None,
+        };
+        // Current: the newest stopped job, else the newest job; previous: the
+        // one before, in that order (stopped jobs newest first, then the others
+        // newest first). Only the first two of the order are needed: the two
+        // newest stopped ones and the two newest others.
+        let (mut stopped, mut others) = ([None; 2], [None; 2]);
+        for job in jobs.clone() {
+            let newest = if matches!(job.state, JobState::Stopped(_)) {
+                &mut stopped
+            } else {
+                &mut others
+            };
+            *newest = [Some(job.pgid), newest[0]];
+        }
+        let mut order = stopped.into_iter().chain(others).flatten();
+        jobs.current = order.next();
+        jobs.previous = order.next();
+        jobs
+    }
+}
+
+impl Iterator for Jobs<'_> {
+    type Item = Job;
+
+    fn next(&mut self) -> Option<Job> {
+        let snap = self.snap;
+        loop {
+            let at = |i: u32| &snap.procs[i as usize];
+            let (pgid, members) = runs(&snap.grouped, self.left.clone(), |i| at(i).pgrp).next()?;
+            self.left.start = members.end;
+            // Group 0: its leader is outside our PID namespace, so the group
+            // cannot be named (or signalled) from here; it is no job of ours.
+            if pgid.as_raw() == 0
+                || (pgid == self.session && !self.with_leader)
+                || self.exclude.contains(&pgid)
+            {
+                continue;
+            }
+            self.number += 1;
+            let mut job = Job {
+                number: self.number,
+                pgid,
+                session: self.session,
+                members,
+                state: JobState::Running,
+                foreground: false,
+                mark: ' ',
+            };
+            job.state = JobState::of(snap.members(&job));
+            job.foreground = snap.members(&job).any(|p| p.tpgid == pgid.as_raw());
+            if self.current == Some(pgid) {
+                job.mark = '+';
+            } else if self.previous == Some(pgid) {
+                job.mark = '-';
+            }
+            return Some(job);
         }
     }
 }
@@ -679,24 +783,143 @@ mod tests {
     fn one_pass_views_agree() {
         let snap = Snapshot::take().unwrap();
         let own = [nix::unistd::getpgrp()];
-        let all = snap.all_jobs(&own);
+        let all: Vec<(Pid, Vec<Job>)> = snap
+            .all_jobs(&own)
+            .map(|(sid, jobs)| (sid, jobs.collect()))
+            .collect();
         assert_eq!(
             all.iter().map(|(sid, _)| *sid).collect::<Vec<_>>(),
             snap.sessions()
         );
-        let anchored = snap.anchored_groups();
         for (sid, jobs) in &all {
             let each = snap.jobs(*sid, &own, false);
             assert_eq!(format!("{jobs:?}"), format!("{each:?}"), "session {sid}");
             for job in jobs {
                 assert_eq!(
-                    !anchored.contains(&job.pgid),
+                    snap.job_orphaned(job),
                     snap.orphaned(*sid, job.pgid),
                     "group {}",
                     job.pgid
                 );
             }
         }
+    }
+
+    /// A process for a made-up snapshot: `(pid, ppid, pgrp, session, state, starttime)`.
+    fn fake(pid: i32, ppid: i32, pgrp: i32, sid: i32, state: char, start: u64) -> Stat {
+        let line = format!(
+            "{pid} (p{pid}) {state} {ppid} {pgrp} {sid} 34816 {pgrp} 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0\n"
+        );
+        Stat::parse(line.as_bytes()).unwrap()
+    }
+
+    /// The jobs of `session` as the first version grouped them (a list per
+    /// job, built in one pass over the processes in start order), as text:
+    /// the reference that the grouped order must reproduce.
+    fn reference(procs: &[Stat], session: Pid) -> Vec<String> {
+        let mut procs: Vec<&Stat> = procs.iter().collect();
+        procs.sort_by_key(|p| (p.starttime, p.pid.as_raw()));
+        let mut jobs: Vec<(Pid, Vec<&Stat>)> = Vec::new();
+        for p in procs.into_iter().filter(|p| p.session == session) {
+            if p.pgrp == session || p.pgrp.as_raw() == 0 {
+                continue;
+            }
+            match jobs.iter_mut().find(|(g, _)| *g == p.pgrp) {
+                Some((_, m)) => m.push(p),
+                None => jobs.push((p.pgrp, vec![p])),
+            }
+        }
+        let stopped: Vec<bool> = jobs
+            .iter()
+            .map(|(_, m)| matches!(JobState::of(m.iter().copied()), JobState::Stopped(_)))
+            .collect();
+        let order: Vec<usize> = (0..jobs.len())
+            .rev()
+            .filter(|&i| stopped[i])
+            .chain((0..jobs.len()).rev().filter(|&i| !stopped[i]))
+            .collect();
+        jobs.iter()
+            .enumerate()
+            .map(|(n, (g, m))| {
+                let mark = match order.iter().position(|&i| i == n) {
+                    Some(0) => '+',
+                    Some(1) => '-',
+                    _ => ' ',
+                };
+                let pids: Vec<i32> = m.iter().map(|p| p.pid.as_raw()).collect();
+                format!(
+                    "[{}]{mark} {g} {pids:?} {}",
+                    n + 1,
+                    JobState::of(m.iter().copied())
+                )
+            })
+            .collect()
+    }
+
+    /// Sessions interleaved in start order, a group whose members are neither
+    /// side by side in start order nor in PID order, a session whose leader
+    /// is gone, stopped jobs among running ones, group 0: the jobs, their
+    /// members, numbers and marks, and the order of the sessions are those of
+    /// the reference, in every view.
+    #[test]
+    fn grouped_order_keeps_start_order() {
+        let procs = vec![
+            fake(20, 1, 20, 20, 'S', 2),
+            fake(10, 1, 10, 10, 'S', 1),
+            fake(11, 10, 11, 10, 'S', 3),
+            fake(21, 20, 21, 20, 'T', 4),
+            fake(30, 11, 11, 10, 'S', 5),
+            fake(12, 10, 12, 10, 'T', 6),
+            fake(5, 11, 11, 10, 'S', 7),
+            fake(41, 1, 41, 40, 'S', 8),
+            fake(13, 10, 13, 10, 'T', 9),
+            fake(22, 21, 21, 20, 'T', 10),
+            fake(9, 1, 0, 0, 'S', 11),
+            fake(42, 41, 3, 40, 'S', 12),
+            fake(43, 41, 3, 40, 'Z', 0),
+            fake(7, 10, 7, 10, 'S', 13),
+        ];
+        let snap = Snapshot::of(procs.clone(), ProcDir::open().unwrap()).unwrap();
+        let sids = [10, 20, 0, 40].map(Pid::from_raw);
+        assert_eq!(snap.sessions(), [40, 10, 20, 0].map(Pid::from_raw));
+        let text = |jobs: &[Job]| -> Vec<String> {
+            jobs.iter()
+                .map(|j| {
+                    let pids: Vec<i32> = snap.members(j).map(|p| p.pid.as_raw()).collect();
+                    format!("[{}]{} {} {pids:?} {}", j.number, j.mark, j.pgid, j.state)
+                })
+                .collect()
+        };
+        for sid in sids {
+            assert_eq!(
+                text(&snap.jobs(sid, &[], false)),
+                reference(&procs, sid),
+                "{sid}"
+            );
+        }
+        let all: Vec<(Pid, Vec<String>)> = snap
+            .all_jobs(&[])
+            .map(|(sid, jobs)| (sid, text(&jobs.collect::<Vec<_>>())))
+            .collect();
+        let want: Vec<(Pid, Vec<String>)> = [40, 10, 20, 0]
+            .map(Pid::from_raw)
+            .into_iter()
+            .map(|sid| (sid, reference(&procs, sid)))
+            .collect();
+        assert_eq!(all, want);
+        assert_eq!(
+            reference(&procs, Pid::from_raw(10)),
+            [
+                "[1]  11 [11, 30, 5] Running",
+                "[2]- 12 [12] Stopped",
+                "[3]+ 13 [13] Stopped",
+                "[4]  7 [7] Running"
+            ]
+        );
+        for (pid, st) in procs.iter().map(|p| (p.pid, p)) {
+            assert_eq!(snap.get(pid), Some(st));
+        }
+        assert_eq!(snap.get(Pid::from_raw(6)), None);
     }
 
     #[test]

@@ -24,10 +24,9 @@ use nix::unistd::Pid;
 pub struct Stat {
     /// Process ID.
     pub pid: Pid,
-    /// Command name (`comm`), at most 15 bytes, lossily decoded.
-    pub comm: String,
-    /// The same name, as the kernel holds it (any bytes but NUL).
-    pub comm_bytes: Vec<u8>,
+    /// Command name (`comm`), as the kernel holds it (any bytes but NUL),
+    /// inline: see [`Comm`].
+    pub comm: Comm,
     /// What the process is doing (the state letter of proc(5)).
     pub state: ProcState,
     /// Parent process ID.
@@ -40,12 +39,94 @@ pub struct Stat {
     pub tty_nr: u64,
     /// Foreground process group of the controlling terminal (-1: none).
     pub tpgid: i32,
-    /// Kernel flags (`PF_*`); [`PF_KTHREAD`] marks kernel threads.
-    pub flags: u64,
-    /// Number of threads.
-    pub num_threads: i64,
+    /// Kernel flags (`PF_*`, an `unsigned int` in the kernel); [`PF_KTHREAD`]
+    /// marks kernel threads.
+    pub flags: u32,
+    /// Number of threads (bounded by `threads-max`, far below `i32::MAX`).
+    pub num_threads: i32,
     /// Start time in clock ticks after boot: with the PID, the process's identity.
     pub starttime: u64,
+}
+
+/// A command name (`comm`), held without a heap copy where it fits: the
+/// kernel keeps at most 15 bytes for a process (`TASK_COMM_LEN` 16, with its
+/// NUL), so a snapshot of every process allocates nothing per name. `stat`
+/// shows longer names only for kernel threads (a workqueue worker's
+/// `kworker/u8:2-events_unbound`): those go to the heap, behind one pointer,
+/// so that the whole is 16 bytes either way (the non-zero length leaves 0 free
+/// for the enum's tag; a unit test checks the size).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Comm(CommRepr);
+
+#[derive(Clone, PartialEq, Eq)]
+enum CommRepr {
+    /// `len1` is the length plus one; the bytes after the name are zero.
+    Inline {
+        len1: std::num::NonZeroU8,
+        bytes: [u8; Comm::INLINE],
+    },
+    Long(Box<Box<[u8]>>),
+}
+
+impl Comm {
+    /// The longest name held inline.
+    const INLINE: usize = 15;
+
+    /// The name `bytes`.
+    #[must_use]
+    pub fn new(name: &[u8]) -> Comm {
+        match u8::try_from(name.len() + 1)
+            .ok()
+            .and_then(std::num::NonZeroU8::new)
+        {
+            Some(len1) if name.len() <= Comm::INLINE => {
+                let mut bytes = [0u8; Comm::INLINE];
+                bytes[..name.len()].copy_from_slice(name);
+                Comm(CommRepr::Inline { len1, bytes })
+            }
+            _ => Comm(CommRepr::Long(Box::new(name.into()))),
+        }
+    }
+
+    /// The name as the kernel holds it.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            CommRepr::Inline { len1, bytes } => &bytes[..usize::from(len1.get()) - 1],
+            CommRepr::Long(b) => b,
+        }
+    }
+
+    /// The name, lossily decoded as UTF-8.
+    #[must_use]
+    pub fn to_str_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.as_bytes())
+    }
+}
+
+impl std::fmt::Display for Comm {
+    /// The lossily decoded name (for text meant for a terminal, see [`Stat::name`]).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_str_lossy())
+    }
+}
+
+impl std::fmt::Debug for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.to_str_lossy(), f)
+    }
+}
+
+impl PartialEq<str> for Comm {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for Comm {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
 }
 
 /// A process's state, the third field of `/proc/PID/stat` (proc(5)).
@@ -130,7 +211,7 @@ impl std::fmt::Display for ProcState {
 }
 
 /// The kernel-thread flag in [`Stat::flags`].
-pub const PF_KTHREAD: u64 = 0x0020_0000;
+pub const PF_KTHREAD: u32 = 0x0020_0000;
 
 /// A set of signals as `/proc/PID/status` prints it (bit N-1 for signal N).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -298,8 +379,7 @@ impl Stat {
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok())
             .ok_or_else(|| invalid("stat: bad pid"))?;
-        let comm_bytes = raw[open + 1..close].to_vec();
-        let comm = String::from_utf8_lossy(&comm_bytes).into_owned();
+        let comm = Comm::new(&raw[open + 1..close]);
         let rest = std::str::from_utf8(&raw[close + 1..]).map_err(|_| invalid("stat: not text"))?;
         // Fields after comm, numbered from 3 (state) as in proc(5); picked in
         // one pass, without collecting them (this runs once per process).
@@ -346,7 +426,6 @@ impl Stat {
         Ok(Stat {
             pid: Pid::from_raw(pid),
             comm,
-            comm_bytes,
             state: ProcState::from_letter(
                 field(3)?
                     .chars()
@@ -358,8 +437,8 @@ impl Stat {
             session: pid_field(6)?,
             tty_nr: unum(7)?,
             tpgid: i32::try_from(num(8)?).map_err(|_| invalid("stat: bad tpgid"))?,
-            flags: unum(9)?,
-            num_threads: num(20)?,
+            flags: u32::try_from(unum(9)?).map_err(|_| invalid("stat: bad flags"))?,
+            num_threads: i32::try_from(num(20)?).map_err(|_| invalid("stat: bad thread count"))?,
             starttime: unum(22)?,
         })
     }
@@ -369,7 +448,7 @@ impl Stat {
     /// sequences.
     #[must_use]
     pub fn name(&self) -> String {
-        crate::quote::word(&self.comm_bytes)
+        crate::quote::word(self.comm.as_bytes())
     }
 
     /// Whether this is a kernel thread (no user space to act on).
@@ -503,6 +582,37 @@ mod tests {
         assert_eq!(st.num_threads, 3);
         assert_eq!(st.starttime, 12345);
         assert!(!st.is_kernel_thread());
+    }
+
+    /// A name is held inline up to 15 bytes, on the heap beyond (a kernel
+    /// thread's), and costs 16 bytes in a `Stat` either way.
+    #[test]
+    fn comm_inline_and_long() {
+        assert_eq!(std::mem::size_of::<Comm>(), 16);
+        // What a snapshot holds per process (beside two u32 indices).
+        assert_eq!(std::mem::size_of::<Stat>(), 64);
+        for name in [
+            &b""[..],
+            b"sleep",
+            b"fifteen-bytes!!",
+            b"kworker/u8:2-events_unbound",
+        ] {
+            let c = Comm::new(name);
+            assert_eq!(c.as_bytes(), name);
+            assert_eq!(c, Comm::new(name));
+        }
+        assert!(matches!(
+            Comm::new(b"fifteen-bytes!!").0,
+            CommRepr::Inline { .. }
+        ));
+        assert!(matches!(
+            Comm::new(b"sixteen-bytes!!!").0,
+            CommRepr::Long(_)
+        ));
+        let odd = Comm::new(b"a\xffb");
+        assert_eq!(odd.to_string(), "a\u{fffd}b");
+        assert_eq!(format!("{odd:?}"), "\"a\u{fffd}b\"");
+        assert!(Comm::new(b"sleep") == "sleep");
     }
 
     #[test]

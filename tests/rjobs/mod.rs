@@ -460,3 +460,154 @@ fn rjobs_all_sessions_reads_each_file_once() {
     }
     drop(jobs);
 }
+
+/// `rjobs -l` reads each member's command line once, in text and in JSON:
+/// it read it for the job's command, then again for the member's exact form
+/// and again for its quoted form. Counted with strace (skipped without it).
+#[test]
+fn rjobs_long_reads_each_cmdline_once() {
+    let strace = std::path::Path::new("/usr/bin/strace");
+    if !strace.exists() {
+        eprintln!("skipped: no /usr/bin/strace");
+        return;
+    }
+    let jobs: Vec<util::ChildGuard> = (0..2)
+        .map(|_| {
+            util::ChildGuard::new(util::spawn(
+                Command::new("sleep")
+                    .arg("307")
+                    .process_group(0)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null()),
+            ))
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["-l"][..], &["-l", "--json"]] {
+        let trace = dir.path().join("trace");
+        let out = Command::new(strace)
+            .args(["-f", "-qq", "-e", "trace=open,openat", "-o"])
+            .arg(&trace)
+            .arg(util::bin("rjobs"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let trace = std::fs::read_to_string(&trace).unwrap();
+        for job in &jobs {
+            let pid = job.pid().as_raw();
+            assert!(text.contains(&format!("{pid}")), "{args:?}: {text}");
+            let (a, b) = (
+                format!("\"{pid}/cmdline\""),
+                format!("\"/proc/{pid}/cmdline\""),
+            );
+            let opened = trace
+                .lines()
+                .filter(|l| l.contains(&a) || l.contains(&b))
+                .count();
+            assert_eq!(opened, 1, "{args:?}: cmdline of {pid}:\n{trace}");
+        }
+        assert!(text.contains("sleep 307"), "{args:?}: {text}");
+    }
+    drop(jobs);
+}
+
+/// Whether `text` is one JSON value (and nothing else): a syntax check, so
+/// that a streamed document is seen whole (commas, brackets, truncation).
+fn is_json(text: &str) -> bool {
+    fn value(b: &[u8], i: &mut usize) -> bool {
+        let lit = |i: &mut usize, w: &str| {
+            let ok = b[*i..].starts_with(w.as_bytes());
+            *i += w.len();
+            ok
+        };
+        match b.get(*i) {
+            Some(b'{' | b'[') => {
+                let close = if b[*i] == b'{' { b'}' } else { b']' };
+                *i += 1;
+                if b.get(*i) == Some(&close) {
+                    *i += 1;
+                    return true;
+                }
+                loop {
+                    if close == b'}' && !(value(b, i) && lit(i, ":")) {
+                        return false;
+                    }
+                    if !value(b, i) {
+                        return false;
+                    }
+                    match b.get(*i) {
+                        Some(b',') => *i += 1,
+                        Some(c) if *c == close => {
+                            *i += 1;
+                            return true;
+                        }
+                        _ => return false,
+                    }
+                }
+            }
+            Some(b'"') => {
+                *i += 1;
+                while let Some(&c) = b.get(*i) {
+                    *i += if c == b'\\' { 2 } else { 1 };
+                    if c == b'"' {
+                        return true;
+                    }
+                }
+                false
+            }
+            Some(b't') => lit(i, "true"),
+            Some(b'f') => lit(i, "false"),
+            Some(b'n') => lit(i, "null"),
+            Some(c) if *c == b'-' || c.is_ascii_digit() => {
+                *i += 1;
+                while b.get(*i).is_some_and(u8::is_ascii_digit) {
+                    *i += 1;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+    let mut i = 0;
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    value(text.as_bytes(), &mut i) && i == text.len()
+}
+
+/// `rjobs -A --json`, written a job at a time, is one JSON document, and a
+/// session's jobs in it are those of the table, in its order, each once.
+#[test]
+fn rjobs_all_sessions_json_is_whole() {
+    assert!(is_json(r#"[{"a":[1,-2,true,null,"x\"y"]},[]]"#));
+    assert!(!is_json(r#"[{"a":[1]}{"b":2}]"#) && !is_json(r#"[{"a":[1]}"#));
+    let jobs: Vec<util::ChildGuard> = (0..3)
+        .map(|_| {
+            util::ChildGuard::new(util::spawn(
+                Command::new("sleep")
+                    .arg("309")
+                    .process_group(0)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null()),
+            ))
+        })
+        .collect();
+    let json = rjobs(&["-A", "--json"]);
+    assert!(is_json(&json), "{json}");
+    let sid = nix::unistd::getsid(None).unwrap();
+    let head = format!(r#"{{"session":{sid},"#);
+    let session = &json[json.find(&head).unwrap_or_else(|| panic!("{json}"))..];
+    let end = session[1..]
+        .find(r#"{"session":"#)
+        .map_or(session.len(), |e| e + 1);
+    let session = &session[..end];
+    let mut at = 0;
+    for job in &jobs {
+        let pgid = format!(r#""pgid":{},"#, job.pid());
+        assert_eq!(session.matches(&pgid).count(), 1, "{session}");
+        let here = session.find(&pgid).unwrap();
+        assert!(here > at, "jobs in start order: {session}");
+        at = here;
+    }
+    drop(jobs);
+}

@@ -210,6 +210,6 @@ pub fn kernel_thread() -> Option<(String, String)> {
     pids.into_iter().find_map(|pid| {
         let st = hupkit_common::proc::Stat::read(Pid::from_raw(pid)).ok()?;
         st.is_kernel_thread()
-            .then(|| (pid.to_string(), st.comm.clone()))
+            .then(|| (pid.to_string(), st.comm.to_string()))
     })
 }

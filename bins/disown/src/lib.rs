@@ -510,7 +510,7 @@ fn targets(cli: &Cli, snap: &Snapshot, jobs: &[Job], diag: &mut Diag) -> Vec<Sta
             .iter()
             .filter(|j| cli.all_jobs || j.state == JobState::Running);
         for job in chosen {
-            let live = job.members.iter().map(|&i| &snap.procs[i]);
+            let live = snap.members(job);
             pids.extend(live.filter(|p| !p.state.has_exited()).map(|p| p.pid));
         }
     }
@@ -561,7 +561,7 @@ fn spec_pids(
         Ok(Target::Job(job)) if group_wanted => {
             // A member that has exited (a loop's short-lived child not yet
             // reaped) needs nothing: it is no refusal.
-            let members = job.members.iter().map(|&i| &snap.procs[i]);
+            let members = snap.members(job);
             pids.extend(members.filter(|p| !p.state.has_exited()).map(|p| p.pid));
         }
         Err(_) if matches!(spec, JobSpec::Pid(pid, None) if Stat::read(pid).is_ok()) => {

@@ -262,7 +262,7 @@ fn hint(p: &Stat) -> OsString {
                 .filter(|a| !a.is_empty())
                 .map(|a| OsStr::from_bytes(a).to_os_string())
         })
-        .unwrap_or_else(|| OsStr::from_bytes(&p.comm_bytes).to_os_string())
+        .unwrap_or_else(|| OsStr::from_bytes(p.comm.as_bytes()).to_os_string())
 }
 
 /// The scope job `p` was moved to, if any.

@@ -105,7 +105,7 @@ fn continue_job(view: &SessionJobs, job: &Job, diag: &mut Diag, label: &str) {
         }
         JobState::Stopped(_) => {}
     }
-    let members: Vec<&Stat> = job.members.iter().map(|&i| &view.snap.procs[i]).collect();
+    let members: Vec<&Stat> = view.snap.members(job).collect();
     warn_traced(&members, diag, label);
     match signal_group(job.pgid, view.snap.get(job.pgid), &members, Signal::SIGCONT) {
         Ok(()) => {

@@ -128,7 +128,7 @@ pub fn run(cli: &Cli, _diag: &mut Diag) -> Result<Status> {
         .map_err(|e| refused(e.to_string()))?;
     let label = spec.to_string();
     let job = resolve_job(&view, &spec, &label)?;
-    let members: Vec<&Stat> = job.members.iter().map(|&i| &view.snap.procs[i]).collect();
+    let members: Vec<&Stat> = view.snap.members(job).collect();
     let watch = watch_last(&view.snap, job.pgid, &members);
     let shown = Shown {
         label: &label,

@@ -3,8 +3,11 @@
 //!
 //! One `/proc` scan ([`hupkit_common::jobs::Snapshot`]) per invocation; the
 //! views pick a session (the caller's, another terminal's, or all of them),
-//! build rows, and print them as a table or as JSON. `--records` lists the
-//! job-record store instead ([`hupkit_common::records`]). Every view returns
+//! build rows, and print them as a table or as JSON. Every session's table
+//! or JSON (`-A`) is written a row at a time through a fixed buffer (`Out`),
+//! so that its memory does not grow with the number of jobs; `-l` holds one
+//! session's rows (its OUTPUT column is as wide as the session's widest).
+//! `--records` lists the job-record store instead ([`hupkit_common::records`]). Every view returns
 //! its exit status or an error to [`hupkit_common::cli::main`], which reports it.
 
 pub mod cli;
@@ -54,10 +57,10 @@ struct Member {
     cgroup: Option<String>,
     /// What the logout does to it ([`logout::Forecast`]).
     logout: logout::Forecast,
-    /// Exact (lossy UTF-8), for JSON.
+    /// Its command line in the view's form ([`View::json`]): exact (lossy
+    /// UTF-8) for JSON, quoted for a shell for text. Read once: a job's
+    /// command is made of its members'.
     command: String,
-    /// Quoted for a shell, for text.
-    command_text: String,
 }
 
 /// One job, ready to print.
@@ -71,25 +74,12 @@ struct Row {
     /// is no background job: no `&`).
     on_terminal: bool,
     orphaned: bool,
-    /// Exact (lossy UTF-8), for JSON.
+    /// Its command in the view's form, as [`Member::command`].
     command: String,
-    /// Quoted for a shell, for text.
-    command_text: String,
     members: Vec<Member>,
 }
 
-/// One session, ready to print.
-struct Session {
-    sid: Pid,
-    tty: String,
-    /// The leader's name, for JSON.
-    leader: String,
-    /// The leader's name quoted for a shell, for text.
-    leader_text: String,
-    jobs: Vec<Row>,
-}
-
-fn member(p: &Stat, session_tty: u64, host: &logout::Host) -> Member {
+fn member(p: &Stat, session_tty: u64, host: &logout::Host, json: bool) -> Member {
     let status = proc::Status::read(p.pid).ok();
     let sighup = match status.as_ref().map(|s| s.disposition(Signal::SIGHUP)) {
         Some(Disposition::Default) => "default",
@@ -134,8 +124,11 @@ fn member(p: &Stat, session_tty: u64, host: &logout::Host) -> Member {
         traced: status.map_or(0, |s| s.tracer_pid),
         stdout: output::of(p.pid, 1, p.tty_nr),
         stderr: output::of(p.pid, 2, p.tty_nr),
-        command: Snapshot::cmdline(p),
-        command_text: Snapshot::cmdline_text(p),
+        command: if json {
+            Snapshot::cmdline(p)
+        } else {
+            Snapshot::cmdline_text(p)
+        },
     }
 }
 
@@ -151,16 +144,10 @@ struct View {
     probe: bool,
 }
 
-/// The rows of one session's `jobs`. `anchored`: the groups that are not
-/// orphaned ([`Snapshot::anchored_groups`], computed once for all sessions).
-fn rows(
-    snap: &Snapshot,
-    session: Pid,
-    mut jobs: Vec<Job>,
-    anchored: &std::collections::HashSet<Pid>,
-    view: View,
-) -> Vec<Row> {
-    let session_tty = snap.get(session).map_or_else(
+/// The controlling terminal of `session`'s jobs: its leader's, else the
+/// first of its processes that has one (0: none).
+fn session_tty(snap: &Snapshot, session: Pid) -> u64 {
+    snap.get(session).map_or_else(
         || {
             snap.procs
                 .iter()
@@ -168,125 +155,205 @@ fn rows(
                 .map_or(0, |p| p.tty_nr)
         },
         |l| l.tty_nr,
-    );
-    // logind's settings are read once, and only for -l.
-    let host = view.long.then(logout::Host::this);
-    if view.probe {
-        for job in &mut jobs {
-            snap.probe_stop(job);
-        }
-    }
-    jobs.iter()
-        .map(|job| Row {
-            number: job.number,
-            mark: job.mark,
-            pgid: job.pgid,
-            state: job.state,
-            foreground: job.foreground,
-            on_terminal: session_tty != 0,
-            orphaned: !anchored.contains(&job.pgid),
-            // Each is read from /proc: only the one printed.
-            command: if view.json {
-                snap.command(job)
-            } else {
-                String::new()
-            },
-            command_text: if view.json {
-                String::new()
-            } else {
-                snap.command_text(job)
-            },
-            members: match &host {
-                Some(host) => job
-                    .members
-                    .iter()
-                    .map(|&i| member(&snap.procs[i], session_tty, host))
-                    .collect(),
-                None => Vec::new(),
-            },
-        })
-        .collect()
+    )
 }
 
-fn session_of(
+/// The row of one job. `host`: logind's settings, read once, and only for
+/// `-l` (whose rows have their members).
+fn row(
     snap: &Snapshot,
-    sid: Pid,
-    jobs: Vec<Job>,
-    anchored: &std::collections::HashSet<Pid>,
+    mut job: Job,
+    session_tty: u64,
+    host: Option<&logout::Host>,
     view: View,
-) -> Session {
-    let leader = snap.get(sid);
-    Session {
-        sid,
-        tty: leader.map_or_else(|| "?".into(), |l| tty::name(l.tty_nr)),
-        leader: match leader {
-            Some(l) => l.comm.clone(),
-            // /proc shows session 0 when the leader is outside our PID namespace.
-            None if sid.as_raw() == 0 => "(outside this PID namespace)".into(),
-            None => "(gone)".into(),
-        },
-        leader_text: match leader {
-            Some(l) => l.name(),
-            None if sid.as_raw() == 0 => "(outside this PID namespace)".into(),
-            None => "(gone)".into(),
-        },
-        jobs: rows(snap, sid, jobs, anchored, view),
+) -> Row {
+    if view.probe {
+        snap.probe_stop(&mut job);
+    }
+    let members: Vec<Member> = host.map_or_else(Vec::new, |host| {
+        snap.members(&job)
+            .map(|p| member(p, session_tty, host, view.json))
+            .collect()
+    });
+    // Each command line is read from /proc once, in the form printed: with
+    // members, the job's command is its heads' (Snapshot::command's rule).
+    let command = if host.is_some() {
+        let mut command = String::new();
+        let heads = snap
+            .members(&job)
+            .zip(&members)
+            .filter(|(p, _)| snap.is_head(&job, p));
+        for (i, (_, m)) in heads.enumerate() {
+            if i > 0 {
+                command.push_str(" | ");
+            }
+            command.push_str(&m.command);
+        }
+        command
+    } else if view.json {
+        snap.command(&job)
+    } else {
+        snap.command_text(&job)
+    };
+    Row {
+        number: job.number,
+        mark: job.mark,
+        pgid: job.pgid,
+        state: job.state,
+        foreground: job.foreground,
+        on_terminal: session_tty != 0,
+        orphaned: snap.job_orphaned(&job),
+        command,
+        members,
     }
 }
 
-fn text_jobs(out: &mut String, jobs: &[Row], long: bool) {
-    // OUTPUT is as wide as its longest entry, so a long path shifts nothing.
-    let output_w = jobs
-        .iter()
+/// A session's heading: its terminal and its leader's name.
+fn session_head(snap: &Snapshot, sid: Pid) -> (String, String, String) {
+    let leader = snap.get(sid);
+    let tty = leader.map_or_else(|| "?".into(), |l| tty::name(l.tty_nr));
+    let (name, text) = match leader {
+        Some(l) => (l.comm.to_string(), l.name()),
+        // /proc shows session 0 when the leader is outside our PID namespace.
+        None if sid.as_raw() == 0 => (
+            "(outside this PID namespace)".into(),
+            "(outside this PID namespace)".into(),
+        ),
+        None => ("(gone)".into(), "(gone)".into()),
+    };
+    (tty, name, text)
+}
+
+/// How wide the OUTPUT column of `-l` is for `jobs`: as wide as its longest
+/// entry, so a long path shifts nothing.
+fn output_width(jobs: &[Row]) -> usize {
+    jobs.iter()
         .flat_map(|j| &j.members)
         .map(|m| output::label(&m.stdout, &m.stderr).chars().count())
         .max()
         .unwrap_or(0)
-        .max(6);
-    for j in jobs {
-        let amp = if j.on_terminal && !j.foreground && j.state == JobState::Running {
-            " &"
-        } else {
-            ""
-        };
-        let fg = if j.foreground { "  (foreground)" } else { "" };
+        .max(6)
+}
+
+/// The table's lines for one job (with `-l`, its members under it).
+fn text_job(out: &mut String, j: &Row, long: bool, output_w: usize) {
+    let amp = if j.on_terminal && !j.foreground && j.state == JobState::Running {
+        " &"
+    } else {
+        ""
+    };
+    let fg = if j.foreground { "  (foreground)" } else { "" };
+    let _ = writeln!(
+        out,
+        "[{}]{}  {:<7} {:<22}  {}{amp}{fg}",
+        j.number,
+        j.mark,
+        j.pgid,
+        j.state.to_string(),
+        j.command
+    );
+    if long {
         let _ = writeln!(
             out,
-            "[{}]{}  {:<7} {:<22}  {}{amp}{fg}",
-            j.number,
-            j.mark,
-            j.pgid,
-            j.state.to_string(),
-            j.command_text
+            "      {:<7} {:<2} {:<8} {:<8} {:<8} {:<8} {:<7} {:<11} {:<output_w$} COMMAND",
+            "PID", "ST", "SIGHUP", "TTY-FDS", "CTTY", "ORPHANED", "TRACED", "LOGOUT", "OUTPUT"
         );
-        if long {
+        for m in &j.members {
+            let traced = if m.traced == 0 {
+                "-".to_string()
+            } else {
+                m.traced.to_string()
+            };
             let _ = writeln!(
                 out,
-                "      {:<7} {:<2} {:<8} {:<8} {:<8} {:<8} {:<7} {:<11} {:<output_w$} COMMAND",
-                "PID", "ST", "SIGHUP", "TTY-FDS", "CTTY", "ORPHANED", "TRACED", "LOGOUT", "OUTPUT"
+                "      {:<7} {:<2} {:<8} {:<8} {:<8} {:<8} {:<7} {:<11} {:<output_w$} {}",
+                m.pid,
+                m.state,
+                m.sighup,
+                m.tty_fds,
+                m.ctty,
+                if j.orphaned { "yes" } else { "no" },
+                traced,
+                m.logout.fate.label(),
+                output::label(&m.stdout, &m.stderr),
+                m.command
             );
-            for m in &j.members {
-                let traced = if m.traced == 0 {
-                    "-".to_string()
-                } else {
-                    m.traced.to_string()
-                };
-                let _ = writeln!(
-                    out,
-                    "      {:<7} {:<2} {:<8} {:<8} {:<8} {:<8} {:<7} {:<11} {:<output_w$} {}",
-                    m.pid,
-                    m.state,
-                    m.sighup,
-                    m.tty_fds,
-                    m.ctty,
-                    if j.orphaned { "yes" } else { "no" },
-                    traced,
-                    m.logout.fate.label(),
-                    output::label(&m.stdout, &m.stderr),
-                    m.command_text
-                );
+        }
+    }
+}
+
+/// The table of one session's `jobs`, written to `out` as the rows are made
+/// (with `-l`, once the session's rows are all made: see [`output_width`]).
+fn text_jobs(
+    out: &mut Out,
+    snap: &Snapshot,
+    sid: Pid,
+    jobs: impl Iterator<Item = Job>,
+    host: Option<&logout::Host>,
+    view: View,
+) -> Result<()> {
+    let session_tty = session_tty(snap, sid);
+    if view.long {
+        let rows: Vec<Row> = jobs
+            .map(|job| row(snap, job, session_tty, host, view))
+            .collect();
+        let output_w = output_width(&rows);
+        for j in &rows {
+            text_job(&mut out.buf, j, true, output_w);
+            out.spill(false)?;
+        }
+        return Ok(());
+    }
+    for job in jobs {
+        if out.closed {
+            break;
+        }
+        text_job(
+            &mut out.buf,
+            &row(snap, job, session_tty, host, view),
+            false,
+            0,
+        );
+        out.spill(false)?;
+    }
+    Ok(())
+}
+
+/// Standard output through a fixed buffer, written out whenever it holds
+/// [`Out::BUFFER`] bytes or more. A closed pipe (EPIPE) ends the output
+/// quietly, as [`print`] does: what follows is dropped.
+struct Out {
+    buf: String,
+    /// The reader has gone.
+    closed: bool,
+}
+
+impl Out {
+    /// How much text is held before it is written.
+    const BUFFER: usize = 8192;
+
+    fn new() -> Out {
+        Out {
+            buf: String::with_capacity(2 * Out::BUFFER),
+            closed: false,
+        }
+    }
+
+    /// Writes out what is held, once it is [`Out::BUFFER`] bytes or more
+    /// (whatever it is with `all`).
+    fn spill(&mut self, all: bool) -> Result<()> {
+        if self.buf.len() < Out::BUFFER && !all {
+            return Ok(());
+        }
+        if !self.closed {
+            match stdio::write_all(stdio::STDOUT, self.buf.as_bytes()) {
+                Ok(()) => {}
+                Err(nix::errno::Errno::EPIPE) => self.closed = true,
+                Err(e) => return Err(Error::sys("write error", e, exit::FAILURE)),
             }
         }
+        self.buf.clear();
+        Ok(())
     }
 }
 
@@ -300,72 +367,66 @@ fn sink_json(sink: &Sink) -> Value {
 }
 
 fn json_jobs(jobs: &[Row], long: bool) -> Value {
-    Value::Array(
-        jobs.iter()
-            .map(|j| {
-                let mut fields = vec![
-                    ("number", Value::Int(i64::try_from(j.number).unwrap_or(0))),
-                    (
-                        "current",
-                        Value::Str(match j.mark {
-                            '+' => "+".into(),
-                            '-' => "-".into(),
-                            _ => String::new(),
-                        }),
-                    ),
-                    ("pgid", Value::Int(j.pgid.as_raw().into())),
-                    ("state", Value::Str(j.state.to_string())),
-                    ("foreground", Value::Bool(j.foreground)),
-                    ("orphaned", Value::Bool(j.orphaned)),
-                    ("command", Value::Str(j.command.clone())),
-                ];
-                if long {
-                    fields.push((
-                        "members",
-                        Value::Array(
-                            j.members
-                                .iter()
-                                .map(|m| {
-                                    Value::Object(vec![
-                                        ("pid", Value::Int(m.pid.as_raw().into())),
-                                        ("state", Value::Str(m.state.to_string())),
-                                        ("sighup", Value::Str(m.sighup.into())),
-                                        ("tty_fds", Value::Str(m.tty_fds.clone())),
-                                        ("ctty", Value::Str(m.ctty.clone())),
-                                        (
-                                            "tracer",
-                                            if m.traced == 0 {
-                                                Value::Null
-                                            } else {
-                                                Value::Int(m.traced.into())
-                                            },
-                                        ),
-                                        ("stdout", sink_json(&m.stdout)),
-                                        ("stderr", sink_json(&m.stderr)),
-                                        (
-                                            "logout",
-                                            Value::Object(vec![
-                                                ("fate", Value::Str(m.logout.fate.label().into())),
-                                                (
-                                                    "cgroup",
-                                                    m.cgroup
-                                                        .clone()
-                                                        .map_or(Value::Null, Value::Str),
-                                                ),
-                                                ("verdict", Value::Str(m.logout.text.clone())),
-                                            ]),
-                                        ),
-                                        ("command", Value::Str(m.command.clone())),
-                                    ])
-                                })
-                                .collect(),
-                        ),
-                    ));
-                }
-                Value::Object(fields)
-            })
-            .collect(),
-    )
+    Value::Array(jobs.iter().map(|j| json_job(j, long)).collect())
+}
+
+/// One job as JSON (with `-l`, its members).
+fn json_job(j: &Row, long: bool) -> Value {
+    let mut fields = vec![
+        ("number", Value::Int(i64::try_from(j.number).unwrap_or(0))),
+        (
+            "current",
+            Value::Str(match j.mark {
+                '+' => "+".into(),
+                '-' => "-".into(),
+                _ => String::new(),
+            }),
+        ),
+        ("pgid", Value::Int(j.pgid.as_raw().into())),
+        ("state", Value::Str(j.state.to_string())),
+        ("foreground", Value::Bool(j.foreground)),
+        ("orphaned", Value::Bool(j.orphaned)),
+        ("command", Value::Str(j.command.clone())),
+    ];
+    if long {
+        fields.push((
+            "members",
+            Value::Array(
+                j.members
+                    .iter()
+                    .map(|m| {
+                        Value::Object(vec![
+                            ("pid", Value::Int(m.pid.as_raw().into())),
+                            ("state", Value::Str(m.state.to_string())),
+                            ("sighup", Value::Str(m.sighup.into())),
+                            ("tty_fds", Value::Str(m.tty_fds.clone())),
+                            ("ctty", Value::Str(m.ctty.clone())),
+                            (
+                                "tracer",
+                                if m.traced == 0 {
+                                    Value::Null
+                                } else {
+                                    Value::Int(m.traced.into())
+                                },
+                            ),
+                            ("stdout", sink_json(&m.stdout)),
+                            ("stderr", sink_json(&m.stderr)),
+                            (
+                                "logout",
+                                Value::Object(vec![
+                                    ("fate", Value::Str(m.logout.fate.label().into())),
+                                    ("cgroup", m.cgroup.clone().map_or(Value::Null, Value::Str)),
+                                    ("verdict", Value::Str(m.logout.text.clone())),
+                                ]),
+                            ),
+                            ("command", Value::Str(m.command.clone())),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ));
+    }
+    Value::Object(fields)
 }
 
 /// Writes `out` to standard output; a closed pipe is a quiet success.
@@ -455,36 +516,59 @@ pub fn run(cli: &Cli, diag: &mut Diag) -> Result<Status> {
     let own = [nix::unistd::getpgrp()];
     // -A does not attach to every stopped process of the machine to learn why it
     // is stopped: its stopped jobs show as plain Stopped.
-    let anchored = snap.anchored_groups();
     let view = View {
         long: cli.long,
         json: cli.json,
         probe: !cli.all_sessions,
     };
-    let sessions: Vec<Session> = if cli.all_sessions {
-        snap.all_jobs(&own)
-            .into_iter()
-            .map(|(sid, jobs)| session_of(&snap, sid, jobs, &anchored, view))
-            .collect()
-    } else {
-        let sid = match &cli.tty {
-            Some(t) => session_of_tty(&snap, t)?,
-            None => nix::unistd::getsid(None).unwrap_or_else(|_| nix::unistd::getpid()),
-        };
-        let jobs = snap.jobs(sid, &own, false);
-        vec![session_of(&snap, sid, jobs, &anchored, view)]
-    };
-    let out = if cli.json {
-        sessions_json(&sessions, cli.all_sessions, cli.long)
-    } else if !cli.all_sessions && sessions[0].jobs.is_empty() {
-        match &cli.tty {
-            None => empty_note("no jobs in this session"),
-            Some(_) => empty_note(&format!("no jobs in the session of {}", sessions[0].tty)),
+    // logind's settings are read once, and only for -l.
+    let host = cli.long.then(logout::Host::this);
+    let host = host.as_ref();
+    if cli.all_sessions && !cli.json {
+        let mut out = Out::new();
+        for (sid, jobs) in snap.all_jobs(&own) {
+            let (tty, _, leader) = session_head(&snap, sid);
+            let _ = writeln!(out.buf, "session {sid} ({tty}, leader {leader})");
+            text_jobs(&mut out, &snap, sid, jobs, host, view)?;
+            if out.closed {
+                break;
+            }
         }
-    } else {
-        sessions_text(&sessions, cli.all_sessions, cli.long)
+        out.spill(true)?;
+        return Ok(exit::SUCCESS);
+    }
+    if cli.all_sessions {
+        return json_all(&snap, &own, host, view);
+    }
+    let sid = match &cli.tty {
+        Some(t) => session_of_tty(&snap, t)?,
+        None => nix::unistd::getsid(None).unwrap_or_else(|_| nix::unistd::getpid()),
     };
-    print(&out)
+    let jobs = snap.jobs(sid, &own, false);
+    if cli.json {
+        let session_tty = session_tty(&snap, sid);
+        let rows: Vec<Row> = jobs
+            .into_iter()
+            .map(|job| row(&snap, job, session_tty, host, view))
+            .collect();
+        let mut out = String::new();
+        json_jobs(&rows, cli.long).write(&mut out);
+        out.push('\n');
+        return print(&out);
+    }
+    if jobs.is_empty() {
+        return print(&match &cli.tty {
+            None => empty_note("no jobs in this session"),
+            Some(_) => empty_note(&format!(
+                "no jobs in the session of {}",
+                session_head(&snap, sid).0
+            )),
+        });
+    }
+    let mut out = Out::new();
+    text_jobs(&mut out, &snap, sid, jobs.into_iter(), host, view)?;
+    out.spill(true)?;
+    Ok(exit::SUCCESS)
 }
 
 /// What an empty listing prints: one line saying so on a terminal, where a
@@ -497,48 +581,47 @@ fn empty_note(what: &str) -> String {
     }
 }
 
-/// The JSON of the sessions listed: an array of sessions with `-A`, else the
-/// one session's array of jobs.
-fn sessions_json(sessions: &[Session], all: bool, long: bool) -> String {
-    let v = if all {
-        Value::Array(
-            sessions
-                .iter()
-                .map(|s| {
-                    Value::Object(vec![
-                        ("session", Value::Int(s.sid.as_raw().into())),
-                        ("tty", Value::Str(s.tty.clone())),
-                        ("leader", Value::Str(s.leader.clone())),
-                        ("jobs", json_jobs(&s.jobs, long)),
-                    ])
-                })
-                .collect(),
-        )
-    } else {
-        json_jobs(&sessions[0].jobs, long)
-    };
-    let mut out = String::new();
-    v.write(&mut out);
-    out.push('\n');
-    out
-}
-
-/// The table of the sessions listed, each under a heading line with `-A`.
-fn sessions_text(sessions: &[Session], all: bool, long: bool) -> String {
-    let mut out = String::new();
-    if all {
-        for s in sessions {
-            let _ = writeln!(
-                out,
-                "session {} ({}, leader {})",
-                s.sid, s.tty, s.leader_text
-            );
-            text_jobs(&mut out, &s.jobs, long);
+/// `-A --json`: the array of every session, each with its array of jobs,
+/// written through [`Out`] a job at a time, as the table is: the text is
+/// the same as the whole would be, written in one piece.
+fn json_all(
+    snap: &Snapshot,
+    own: &[Pid],
+    host: Option<&logout::Host>,
+    view: View,
+) -> Result<Status> {
+    let mut out = Out::new();
+    out.buf.push('[');
+    for (n, (sid, jobs)) in snap.all_jobs(own).enumerate() {
+        if n > 0 {
+            out.buf.push(',');
         }
-    } else {
-        text_jobs(&mut out, &sessions[0].jobs, long);
+        let (tty, leader, _) = session_head(snap, sid);
+        // The session's object with an empty job list, left open before `]}`.
+        let head = Value::Object(vec![
+            ("session", Value::Int(sid.as_raw().into())),
+            ("tty", Value::Str(tty)),
+            ("leader", Value::Str(leader)),
+            ("jobs", Value::Array(Vec::new())),
+        ]);
+        head.write(&mut out.buf);
+        out.buf.truncate(out.buf.len() - "]}".len());
+        let session_tty = session_tty(snap, sid);
+        for (i, job) in jobs.enumerate() {
+            if out.closed {
+                return Ok(exit::SUCCESS);
+            }
+            if i > 0 {
+                out.buf.push(',');
+            }
+            json_job(&row(snap, job, session_tty, host, view), view.long).write(&mut out.buf);
+            out.spill(false)?;
+        }
+        out.buf.push_str("]}");
     }
-    out
+    out.buf.push_str("]\n");
+    out.spill(true)?;
+    Ok(exit::SUCCESS)
 }
 
 /// `--explain TARGET`.
@@ -548,7 +631,7 @@ fn run_explain(target: &str) -> Result<Status> {
     let p = match view.resolve(&spec) {
         Ok(Target::Job(job)) => match spec {
             JobSpec::Pid(pid, _) => view.snap.get(pid).cloned(),
-            _ => job.members.first().map(|&i| view.snap.procs[i].clone()),
+            _ => view.snap.members(job).next().cloned(),
         },
         Ok(Target::Process(p)) => Some(p),
         Err(e) => match spec {
