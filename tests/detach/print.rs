@@ -155,43 +155,48 @@ fn sysv_script_runs_every_action() {
         let ok = Command::new(shell).arg("-n").arg(&script).status().unwrap();
         assert!(ok.success(), "{shell} -n accepts the script:\n{text}");
     }
+    every_action(d, &script);
+}
 
+/// Runs the init script `script` (made for `-p d.pid -o out.log` in `d`)
+/// through every LSB action, checking status codes and the daemon's signals.
+fn every_action(d: &Path, script: &Path) {
     let pidfile = d.join("d.pid");
     let argv = nul_joined(&daemon_command());
-    assert_eq!(init(&script, "start").0, 0, "start");
+    assert_eq!(init(script, "start").0, 0, "start");
     let first = Daemon::from_pidfile(&pidfile);
     assert!(argv_becomes(&d.join("argv"), &argv), "exact argv");
     assert!(
         file_becomes(&d.join("out.log"), "start\n"),
         "-o made absolute"
     );
-    assert_eq!(init(&script, "status").0, 0, "status of a running daemon");
+    assert_eq!(init(script, "status").0, 0, "status of a running daemon");
     assert_eq!(
-        init(&script, "start").0,
+        init(script, "start").0,
         0,
         "start when running is success (LSB)"
     );
-    assert_eq!(init(&script, "reload").0, 0, "reload");
+    assert_eq!(init(script, "reload").0, 0, "reload");
     assert!(
         file_becomes(&d.join("signals"), "start\nHUP\n"),
         "the daemon got SIGHUP"
     );
-    assert_eq!(init(&script, "stop").0, 0, "stop");
+    assert_eq!(init(script, "stop").0, 0, "stop");
     assert!(first.wait_gone(util::DEADLINE));
-    assert_eq!(init(&script, "status").0, 3, "status once stopped");
+    assert_eq!(init(script, "status").0, 3, "status once stopped");
     assert_eq!(
-        init(&script, "stop").0,
+        init(script, "stop").0,
         0,
         "stop when stopped is success (LSB)"
     );
     assert_eq!(
-        init(&script, "reload").0,
+        init(script, "reload").0,
         7,
         "reload when stopped: not running"
     );
 
     std::fs::remove_file(d.join("argv")).unwrap();
-    assert_eq!(init(&script, "start").0, 0, "start again");
+    assert_eq!(init(script, "start").0, 0, "start again");
     let second = Daemon::from_pidfile(&pidfile);
     assert!(argv_becomes(&d.join("argv"), &argv));
     // The daemon writes argv before it sets its traps: wait for its "start"
@@ -200,7 +205,7 @@ fn sysv_script_runs_every_action() {
         file_becomes(&d.join("signals"), "start\nHUP\nTERM\nstart\n"),
         "the second daemon started"
     );
-    assert_eq!(init(&script, "restart").0, 0, "restart");
+    assert_eq!(init(script, "restart").0, 0, "restart");
     assert!(
         second.wait_gone(util::DEADLINE),
         "restart stopped the daemon"
@@ -211,12 +216,12 @@ fn sysv_script_runs_every_action() {
         file_becomes(&d.join("signals"), "start\nHUP\nTERM\nstart\nTERM\nstart\n"),
         "restart: TERM, then a new start"
     );
-    assert_eq!(init(&script, "force-reload").0, 0, "force-reload");
+    assert_eq!(init(script, "force-reload").0, 0, "force-reload");
     assert!(third.wait_gone(util::DEADLINE), "force-reload restarts");
     let fourth = Daemon::from_pidfile(&pidfile);
-    assert_eq!(init(&script, "stop").0, 0);
+    assert_eq!(init(script, "stop").0, 0);
     assert!(fourth.wait_gone(util::DEADLINE));
-    assert_eq!(init(&script, "bogus").0, 2, "unknown action");
+    assert_eq!(init(script, "bogus").0, 2, "unknown action");
 }
 
 /// The words of a systemd command line, by systemd's rules (systemd.service(5)

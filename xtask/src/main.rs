@@ -33,6 +33,17 @@ fn usage() -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Reports a failed benchmark in one line.
+fn bench_result(r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Reports a failed container step in one line.
 fn container_result(r: Result<(), String>) -> ExitCode {
     match r {
@@ -270,27 +281,9 @@ fn main() -> ExitCode {
                 _ => ExitCode::FAILURE,
             }
         }
-        ["bench", "rjobs"] => match xtask::bench::run_rjobs(200) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("xtask bench: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        ["bench", "disown"] => match xtask::bench::run_disown() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("xtask bench: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        ["bench", "rfg"] => match xtask::bench::run_rfg() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("xtask bench: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        ["bench", "rjobs"] => bench_result(xtask::bench::run_rjobs(200)),
+        ["bench", "disown"] => bench_result(xtask::bench::run_disown()),
+        ["bench", "rfg"] => bench_result(xtask::bench::run_rfg()),
         ["bench", rest @ ..] => {
             let pairs = match rest {
                 [] => 2000,
@@ -300,13 +293,7 @@ fn main() -> ExitCode {
                 },
                 _ => return usage(),
             };
-            match xtask::bench::run(pairs) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("xtask bench: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            bench_result(xtask::bench::run(pairs))
         }
         _ => usage(),
     }
