@@ -28,3 +28,36 @@ mod rjobs;
 mod rnohup;
 // Shared helpers: the binaries, pseudo-terminals, deadlines, reaping guards.
 mod util;
+
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+
+/// Under `nohup cargo test` this binary starts with SIGHUP ignored, and every
+/// process a test starts would inherit that (an ignored signal survives
+/// `execve`): every test of what a hangup does would see "already ignored"
+/// and fail. A handler that does nothing keeps this process alive through a
+/// hangup, as nohup meant, while the processes it starts begin with the
+/// default (`execve` resets a caught signal). Runs before `main`, from
+/// `.init_array`, so before any test thread exists; a SIGHUP at its default
+/// is left alone.
+extern "C" fn hangups_reach_children() {
+    extern "C" fn survive(_: nix::libc::c_int) {}
+    let keep = SigAction::new(
+        SigHandler::Handler(survive),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: only this thread exists (before main); `survive` does nothing,
+    // so it is async-signal-safe. The old action is put back unless it was
+    // SIG_IGN.
+    unsafe {
+        if let Ok(old) = sigaction(Signal::SIGHUP, &keep) {
+            if !matches!(old.handler(), SigHandler::SigIgn) {
+                let _ = sigaction(Signal::SIGHUP, &old);
+            }
+        }
+    }
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static HANGUPS_REACH_CHILDREN: extern "C" fn() = hangups_reach_children;
