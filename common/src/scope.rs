@@ -66,9 +66,8 @@ pub fn in_unit(cg: &[String], name: &str) -> bool {
 /// The start time of `pid` (field 22 of /proc/PID/stat), if it lives.
 #[must_use]
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).ok()?);
+    crate::proc::Stat::read(pid).ok().map(|s| s.starttime)
 }
 
 /// The cgroup paths of `pid` that systemd places processes by: the
