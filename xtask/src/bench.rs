@@ -55,21 +55,7 @@ fn build_release(root: &Path) -> Result<PathBuf, String> {
 /// behind are reparented here, because the benchmark is a child subreaper. No
 /// process is picked by name: only our own children, from /proc.
 fn reap_daemons() {
-    let me = std::process::id();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{me}/task")) else {
-        return;
-    };
-    for task in tasks.flatten() {
-        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        for pid in children
-            .split_ascii_whitespace()
-            .filter_map(|p| p.parse::<i32>().ok())
-        {
-            let pid = nix::unistd::Pid::from_raw(pid);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(pid, None);
-        }
-    }
+    reap_daemons_counted();
 }
 
 fn time_once(argv: &[&Path], env: &[(&str, &str)], reap: bool) -> Result<Duration, String> {
