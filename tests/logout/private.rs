@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::util::container::{self, Login, Procs, poll_slowly};
+use crate::util::container::{self, Procs, poll_slowly};
 
 /// How long after the logout the survivors are watched: past logind's
 /// `UserStopDelaySec=` (10 s), as the research note measured.
@@ -15,19 +15,6 @@ const AFTER_LOGOUT: Duration = Duration::from_secs(15);
 
 /// The user bus, made unreachable for one command.
 const NO_BUS: &str = "DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent/bus";
-
-/// alice types `LINE` with its standard error caught; returns the status, the
-/// standard output (lines joined by `|`) and the standard error, trimmed.
-fn run_in(login: &mut Login<'_>, tag: &str, line: &str) -> (String, String, String) {
-    login.send(&format!(
-        "d=$(mktemp -d); {line} >\"$d/o\" 2>\"$d/e\"; \
-         echo {tag}\"\"RES $? OUT $(tr '\\n' '|' <\"$d/o\") ERR $(cat \"$d/e\"); rm -rf \"$d\""
-    ));
-    let answer = login.answer(&format!("{tag}RES"));
-    let (status, rest) = answer.split_once(" OUT").unwrap_or((&answer, ""));
-    let (out, err) = rest.split_once("ERR").unwrap_or((rest, ""));
-    (status.trim().into(), out.trim().into(), err.trim().into())
-}
 
 #[test]
 fn scope_through_the_private_socket_lives_after_a_killing_logout_with_linger() {
@@ -72,11 +59,7 @@ fn scope_through_the_private_socket_lives_after_a_killing_logout_with_linger() {
         .process(job)
         .unwrap_or_else(|| panic!("job {job} is not running"));
     guard.list.push(job);
-    let (status, out, err) = run_in(
-        &mut login,
-        "Q9",
-        &format!("{NO_BUS} {bin}/rdisown --scope %1"),
-    );
+    let (status, out, err) = login.run("Q9", &format!("{NO_BUS} {bin}/rdisown --scope %1"));
     assert_eq!(
         (status.as_str(), err.as_str()),
         ("0", ""),
@@ -117,8 +100,7 @@ fn without_bus_and_private_socket_one_line_names_both_and_nothing_starts() {
     login.send("x=$(mktemp -d); echo X\"\"DIR $x");
     let empty = login.answer("XDIR").trim().to_owned();
     let env = format!("{NO_BUS} XDG_RUNTIME_DIR={empty}");
-    let (status, out, err) = run_in(
-        &mut login,
+    let (status, out, err) = login.run(
         "Q7",
         &format!("{env} {bin}/detach --scope -p {empty}/p sleep 1012"),
     );
@@ -148,7 +130,7 @@ fn without_bus_and_private_socket_one_line_names_both_and_nothing_starts() {
         .unwrap_or_else(|| panic!("job {job} is not running"));
     guard.list.push(job);
     let before = ct.cgroup(job);
-    let (status, out, err) = run_in(&mut login, "Q8", &format!("{env} {bin}/rdisown --scope %1"));
+    let (status, out, err) = login.run("Q8", &format!("{env} {bin}/rdisown --scope %1"));
     assert_eq!(
         (status.as_str(), out.as_str(), err.as_str()),
         (

@@ -19,20 +19,6 @@ use crate::util::{self, ChildGuard};
 /// `UserStopDelaySec=` (10 s), as the research note measured.
 const AFTER_LOGOUT: Duration = Duration::from_secs(15);
 
-/// alice types `LINE`, whose output and standard error are caught; returns
-/// the status, the standard output (lines joined by `|`) and the standard
-/// error, trimmed.
-fn run_in(login: &mut Login<'_>, tag: &str, line: &str) -> (String, String, String) {
-    login.send(&format!(
-        "d=$(mktemp -d); {line} >\"$d/o\" 2>\"$d/e\"; \
-         echo {tag}\"\"RES $? OUT $(tr '\\n' '|' <\"$d/o\") ERR $(cat \"$d/e\"); rm -rf \"$d\""
-    ));
-    let answer = login.answer(&format!("{tag}RES"));
-    let (status, rest) = answer.split_once(" OUT").unwrap_or((&answer, ""));
-    let (out, err) = rest.split_once("ERR").unwrap_or((rest, ""));
-    (status.trim().into(), out.trim().into(), err.trim().into())
-}
-
 /// alice starts `sh -c 'sleep 1000; :' &` (a job of two processes: sh and
 /// its child) and `sleep 1001 &`; returns the three processes (guarded).
 fn start_jobs<'c>(ct: &'c Container, login: &mut Login<'_>) -> (Procs<'c>, [container::Proc; 3]) {
@@ -77,7 +63,7 @@ fn rdisown_scope_job_lives_after_a_killing_logout_with_linger_and_a_cut_loose_on
     ct.set_linger(true);
     let mut login = ct.login("alice");
     let (_guard, [sh, child, plain]) = start_jobs(&ct, &mut login);
-    let (status, out, err) = run_in(&mut login, "S", &format!("{bin}/rdisown --scope %1"));
+    let (status, out, err) = login.run("S", &format!("{bin}/rdisown --scope %1"));
     assert_eq!(
         (status.as_str(), err.as_str()),
         ("0", ""),
@@ -115,7 +101,7 @@ fn rdisown_scope_job_lives_after_a_killing_logout_with_linger_and_a_cut_loose_on
         record.lines().any(|l| l == format!("scope={scope}")),
         "the job record names the scope: {record}"
     );
-    let (status, _, err) = run_in(&mut login, "P", &format!("{bin}/rdisown %2"));
+    let (status, _, err) = login.run("P", &format!("{bin}/rdisown %2"));
     assert_eq!((status.as_str(), err.as_str()), ("0", ""), "rdisown %2");
     assert!(
         ct.cgroup(plain).ends_with(&format!("/{}", login.session)),
@@ -151,7 +137,7 @@ fn rdisown_scope_without_linger_says_the_job_will_die_at_the_last_logout() {
     ct.set_linger(false);
     let mut login = ct.login("alice");
     let (_guard, [sh, _, _]) = start_jobs(&ct, &mut login);
-    let (status, out, err) = run_in(&mut login, "W", &format!("{bin}/rdisown --scope %1"));
+    let (status, out, err) = login.run("W", &format!("{bin}/rdisown --scope %1"));
     assert_eq!(status, "0", "rdisown --scope %1: {out} {err}");
     assert_eq!(
         err,
@@ -256,8 +242,7 @@ fn rdisown_scope_moves_a_job_that_keeps_forking() {
             .expect("the loop's PID");
         let lp = ct.process(pid).expect("the loop runs");
         guard.list.push(lp);
-        let (status, out, err) = run_in(
-            &mut login,
+        let (status, out, err) = login.run(
             &format!("F{round}"),
             &format!("{bin}/rdisown --scope --null %{round}"),
         );

@@ -293,6 +293,20 @@ impl Login<'_> {
             .expect("type into ssh");
     }
 
+    /// Types `line` with its output and standard error caught, `tag` marking
+    /// the answer; returns the status, the standard output (lines joined by
+    /// `|`) and the standard error, trimmed.
+    pub fn run(&mut self, tag: &str, line: &str) -> (String, String, String) {
+        self.send(&format!(
+            "d=$(mktemp -d); {line} >\"$d/o\" 2>\"$d/e\"; \
+             echo {tag}\"\"RES $? OUT $(tr '\\n' '|' <\"$d/o\") ERR $(cat \"$d/e\"); rm -rf \"$d\""
+        ));
+        let answer = self.answer(&format!("{tag}RES"));
+        let (status, rest) = answer.split_once(" OUT").unwrap_or((&answer, ""));
+        let (out, err) = rest.split_once("ERR").unwrap_or((rest, ""));
+        (status.trim().into(), out.trim().into(), err.trim().into())
+    }
+
     /// Waits (deadline) for an output line containing `marker` and returns what
     /// follows the marker on that line, trimmed.
     pub fn answer(&self, marker: &str) -> String {
