@@ -77,14 +77,19 @@ fn rnohup_static_pie(out: &Path) -> bool {
             return false;
         }
     }
-    println!("cargo::rustc-link-arg-bin=rnohup=-static-pie");
-    println!("cargo::rustc-link-arg-bin=rnohup=-L{}", dir.display());
+    println!("cargo::rustc-link-arg-bin=hupkit-rnohup=-static-pie");
+    println!("cargo::rustc-link-arg-bin=hupkit-rnohup=-L{}", dir.display());
     true
 }
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=RUSTC_LINKER");
+    // rnohup's front (bins/rnohup/front): no C start files, no libc, no
+    // dynamic loader; it relocates itself.
+    for arg in ["-nostartfiles", "-nostdlib", "-static-pie"] {
+        println!("cargo::rustc-link-arg-bin=rnohup={arg}");
+    }
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
     if os != "linux" || env != "gnu" || !has_libgcc_eh() {

@@ -113,9 +113,18 @@ fn file_size_limit_skips_the_record() {
 
 /// A tight `RLIMIT_AS`: at the smallest limit under which rnohup runs the
 /// command without a record (400 KB of arguments make the record's share
-/// large), rnohup with records on runs it too, as GNU nohup does.
+/// large), rnohup with records on runs it too, as GNU nohup does. For the
+/// front (`rnohup`, whose record needs no memory of its own but which runs
+/// the full implementation to create a missing record directory) and for the
+/// full implementation (`hupkit-rnohup`) alone.
 #[test]
 fn tight_address_space_skips_the_record() {
+    for program in [util::bin("rnohup"), util::bin("hupkit-rnohup")] {
+        tight_address_space(&program);
+    }
+}
+
+fn tight_address_space(program: &Path) {
     // Four arguments of 100 KB (one may not exceed 128 KB).
     let big = std::ffi::OsString::from("a".repeat(100_000));
     let args: [&std::ffi::OsStr; 5] = ["true".as_ref(), &big, &big, &big, &big];
@@ -124,12 +133,10 @@ fn tight_address_space_skips_the_record() {
         let space = nix::libc::RLIMIT_AS;
         run_limited(program, &args, home.path(), space, limit, false, record)
     };
-    let runs = |limit: u64, record: bool| {
-        run(&util::bin("rnohup"), limit, record).status.code() == Some(0)
-    };
+    let runs = |limit: u64, record: bool| run(program, limit, record).status.code() == Some(0);
     // The smallest limit (to 16 KB) under which rnohup runs `true` unrecorded.
     let (mut low, mut high) = (1u64 << 20, 1u64 << 30);
-    assert!(runs(high, false), "rnohup runs under 1 GB");
+    assert!(runs(high, false), "{program:?} runs under 1 GB");
     while high - low > 16 * 1024 {
         let mid = low + (high - low) / 2;
         if runs(mid, false) {
@@ -141,12 +148,12 @@ fn tight_address_space_skips_the_record() {
     // A margin for address-space layout randomisation, far below the record's
     // old share (several copies of the argument).
     let limit = high + 64 * 1024;
-    assert!(runs(limit, false), "unrecorded at {limit}");
-    let out = run(&util::bin("rnohup"), limit, true);
+    assert!(runs(limit, false), "{program:?} unrecorded at {limit}");
+    let out = run(program, limit, true);
     assert_eq!(
         util::describe(Some(out.status)),
         "exit 0",
-        "with a record at {limit} bytes: {}",
+        "{program:?} with a record at {limit} bytes: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(

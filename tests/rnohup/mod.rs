@@ -229,21 +229,29 @@ fn snapshot(dir: &Path, root: &Path, out: &mut BTreeMap<String, String>) {
     }
 }
 
-/// A copy of `program` that user nobody can run, beside the scenario.
+/// A copy of `program` that user nobody can run, beside the scenario; for
+/// rnohup's front, with its full implementation beside it (where the front
+/// finds it).
 fn reachable_by_nobody(program: &Path, base: &Path) -> PathBuf {
     let dir = base.join("bin");
     fs::create_dir_all(&dir).unwrap();
-    let copy = dir.join(program.file_name().unwrap());
-    // A hard link involves no open-for-write descriptor; a copy does, and a child
-    // forked meanwhile by another test can hold it until it execs (ETXTBSY, which
-    // util::spawn retries).
-    if !copy.exists() && fs::hard_link(program, &copy).is_err() {
-        fs::copy(program, &copy).unwrap();
+    fs::set_permissions(base, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let copy_into = |program: &Path| {
+        let copy = dir.join(program.file_name().unwrap());
+        // A hard link involves no open-for-write descriptor; a copy does, and a
+        // child forked meanwhile by another test can hold it until it execs
+        // (ETXTBSY, which util::spawn retries).
+        if !copy.exists() && fs::hard_link(program, &copy).is_err() {
+            fs::copy(program, &copy).unwrap();
+        }
+        fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+        copy
+    };
+    if program == util::bin("rnohup") {
+        copy_into(&util::bin("hupkit-rnohup"));
     }
-    for p in [base, dir.as_path(), copy.as_path()] {
-        fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    copy
+    copy_into(program)
 }
 
 type Reader = (u8, std::thread::JoinHandle<Vec<u8>>);

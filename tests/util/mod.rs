@@ -44,6 +44,7 @@ pub fn bin(name: &str) -> PathBuf {
         "rdisown" => PathBuf::from(env!("CARGO_BIN_EXE_rdisown")),
         "huplab" => PathBuf::from(env!("CARGO_BIN_EXE_huplab")),
         "hupkit-dbus" => PathBuf::from(env!("CARGO_BIN_EXE_hupkit-dbus")),
+        "hupkit-rnohup" => PathBuf::from(env!("CARGO_BIN_EXE_hupkit-rnohup")),
         other => panic!("no such binary in the suite: {other}"),
     }
 }
