@@ -78,7 +78,10 @@ fn rnohup_static_pie(out: &Path) -> bool {
         }
     }
     println!("cargo::rustc-link-arg-bin=hupkit-rnohup=-static-pie");
-    println!("cargo::rustc-link-arg-bin=hupkit-rnohup=-L{}", dir.display());
+    println!(
+        "cargo::rustc-link-arg-bin=hupkit-rnohup=-L{}",
+        dir.display()
+    );
     true
 }
 

@@ -136,7 +136,7 @@ fn tight_address_space(program: &Path) {
     let runs = |limit: u64, record: bool| run(program, limit, record).status.code() == Some(0);
     // The smallest limit (to 16 KB) under which rnohup runs `true` unrecorded.
     let (mut low, mut high) = (1u64 << 20, 1u64 << 30);
-    assert!(runs(high, false), "{program:?} runs under 1 GB");
+    assert!(runs(high, false), "{} runs under 1 GB", program.display());
     while high - low > 16 * 1024 {
         let mid = low + (high - low) / 2;
         if runs(mid, false) {
@@ -148,12 +148,17 @@ fn tight_address_space(program: &Path) {
     // A margin for address-space layout randomisation, far below the record's
     // old share (several copies of the argument).
     let limit = high + 64 * 1024;
-    assert!(runs(limit, false), "{program:?} unrecorded at {limit}");
+    assert!(
+        runs(limit, false),
+        "{} unrecorded at {limit}",
+        program.display()
+    );
     let out = run(program, limit, true);
     assert_eq!(
         util::describe(Some(out.status)),
         "exit 0",
-        "{program:?} with a record at {limit} bytes: {}",
+        "{} with a record at {limit} bytes: {}",
+        program.display(),
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(

@@ -7,6 +7,7 @@
 //! ended, everything written on the terminal and the pipes, and every file left in
 //! the directory (name, type, mode, content).
 
+mod front;
 mod gnu_diff;
 mod hangup;
 mod limits;

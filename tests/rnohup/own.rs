@@ -195,11 +195,34 @@ fn has_interpreter(path: &std::path::Path) -> bool {
     })
 }
 
-/// rnohup is linked static-pie where the C compiler has glibc's static archives
-/// and `rcrt1.o` (build.rs): no dynamic loader runs before it. The other tools
-/// stay dynamic (detach needs NSS for `--user`).
+/// rnohup's front has no loader and no library at all (static-pie, no
+/// `DT_NEEDED`); its full implementation, hupkit-rnohup, is linked static-pie
+/// where the C compiler has glibc's static archives and `rcrt1.o` (build.rs).
+/// The other tools stay dynamic (detach needs NSS for `--user`).
 #[test]
 fn rnohup_is_static_without_a_loader() {
+    let front = std::fs::read(util::bin("rnohup")).unwrap();
+    assert!(
+        !has_interpreter(&util::bin("rnohup")),
+        "rnohup has a PT_INTERP"
+    );
+    let dynamic = std::process::Command::new("readelf")
+        .args(["-d", "-r", "-W"])
+        .arg(util::bin("rnohup"))
+        .output()
+        .unwrap();
+    let dynamic = String::from_utf8_lossy(&dynamic.stdout);
+    assert!(
+        !dynamic.contains("(NEEDED)"),
+        "rnohup needs a library:\n{dynamic}"
+    );
+    // Its _start applies only R_X86_64_RELATIVE relocations.
+    let kinds: std::collections::BTreeSet<&str> = dynamic
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).filter(|k| k.starts_with("R_")))
+        .collect();
+    assert!(kinds.iter().all(|k| *k == "R_X86_64_RELATIVE"), "{kinds:?}");
+    assert!(front.len() < 4 << 20, "{} bytes", front.len());
     let has = |name: &str| {
         std::process::Command::new("cc")
             .arg(format!("-print-file-name={name}"))
@@ -221,8 +244,8 @@ fn rnohup_is_static_without_a_loader() {
         return;
     }
     assert!(
-        !has_interpreter(&util::bin("rnohup")),
-        "rnohup has a PT_INTERP"
+        !has_interpreter(&util::bin("hupkit-rnohup")),
+        "hupkit-rnohup has a PT_INTERP"
     );
     assert!(
         has_interpreter(&util::bin("detach")),

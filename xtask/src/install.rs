@@ -49,8 +49,10 @@ pub const BINARIES: &[&str] = &[
 
 /// The helper executables (also `[[bin]]` targets), installed to
 /// `PREFIX/libexec/hupkit` ([`LIBEXEC`]), not in `PATH`: not meant to be run
-/// by people.
-pub const HELPERS: &[&str] = &["hupkit-dbus"];
+/// by people. `hupkit-dbus` is detach's and rdisown's D-Bus helper;
+/// `hupkit-rnohup` is rnohup's full implementation, which rnohup's libc-free
+/// front runs for everything but the plain case.
+pub const HELPERS: &[&str] = &["hupkit-dbus", "hupkit-rnohup"];
 
 /// Where the helpers go, relative to the prefix.
 pub const LIBEXEC: &str = "libexec/hupkit";

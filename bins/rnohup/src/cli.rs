@@ -39,7 +39,13 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
     (
         "FILES",
         "nohup.out, $HOME/nohup.out: opened for appending, created with mode 0600 \
-         whatever the umask (COMMAND still sees the original umask).",
+         whatever the umask (COMMAND still sees the original umask).\n\
+         PREFIX/libexec/hupkit/hupkit-rnohup (else hupkit-rnohup beside rnohup): \
+         rnohup's full implementation. rnohup itself is a small program without \
+         the C library that does the common case alone (COMMAND first, no terminal \
+         on standard input, output or error) and runs hupkit-rnohup, with the same \
+         arguments, for everything else; if it is missing, that is one message and \
+         exit status 125.",
     ),
     (
         "JOB RECORD",

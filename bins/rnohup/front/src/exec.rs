@@ -16,7 +16,12 @@ const DEFAULT_PATH: &[u8] = b"/bin:/usr/bin";
 /// # Safety
 /// `argv` and `envp` are the NULL-terminated arrays the kernel gave the
 /// process (or parts of them ending at their NULL).
-pub unsafe fn execvp(file: &[u8], path: Option<&[u8]>, argv: *const *const u8, envp: *const *const u8) {
+pub unsafe fn execvp(
+    file: &[u8],
+    path: Option<&[u8]>,
+    argv: *const *const u8,
+    envp: *const *const u8,
+) {
     let mut buf = [0u8; 4096 + 256 + 2];
     if file.is_empty() {
         return;
@@ -26,7 +31,7 @@ pub unsafe fn execvp(file: &[u8], path: Option<&[u8]>, argv: *const *const u8, e
             return;
         };
         // SAFETY: the caller vouches for argv and envp; buf[..len] ends in a NUL.
-        unsafe { sys::execve(&buf[..len], argv, envp) };
+        let _ = unsafe { sys::execve(&buf[..len], argv, envp) };
         return;
     }
     if file.len() > 255 {
@@ -39,7 +44,12 @@ pub unsafe fn execvp(file: &[u8], path: Option<&[u8]>, argv: *const *const u8, e
         };
         // SAFETY: as above.
         match unsafe { sys::execve(&buf[..len], argv, envp) } {
-            Errno::EACCES | Errno::ENOENT | Errno::ESTALE | Errno::ENOTDIR | Errno::ENODEV | Errno::ETIMEDOUT => {}
+            Errno::EACCES
+            | Errno::ENOENT
+            | Errno::ESTALE
+            | Errno::ENOTDIR
+            | Errno::ENODEV
+            | Errno::ETIMEDOUT => {}
             _ => return,
         }
     }

@@ -99,7 +99,7 @@ impl Process<'_> {
     ///
     /// # Safety
     /// `sp` is the stack pointer at the process's entry, as the kernel set it
-    /// (the x86_64 System V ABI's initial process stack).
+    /// (the `x86_64` System V ABI's initial process stack).
     #[must_use]
     pub unsafe fn from_stack(sp: *const usize) -> Process<'static> {
         const AT_NULL: usize = 0;
@@ -177,7 +177,9 @@ fn record_is_plain(p: &Process<'_>) -> bool {
         xdg_state_home: p.env.var(b"XDG_STATE_HOME"),
         home: p.env.var(b"HOME"),
     };
-    let wanted = place.xdg_state_home.is_some_and(|x| x.first() == Some(&b'/'))
+    let wanted = place
+        .xdg_state_home
+        .is_some_and(|x| x.first() == Some(&b'/'))
         || place.home.is_some_and(|h| !h.is_empty());
     if !wanted {
         return true;
@@ -199,7 +201,9 @@ impl PathBuf {
             len: 0,
         };
         for piece in pieces {
-            p.buf.get_mut(p.len..p.len + piece.len())?.copy_from_slice(piece);
+            p.buf
+                .get_mut(p.len..p.len + piece.len())?
+                .copy_from_slice(piece);
             p.len += piece.len();
         }
         *p.buf.get_mut(p.len)? = 0;
@@ -248,9 +252,22 @@ fn full(p: &Process<'_>, unrecorded: Option<&dyn Fn()>) -> ! {
         sys::Errno::EACCES => b"Permission denied",
         _ => b"it cannot be run",
     };
-    let mut line = PathBuf::of(&[name, b": cannot run ", FULL, b" (rnohup's full implementation) from ", dir, b": ", why, b"\n"]);
+    let mut line = PathBuf::of(&[
+        name,
+        b": cannot run ",
+        FULL,
+        b" (rnohup's full implementation) from ",
+        dir,
+        b": ",
+        why,
+        b"\n",
+    ]);
     if let Some(line) = line.as_mut() {
         let _ = sys::write_all(2, &line.buf[..line.len]);
     }
-    sys::exit(if p.env.var(b"POSIXLY_CORRECT").is_some() { 127 } else { 125 })
+    sys::exit(if p.env.var(b"POSIXLY_CORRECT").is_some() {
+        127
+    } else {
+        125
+    })
 }

@@ -10,11 +10,12 @@
 //! - the directory (`$XDG_STATE_HOME/hupkit/jobs` for an absolute
 //!   `XDG_STATE_HOME`, else `$HOME/.local/state/hupkit/jobs`) is an absolute
 //!   path without `..` whose every component is a real directory (no
-//!   symbolic link at all) of root or the caller that no other user can
-//!   write to (`safepath` would also cross trusted links and sticky shared
-//!   directories: not plain); a missing one is created (0700 under the
-//!   umask, as the full writer creates it) in its checked parent, then
-//!   checked in turn;
+//!   symbolic link at all) of root or the caller, and that no other user can
+//!   write to unless it is sticky (`/tmp`: there another user can neither
+//!   rename nor replace the next entry, which is root's or the caller's as
+//!   every one is); `safepath` would also cross trusted links: not plain. A
+//!   missing directory is created (0700 under the umask, as the full writer
+//!   creates it) in its checked parent, then checked in turn;
 //! - the record's file does not exist yet;
 //! - the host name and `boot_id` are UTF-8, the working directory and the
 //!   output's path fit their buffers, the dates are in the years 0-9999.
@@ -221,8 +222,13 @@ fn open_dir(place: Place<'_>, me: (u32, u32)) -> Result<i32, NotPlain> {
     if base.first() != Some(&b'/') {
         return Err(NotPlain);
     }
-    let mut fd = sys::openat(sys::AT_FDCWD, b"/\0", sys::O_PATH | sys::O_DIRECTORY | sys::O_CLOEXEC, 0)
-        .map_err(|_| NotPlain)?;
+    let mut fd = sys::openat(
+        sys::AT_FDCWD,
+        b"/\0",
+        sys::O_PATH | sys::O_DIRECTORY | sys::O_CLOEXEC,
+        0,
+    )
+    .map_err(|_| NotPlain)?;
     for comp in base.split(|&b| b == b'/').chain(below.iter().copied()) {
         if comp.is_empty() || comp == b"." {
             continue;
@@ -230,7 +236,14 @@ fn open_dir(place: Place<'_>, me: (u32, u32)) -> Result<i32, NotPlain> {
         let mut name = Small::<256>::new();
         name.put(comp);
         name.put(b"\0");
-        let open = |fd| sys::openat(fd, name.bytes(), sys::O_PATH | sys::O_NOFOLLOW | sys::O_CLOEXEC, 0);
+        let open = |fd| {
+            sys::openat(
+                fd,
+                name.bytes(),
+                sys::O_PATH | sys::O_NOFOLLOW | sys::O_CLOEXEC,
+                0,
+            )
+        };
         let next = match open(fd) {
             _ if comp == b".." || name.overflow => Err(Errno::ENOENT),
             // Created as the full writer creates it (0700, under the umask),
@@ -247,7 +260,8 @@ fn open_dir(place: Place<'_>, me: (u32, u32)) -> Result<i32, NotPlain> {
             let trusted = st.st_uid == 0 || st.st_uid == me.0;
             let others_write = st.st_mode & 0o002 != 0
                 || (st.st_mode & 0o020 != 0 && st.st_gid != 0 && st.st_gid != me.1);
-            st.st_mode & sys::S_IFMT == sys::S_IFDIR && trusted && !others_write
+            let sticky = st.st_mode & 0o1000 != 0;
+            st.st_mode & sys::S_IFMT == sys::S_IFDIR && trusted && (sticky || !others_write)
         });
         if !plain {
             sys::close(fd);
@@ -390,7 +404,9 @@ fn gather_and_write(dir: i32, uid: u32, argv: Strings<'_>, clktck: u64) -> Resul
     };
     let mut count = Count::default();
     rec.write_to(&mut count);
-    if sys::soft_limit(sys::RLIMIT_FSIZE).is_some_and(|max| max != sys::RLIM_INFINITY && count.0 > max) {
+    if sys::soft_limit(sys::RLIMIT_FSIZE)
+        .is_some_and(|max| max != sys::RLIM_INFINITY && count.0 > max)
+    {
         return Ok(());
     }
     let mut name = Small::<48>::new();

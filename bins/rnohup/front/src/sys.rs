@@ -1,4 +1,4 @@
-//! Raw Linux x86_64 system calls: the only way this crate talks to the kernel
+//! Raw Linux `x86_64` system calls: the only way this crate talks to the kernel
 //! (there is no C library under it).
 //!
 //! Each wrapper returns the kernel's answer as `Result<usize, Errno>`: the
@@ -47,12 +47,13 @@ fn check(r: isize) -> SysResult {
 /// # Safety
 /// The arguments must be valid for system call `nr` (pointers to memory of
 /// the sizes the call reads or writes, live for the call).
+#[allow(clippy::many_single_char_names)] // the registers' argument slots
 unsafe fn syscall4(nr: usize, a: usize, b: usize, c: usize, d: usize) -> SysResult {
     let r: isize;
     // SAFETY: the caller vouches for the arguments; the syscall instruction
     // clobbers only rcx and r11 (declared) and rax (the result).
     unsafe {
-        asm!("syscall", inlateout("rax") nr as isize => r, in("rdi") a, in("rsi") b,
+        asm!("syscall", inlateout("rax") nr.cast_signed() => r, in("rdi") a, in("rsi") b,
              in("rdx") c, in("r10") d, lateout("rcx") _, lateout("r11") _,
              options(nostack));
     }
@@ -102,7 +103,7 @@ pub const RLIM_INFINITY: u64 = u64::MAX;
 pub const SIGHUP: usize = 1;
 const TCGETS: usize = 0x5401;
 
-/// `struct stat` of x86_64, the fields used here.
+/// `struct stat` of `x86_64`, the fields used here.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Stat {
@@ -146,7 +147,13 @@ pub fn read(fd: i32, buf: &mut [u8]) -> SysResult {
     // SAFETY: the kernel writes at most buf.len() bytes into buf.
     #[allow(clippy::cast_sign_loss)]
     unsafe {
-        syscall4(SYS_READ, fd as usize, buf.as_mut_ptr() as usize, buf.len(), 0)
+        syscall4(
+            SYS_READ,
+            fd as usize,
+            buf.as_mut_ptr() as usize,
+            buf.len(),
+            0,
+        )
     }
 }
 
@@ -183,9 +190,19 @@ pub fn close(fd: i32) {
 pub fn openat(dir: i32, path: &[u8], flags: usize, mode: usize) -> Result<i32, Errno> {
     debug_assert_eq!(path.last(), Some(&0));
     // SAFETY: path is NUL-terminated (asserted by every caller's construction).
-    #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
-    unsafe { syscall4(SYS_OPENAT, dir as usize, path.as_ptr() as usize, flags, mode) }
-        .map(|fd| fd as i32)
+    #[allow(clippy::cast_sign_loss)]
+    let fd = unsafe {
+        syscall4(
+            SYS_OPENAT,
+            dir as usize,
+            path.as_ptr() as usize,
+            flags,
+            mode,
+        )
+    }?;
+    // A descriptor is a small non-negative int.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+    Ok(fd as i32)
 }
 
 /// `fstat(fd)`.
@@ -275,11 +292,21 @@ pub fn unlinkat(dir: i32, name: &[u8]) {
 }
 
 /// Whether `fd` is a terminal (`TCGETS` succeeds), as glibc's `isatty`.
+#[must_use]
 pub fn isatty(fd: i32) -> bool {
     let mut termios = [0u8; 64];
     // SAFETY: TCGETS writes one struct termios (60 bytes) into the 64 given.
     #[allow(clippy::cast_sign_loss)]
-    unsafe { syscall4(SYS_IOCTL, fd as usize, TCGETS, termios.as_mut_ptr() as usize, 0) }.is_ok()
+    unsafe {
+        syscall4(
+            SYS_IOCTL,
+            fd as usize,
+            TCGETS,
+            termios.as_mut_ptr() as usize,
+            0,
+        )
+    }
+    .is_ok()
 }
 
 /// Sets `sig` to `SIG_IGN`.
@@ -292,6 +319,7 @@ pub fn ignore_signal(sig: usize) {
 }
 
 /// `getpid()`.
+#[must_use]
 pub fn getpid() -> u32 {
     // SAFETY: no arguments.
     #[allow(clippy::cast_possible_truncation)]
@@ -299,6 +327,7 @@ pub fn getpid() -> u32 {
 }
 
 /// `geteuid()` and `getegid()`.
+#[must_use]
 pub fn effective_ids() -> (u32, u32) {
     // SAFETY: no arguments.
     #[allow(clippy::cast_possible_truncation)]
@@ -312,6 +341,7 @@ pub fn effective_ids() -> (u32, u32) {
 }
 
 /// `clock_gettime(clock)` in nanoseconds.
+#[must_use]
 pub fn clock_ns(clock: usize) -> Option<i128> {
     let mut ts = [0i64; 2];
     // SAFETY: the kernel writes one struct timespec (16 bytes).
@@ -320,6 +350,7 @@ pub fn clock_ns(clock: usize) -> Option<i128> {
 }
 
 /// The soft limit of `resource`.
+#[must_use]
 pub fn soft_limit(resource: usize) -> Option<u64> {
     let mut old = [0u64; 2];
     // SAFETY: with a null new limit the kernel only writes the old one (16 bytes).
@@ -347,11 +378,18 @@ pub fn getcwd(buf: &mut [u8]) -> SysResult {
 ///
 /// # Safety
 /// `argv` and `envp` must be NULL-terminated arrays of NUL-terminated strings.
+#[must_use]
 pub unsafe fn execve(path: &[u8], argv: *const *const u8, envp: *const *const u8) -> Errno {
     debug_assert_eq!(path.last(), Some(&0));
     // SAFETY: path is NUL-terminated; the caller vouches for argv and envp.
     match unsafe {
-        syscall4(SYS_EXECVE, path.as_ptr() as usize, argv as usize, envp as usize, 0)
+        syscall4(
+            SYS_EXECVE,
+            path.as_ptr() as usize,
+            argv as usize,
+            envp as usize,
+            0,
+        )
     } {
         Err(e) => e,
         Ok(_) => Errno(0),

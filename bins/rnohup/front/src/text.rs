@@ -147,7 +147,12 @@ pub fn escape(sink: &mut impl Sink, bytes: &[u8]) {
                     i += n;
                     continue;
                 }
-                None => &[b'\\', b'x', DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]],
+                None => &[
+                    b'\\',
+                    b'x',
+                    DIGITS[usize::from(b >> 4)],
+                    DIGITS[usize::from(b & 15)],
+                ],
             },
         };
         sink.put(&bytes[start..i]);
@@ -190,7 +195,10 @@ mod tests {
             let mut b = Vec::new();
             for _ in 0..(seed % 9) {
                 seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                let pick = [b'a', b'\\', b'\n', 0x80, 0xBF, 0xC2, 0xE0, 0xED, 0xF0, 0xF4, 0xFF, 0x9F, 0xA0, 0x90];
+                let pick = [
+                    b'a', b'\\', b'\n', 0x80, 0xBF, 0xC2, 0xE0, 0xED, 0xF0, 0xF4, 0xFF, 0x9F, 0xA0,
+                    0x90,
+                ];
                 b.push(pick[(seed >> 16) as usize % pick.len()]);
             }
             let mut want = String::new();
@@ -214,14 +222,24 @@ mod tests {
         v.push(b' ');
         hex(&mut v, 0x1f_2e3d);
         assert_eq!(v, b"0 18446744073709551615 1f2e3d");
-        for secs in [0i64, 951_782_400, 1_796_239_821, 253_402_300_799, -1, 68_169_600] {
+        for secs in [
+            0i64,
+            951_782_400,
+            1_796_239_821,
+            253_402_300_799,
+            -1,
+            68_169_600,
+        ] {
             let mut v = Vec::new();
             assert!(rfc3339(&mut v, secs));
             let want = std::process::Command::new("date")
                 .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%SZ"])
                 .output()
                 .unwrap();
-            assert_eq!(String::from_utf8(v).unwrap(), String::from_utf8(want.stdout).unwrap().trim());
+            assert_eq!(
+                String::from_utf8(v).unwrap(),
+                String::from_utf8(want.stdout).unwrap().trim()
+            );
         }
         assert!(!rfc3339(&mut Vec::new(), 253_402_300_800));
     }
