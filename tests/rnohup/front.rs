@@ -338,3 +338,45 @@ fn the_command_is_the_one_execvp_runs() {
         }
     }
 }
+
+/// With fds 0 and 1 closed, the record says no terminal and no output, as
+/// the full writer's does (the front's own descriptors, which may take those
+/// numbers, are opened only after it has read them).
+#[test]
+fn closed_standard_streams_are_recorded_as_the_full_writer_records_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    fs::create_dir(&home).unwrap();
+    let front = front_alone(dir.path());
+    for program in [front, util::bin("hupkit-rnohup")] {
+        let before = records(&home);
+        let mut cmd = Command::new(&program);
+        cmd.arg("true")
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home)
+            .stderr(Stdio::null());
+        // SAFETY: close is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::libc::close(0);
+                nix::libc::close(1);
+                Ok(())
+            });
+        }
+        let status = util::spawn(&mut cmd).wait().unwrap();
+        assert!(status.success(), "{}", program.display());
+        let new: Vec<_> = records(&home)
+            .into_iter()
+            .filter(|r| !before.contains(r))
+            .collect();
+        assert_eq!(new.len(), 1, "{}", program.display());
+        let text = fs::read_to_string(&new[0]).unwrap();
+        assert!(
+            text.contains("\ntty=\noutput=\n"),
+            "{}: {text}",
+            program.display()
+        );
+    }
+}

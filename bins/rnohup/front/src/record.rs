@@ -331,15 +331,12 @@ fn date(ns: i128, out: &mut Small<32>) -> Result<(), NotPlain> {
 
 /// Writes this process's record for the command `argv`, with `clktck` clock
 /// ticks per second; `Ok` also when the record is silently skipped.
+///
+/// Everything is read before the directory is opened: with fd 0 or 1 closed,
+/// the directory's descriptor could take that number, and the record would
+/// show it as the job's terminal or output.
 pub fn write(place: Place<'_>, argv: Strings<'_>, clktck: u64) -> Result<(), NotPlain> {
-    let me = sys::effective_ids();
-    let dir = open_dir(place, me)?;
-    let result = gather_and_write(dir, me.0, argv, clktck);
-    sys::close(dir);
-    result
-}
-
-fn gather_and_write(dir: i32, uid: u32, argv: Strings<'_>, clktck: u64) -> Result<(), NotPlain> {
+    let (uid, gid) = sys::effective_ids();
     let pid = sys::getpid();
     let Some(starttime) = starttime() else {
         return Ok(());
@@ -414,5 +411,8 @@ fn gather_and_write(dir: i32, uid: u32, argv: Strings<'_>, clktck: u64) -> Resul
     name.put(b"-");
     text::decimal(&mut name, starttime);
     name.put(b".job");
-    write_atomic(dir, name.bytes(), &rec)
+    let dir = open_dir(place, (uid, gid))?;
+    let result = write_atomic(dir, name.bytes(), &rec);
+    sys::close(dir);
+    result
 }
