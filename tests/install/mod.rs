@@ -131,8 +131,10 @@ fn expected(prefix: &str, zsh: &str) -> BTreeMap<String, String> {
             "f 644",
         ));
     }
-    // The D-Bus helper of detach and rdisown, out of PATH.
+    // The helpers, out of PATH: the D-Bus helper of detach and rdisown, and
+    // rnohup's full implementation.
     files.push((format!("{p}/libexec/hupkit/hupkit-dbus"), "f 755"));
+    files.push((format!("{p}/libexec/hupkit/hupkit-rnohup"), "f 755"));
     files.push((format!("{p}/share/doc/hupkit/README.md"), "f 644"));
     files.push((format!("{p}/share/doc/hupkit/LICENSE"), "f 644"));
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
@@ -206,7 +208,8 @@ fn install_and_uninstall(prefix: &str, zsh: &str, foreign: &[&str]) {
         fs::read(root.join(zsh).join("_rjobs")).unwrap(),
         fs::read(repo.join("completions/_rjobs")).unwrap()
     );
-    // The installed binary runs.
+    // The installed binary runs (--version is the full implementation's,
+    // which the front finds in PREFIX/libexec/hupkit).
     let v = Command::new(root.join("bin/rnohup"))
         .arg("--version")
         .output()
@@ -388,6 +391,11 @@ fn deb_holds_the_files_debian_expects_and_installs_cleanly_in_a_chroot() {
         entry("usr/libexec/hupkit/hupkit-dbus").as_deref(),
         Some("-rwxr-xr-x root/root"),
         "the D-Bus helper"
+    );
+    assert_eq!(
+        entry("usr/libexec/hupkit/hupkit-rnohup").as_deref(),
+        Some("-rwxr-xr-x root/root"),
+        "rnohup's full implementation"
     );
     for f in ["copyright", "changelog.gz", "README.md"] {
         assert_eq!(
