@@ -24,7 +24,6 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
@@ -439,11 +438,9 @@ pub fn write(dir: &Path, record: &Record) -> Result<PathBuf, FileError> {
             "the record is larger than the file size limit (RLIMIT_FSIZE)",
         ));
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| FileError::Sys(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(5))))?;
+    // Created under the same rules as the record itself (never through
+    // another user's link or in another user's directory).
+    safepath::create_dirs(dir, 0o700)?;
     let path = dir.join(record.file_name());
     // Reached through the same walk as detach's pidfiles: a tool run as root
     // with another user's HOME (su without -) never writes through that user's

@@ -237,6 +237,34 @@ fn push_components(rest: &mut Vec<OsString>, path: &Path) {
     rest[start..].reverse();
 }
 
+/// Creates the directory `path` and its missing parents (`mode`, under the
+/// umask), each with `mkdirat` in a parent already reached by [`locate`]:
+/// never through another user's link, in another user's directory or in a
+/// shared one that is not sticky (`create_dir_all` would follow any link).
+/// An existing directory (or a trusted link to one) is fine.
+pub fn create_dirs(path: &Path, mode: u32) -> Result<(), FileError> {
+    let mkdir = |located: Located| match nix::sys::stat::mkdirat(
+        &located.dir,
+        located.name.as_os_str(),
+        Mode::from_bits_truncate(mode),
+    ) {
+        Ok(()) | Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(FileError::Sys(e)),
+    };
+    match locate(path, Purpose::Output) {
+        Ok(located) => mkdir(located),
+        Err(FileError::Sys(Errno::ENOENT)) => {
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .ok_or(FileError::Sys(Errno::ENOENT))?;
+            create_dirs(parent, mode)?;
+            mkdir(locate(path, Purpose::Output)?)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl Located {
     fn new(
         dir: &OwnedFd,

@@ -118,7 +118,7 @@ fn the_front_alone_does_the_plain_case() {
         assert_eq!(
             status(&out),
             format!(
-                "exit 125 {}: cannot run hupkit-rnohup (rnohup's full implementation) from {dir_shown}: it is not installed",
+                "exit 125 {}: cannot run hupkit-rnohup (rnohup's full implementation) from '{dir_shown}': it is not installed",
                 front.display()
             )
         );
@@ -376,6 +376,68 @@ fn closed_standard_streams_are_recorded_as_the_full_writer_records_them() {
         assert!(
             text.contains("\ntty=\noutput=\n"),
             "{}: {text}",
+            program.display()
+        );
+    }
+}
+
+/// Neither writer creates a directory through another user's link: root
+/// with a HOME of nobody's, whose `.local` nobody pointed at a directory of
+/// root's (`create_dir_all` followed it and made `state/hupkit/jobs` there).
+#[test]
+fn no_directory_is_created_through_another_users_link() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root (a home of nobody's)");
+        return;
+    }
+    for program in [util::bin("rnohup"), util::bin("hupkit-rnohup")] {
+        let dir = tempfile::tempdir().unwrap();
+        let (home, target) = (dir.path().join("home"), dir.path().join("roots"));
+        fs::create_dir(&home).unwrap();
+        fs::create_dir(&target).unwrap();
+        symlink(&target, home.join(".local")).unwrap();
+        std::os::unix::fs::lchown(home.join(".local"), Some(super::NOBODY), None).unwrap();
+        std::os::unix::fs::lchown(&home, Some(super::NOBODY), None).unwrap();
+        let out = run(&program, &[b"true"], dir.path(), &home, &[]);
+        assert_eq!(status(&out), "exit 0 ", "{}", program.display());
+        let made: Vec<_> = fs::read_dir(&target)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(made.is_empty(), "{}: {made:?}", program.display());
+    }
+}
+
+/// In a new PID namespace that still sees the old /proc, `/proc/self` and
+/// `/proc/PID` are other processes: neither writer records anything (the
+/// full one recorded PID 1 of the machine, the front its /proc number).
+#[test]
+fn no_record_where_proc_is_another_pid_namespaces() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root (unshare --pid)");
+        return;
+    }
+    for program in [util::bin("rnohup"), util::bin("hupkit-rnohup")] {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        fs::create_dir(&home).unwrap();
+        let unshare = Path::new("/usr/bin/unshare");
+        let args: Vec<&[u8]> = vec![
+            b"--pid",
+            b"--fork",
+            program.as_os_str().as_encoded_bytes(),
+            b"sh",
+            b"-c",
+            b"echo $$",
+        ];
+        let out = run(unshare, &args, dir.path(), &home, &[]);
+        assert_eq!(status(&out), "exit 0 ", "{}", program.display());
+        assert_eq!(fs::read_to_string(dir.path().join("out")).unwrap(), "1\n");
+        assert_eq!(
+            records(&home),
+            Vec::<PathBuf>::new(),
+            "{}",
             program.display()
         );
     }

@@ -21,8 +21,10 @@ mod bare {
     // The ABI's entry: rsp points at argc. First the executable's own
     // relocations (it is static-pie and there is no dynamic loader to do them):
     // each R_X86_64_RELATIVE entry of DT_RELA gets the load address
-    // (__ehdr_start) added; any other kind means the link went wrong, and the
-    // process exits 125 before anything reads relocated data. This is assembly
+    // (__ehdr_start) added; any other kind, or DT_REL, DT_RELR or DT_TEXTREL,
+    // means the link went wrong, and the process says so and exits 125 before
+    // anything reads relocated data. (RELRO is not made read-only: there is
+    // no loader to do it, and the process only reads before it execs.) This is assembly
     // because until it has run, compiled code may not work: calls into the other
     // crates of the front go through the (not yet relocated) GOT.
     core::arch::global_asm!(
@@ -39,6 +41,12 @@ mod bare {
         "mov rax, [rcx]",
         "test rax, rax",
         "jz 4f",
+        "cmp rax, 17", // DT_REL
+        "je 8f",
+        "cmp rax, 22", // DT_TEXTREL
+        "je 8f",
+        "cmp rax, 36", // DT_RELR
+        "je 8f",
         "cmp rax, 7", // DT_RELA
         "jne 3f",
         "mov r8, [rcx + 8]",
@@ -64,6 +72,11 @@ mod bare {
         "add r8, 24",
         "jmp 6b",
         "8:",
+        "mov edi, 2",
+        "lea rsi, [rip + 9f]",
+        "mov edx, 59", // the message's length
+        "mov eax, 1", // write
+        "syscall",
         "mov edi, 125",
         "mov eax, 231", // exit_group
         "syscall",
@@ -72,6 +85,10 @@ mod bare {
         "and rsp, -16",
         "call {entry}",
         "ud2",
+        ".pushsection .rodata",
+        "9:",
+        ".ascii \"rnohup: linked wrongly: relocations its start cannot apply\\n\"",
+        ".popsection",
         entry = sym entry,
     );
 

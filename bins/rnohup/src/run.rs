@@ -222,6 +222,12 @@ fn record(command: &[OsString], output_fd: Option<RawFd>) {
     let Some(dir) = hupkit_common::records::write_dir() else {
         return;
     };
+    // In a PID namespace whose /proc is not its own, /proc/self is another
+    // process's number and /proc/PID another process: no record.
+    let me = nix::unistd::getpid().to_string();
+    if std::fs::read_link("/proc/self").ok().as_deref() != Some(std::path::Path::new(&me)) {
+        return;
+    }
     let argv_bytes: usize = command.iter().map(|a| a.len() + 32).sum();
     if !hupkit_common::records::enough_memory(argv_bytes) {
         return;

@@ -16,6 +16,7 @@ const DEFAULT_PATH: &[u8] = b"/bin:/usr/bin";
 /// # Safety
 /// `argv` and `envp` are the NULL-terminated arrays the kernel gave the
 /// process (or parts of them ending at their NULL).
+#[inline(never)]
 pub unsafe fn execvp(
     file: &[u8],
     path: Option<&[u8]>,

@@ -144,7 +144,10 @@ pub fn run(p: &Process<'_>) -> ! {
     let Some(command) = p.argv.get(1).filter(|c| c.first() != Some(&b'-')) else {
         full(p, None)
     };
-    if (0..3).any(sys::isatty) {
+    // The plain case uses about 40 KiB of stack (path buffers of PATH_MAX);
+    // under a smaller stack limit the full implementation does it all.
+    if (0..3).any(sys::isatty) || sys::soft_limit(sys::RLIMIT_STACK).is_some_and(|l| l < MIN_STACK)
+    {
         full(p, None)
     }
     sys::ignore_signal(sys::SIGHUP);
@@ -156,15 +159,25 @@ pub fn run(p: &Process<'_>) -> ! {
         full(p, None)
     }
     // The full implementation writes the record, unless an address-space
-    // limit is set: the full one might not fit where the command does (it
-    // copies the arguments, and aborts when an allocation fails), and a
-    // record never stops the command; it runs unrecorded. So it does where
-    // the full one cannot be run at all.
-    if sys::soft_limit(sys::RLIMIT_AS).is_none_or(|limit| limit != sys::RLIM_INFINITY) {
+    // limit leaves it too little room: it copies the arguments and
+    // aborts when an allocation fails, and a record never stops the command,
+    // which then runs unrecorded. So it does where the full one cannot be run.
+    if sys::soft_limit(sys::RLIMIT_AS).is_none_or(|limit| limit < full_needs(p)) {
         exec();
         full(p, None)
     }
     full(p, Some(&exec))
+}
+
+/// The smallest stack limit under which the front does the plain case.
+pub const MIN_STACK: u64 = 256 * 1024;
+
+/// The address space the full implementation is given room for: 32 MiB (it
+/// needs under 8 with a few arguments) plus four times the bytes of the
+/// arguments and environment (the kernel's copy, its copy, the record).
+fn full_needs(p: &Process<'_>) -> u64 {
+    let bytes: usize = p.argv.iter().chain(p.env.iter()).map(|s| s.len() + 1).sum();
+    (32 << 20) + 4 * bytes as u64
 }
 
 /// Writes the job record unless records are off; false when the full
@@ -188,29 +201,28 @@ fn record_is_plain(p: &Process<'_>) -> bool {
     record::write(place, command, p.clktck).is_ok()
 }
 
-/// A path built from pieces, with its NUL.
-struct PathBuf {
-    buf: [u8; 4096 + 64],
-    len: usize,
+/// Whether the file open at `fd` may be run as rnohup's full implementation:
+/// a regular file of root or of the owner of this executable (`own`), that
+/// nobody else can write, and not this executable itself (a copy of the
+/// front there would run itself for ever).
+fn trusted_full(fd: i32, own: Option<&sys::Stat>) -> bool {
+    let Ok(st) = sys::fstat(fd) else {
+        return false;
+    };
+    let owner_ok = st.st_uid == 0 || own.is_some_and(|o| o.st_uid == st.st_uid);
+    let itself = own.is_some_and(|o| o.st_dev == st.st_dev && o.st_ino == st.st_ino);
+    st.st_mode & sys::S_IFMT == sys::S_IFREG && st.st_mode & 0o022 == 0 && owner_ok && !itself
 }
 
-impl PathBuf {
-    fn of(pieces: &[&[u8]]) -> Option<PathBuf> {
-        let mut p = PathBuf {
-            buf: [0; 4096 + 64],
-            len: 0,
-        };
-        for piece in pieces {
-            p.buf
-                .get_mut(p.len..p.len + piece.len())?
-                .copy_from_slice(piece);
-            p.len += piece.len();
+/// Writes `bytes` to stderr with the bytes that would garble a one-line
+/// message (control characters) as `?`.
+fn put_shown(bytes: &[u8]) {
+    let mut chunk = [0u8; 256];
+    for piece in bytes.chunks(chunk.len()) {
+        for (dst, &b) in chunk.iter_mut().zip(piece) {
+            *dst = if b < 0x20 || b == 0x7f { b'?' } else { b };
         }
-        *p.buf.get_mut(p.len)? = 0;
-        Some(p)
-    }
-    fn with_nul(&self) -> &[u8] {
-        &self.buf[..=self.len]
+        let _ = sys::write_all(2, &chunk[..piece.len()]);
     }
 }
 
@@ -218,25 +230,46 @@ impl PathBuf {
 /// environment. If it cannot be run: `unrecorded` (the command, run without
 /// its record) where that is all that was left to do, else one line and exit
 /// 125 (127 under `POSIXLY_CORRECT`, as rnohup's other failures).
-fn full(p: &Process<'_>, unrecorded: Option<&dyn Fn()>) -> ! {
-    let mut exe_buf = [0u8; 4096];
-    let exe = match sys::readlink(b"/proc/self/exe\0", &mut exe_buf) {
-        Ok(n) if n < exe_buf.len() => &exe_buf[..n],
-        _ => p.execfn.unwrap_or(b"rnohup"),
+///
+/// The candidates (`DIR/../libexec/hupkit/hupkit-rnohup`, then
+/// `DIR/hupkit-rnohup`, DIR being this executable's directory) are opened,
+/// checked ([`trusted_full`]) and run through that descriptor (`execveat`),
+/// so that the file checked is the file run.
+#[inline(never)]
+pub fn full(p: &Process<'_>, unrecorded: Option<&dyn Fn()>) -> ! {
+    const SUFFIXES: [&[u8]; 2] = [b"/../libexec/hupkit/hupkit-rnohup\0", b"/hupkit-rnohup\0"];
+    let mut buf = [0u8; 4096 + 40];
+    let dir_len = match sys::readlink(b"/proc/self/exe\0", &mut buf[..4096]) {
+        Ok(n) if n < 4096 => buf[..n].iter().rposition(|&b| b == b'/'),
+        _ => p.execfn.and_then(|e| {
+            let i = e.iter().rposition(|&b| b == b'/')?;
+            buf.get_mut(..i)?.copy_from_slice(&e[..i]);
+            Some(i)
+        }),
     };
-    let dir = match exe.iter().rposition(|&b| b == b'/') {
-        Some(0) => &b"/"[..],
-        Some(i) => &exe[..i],
-        None => b".",
-    };
-    let tried = [
-        PathBuf::of(&[dir, b"/../libexec/hupkit/", FULL]),
-        PathBuf::of(&[dir, b"/", FULL]),
-    ];
+    let dir_len = dir_len.unwrap_or_else(|| {
+        buf[0] = b'.';
+        1
+    });
+    let own = sys::stat(b"/proc/self/exe\0").ok();
     let mut error = sys::Errno::ENOENT;
-    for path in tried.iter().flatten() {
-        // SAFETY: argv and envp are the kernel's, NULL-terminated.
-        error = unsafe { sys::execve(path.with_nul(), p.argv_ptr, p.envp) };
+    for suffix in SUFFIXES {
+        buf[dir_len..dir_len + suffix.len()].copy_from_slice(suffix);
+        let path = &buf[..dir_len + suffix.len()];
+        let fd = match sys::openat(sys::AT_FDCWD, path, sys::O_PATH | sys::O_CLOEXEC, 0) {
+            Ok(fd) => fd,
+            Err(e) => {
+                error = e;
+                continue;
+            }
+        };
+        error = if trusted_full(fd, own.as_ref()) {
+            // SAFETY: argv and envp are the kernel's, NULL-terminated.
+            unsafe { sys::execveat_fd(fd, p.argv_ptr, p.envp) }
+        } else {
+            sys::Errno::EPERM
+        };
+        sys::close(fd);
         if error != sys::Errno::ENOENT {
             break;
         }
@@ -244,27 +277,25 @@ fn full(p: &Process<'_>, unrecorded: Option<&dyn Fn()>) -> ! {
     if let Some(run_command) = unrecorded {
         run_command();
     }
-    let name = p.argv.get(0).unwrap_or(b"rnohup");
     let why: &[u8] = match error {
         sys::Errno::ENOENT => b"it is not installed",
+        sys::Errno::EPERM => {
+            b"it is not a file of root's or of rnohup's owner that only its owner can write"
+        }
         sys::Errno::E2BIG => b"Argument list too long",
         sys::Errno::ENOMEM => b"Cannot allocate memory",
         sys::Errno::EACCES => b"Permission denied",
         _ => b"it cannot be run",
     };
-    let mut line = PathBuf::of(&[
-        name,
-        b": cannot run ",
-        FULL,
-        b" (rnohup's full implementation) from ",
-        dir,
-        b": ",
-        why,
-        b"\n",
-    ]);
-    if let Some(line) = line.as_mut() {
-        let _ = sys::write_all(2, &line.buf[..line.len]);
-    }
+    put_shown(p.argv.get(0).unwrap_or(b"rnohup"));
+    let _ = sys::write_all(
+        2,
+        b": cannot run hupkit-rnohup (rnohup's full implementation) from '",
+    );
+    put_shown(&buf[..dir_len]);
+    let _ = sys::write_all(2, b"': ");
+    let _ = sys::write_all(2, why);
+    let _ = sys::write_all(2, b"\n");
     sys::exit(if p.env.var(b"POSIXLY_CORRECT").is_some() {
         127
     } else {

@@ -76,7 +76,7 @@ impl<const N: usize> Sink for Small<N> {
 /// A file written through a buffer; remembers the first error.
 struct FileSink {
     fd: i32,
-    buf: [u8; 8192],
+    buf: [u8; 2048],
     len: usize,
     failed: bool,
 }
@@ -244,8 +244,11 @@ fn open_dir(place: Place<'_>, me: (u32, u32)) -> Result<i32, NotPlain> {
                 0,
             )
         };
-        let next = match open(fd) {
-            _ if comp == b".." || name.overflow => Err(Errno::ENOENT),
+        let next = match comp == b".." || name.overflow {
+            true => Err(Errno::ENOENT),
+            false => open(fd),
+        };
+        let next = match next {
             // Created as the full writer creates it (0700, under the umask),
             // in the directory just checked, then checked in turn.
             Err(Errno::ENOENT) => match sys::mkdirat(fd, name.bytes(), 0o700) {
@@ -280,9 +283,9 @@ fn write_atomic(dir: i32, name: &[u8], rec: &Record<'_>) -> Result<(), NotPlain>
         Err(Errno::ENOENT) => {}
         _ => return Err(NotPlain),
     }
-    let nanos = sys::clock_ns(sys::CLOCK_REALTIME).map_or(0, |t| t.rem_euclid(1_000_000_000));
     let mut attempt = 0u64;
     let (tmp, fd) = loop {
+        let nanos = sys::clock_ns(sys::CLOCK_REALTIME).map_or(0, |t| t.rem_euclid(1_000_000_000));
         let mut tmp = Small::<128>::new();
         tmp.put(b".");
         tmp.put(name);
@@ -303,7 +306,7 @@ fn write_atomic(dir: i32, name: &[u8], rec: &Record<'_>) -> Result<(), NotPlain>
     };
     let mut sink = FileSink {
         fd,
-        buf: [0; 8192],
+        buf: [0; 2048],
         len: 0,
         failed: false,
     };
@@ -335,9 +338,18 @@ fn date(ns: i128, out: &mut Small<32>) -> Result<(), NotPlain> {
 /// Everything is read before the directory is opened: with fd 0 or 1 closed,
 /// the directory's descriptor could take that number, and the record would
 /// show it as the job's terminal or output.
+#[inline(never)]
 pub fn write(place: Place<'_>, argv: Strings<'_>, clktck: u64) -> Result<(), NotPlain> {
     let (uid, gid) = sys::effective_ids();
     let pid = sys::getpid();
+    // In a PID namespace whose /proc is not its own, /proc/self is another
+    // process's number and its files say nothing of this one: no record.
+    let mut me = Small::<24>::new();
+    text::decimal(&mut me, u64::from(pid));
+    let mut link = [0u8; 24];
+    if readlink(b"/proc/self\0", &mut link).ok() != Some(me.bytes()) {
+        return Ok(());
+    }
     let Some(starttime) = starttime() else {
         return Ok(());
     };

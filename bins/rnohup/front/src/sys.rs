@@ -15,6 +15,7 @@ pub struct Errno(pub i32);
 
 impl Errno {
     pub const ENOENT: Errno = Errno(2);
+    pub const EPERM: Errno = Errno(1);
     pub const EINTR: Errno = Errno(4);
     pub const E2BIG: Errno = Errno(7);
     pub const ENOEXEC: Errno = Errno(8);
@@ -82,6 +83,7 @@ const SYS_UNLINKAT: usize = 263;
 const SYS_RENAMEAT: usize = 264;
 const SYS_READLINKAT: usize = 267;
 const SYS_PRLIMIT64: usize = 302;
+const SYS_EXECVEAT: usize = 322;
 
 pub const AT_FDCWD: i32 = -100;
 pub const AT_SYMLINK_NOFOLLOW: usize = 0x100;
@@ -95,9 +97,12 @@ pub const O_CLOEXEC: usize = 0o2_000_000;
 pub const O_PATH: usize = 0o10_000_000;
 pub const S_IFMT: u32 = 0o170_000;
 pub const S_IFDIR: u32 = 0o040_000;
+pub const S_IFREG: u32 = 0o100_000;
+pub const AT_EMPTY_PATH: usize = 0x1000;
 pub const CLOCK_REALTIME: usize = 0;
 pub const CLOCK_BOOTTIME: usize = 7;
 pub const RLIMIT_FSIZE: usize = 1;
+pub const RLIMIT_STACK: usize = 3;
 pub const RLIMIT_AS: usize = 9;
 pub const RLIM_INFINITY: u64 = u64::MAX;
 pub const SIGHUP: usize = 1;
@@ -212,6 +217,24 @@ pub fn fstat(fd: i32) -> Result<Stat, Errno> {
     #[allow(clippy::cast_sign_loss)]
     unsafe {
         syscall4(SYS_FSTAT, fd as usize, (&raw mut st) as usize, 0, 0)?;
+    }
+    Ok(st)
+}
+
+/// `stat(path)` (links followed); `path` ends in a NUL.
+pub fn stat(path: &[u8]) -> Result<Stat, Errno> {
+    debug_assert_eq!(path.last(), Some(&0));
+    let mut st = Stat::zeroed();
+    // SAFETY: path is NUL-terminated; the kernel writes one struct stat.
+    #[allow(clippy::cast_sign_loss)]
+    unsafe {
+        syscall4(
+            SYS_NEWFSTATAT,
+            AT_FDCWD as usize,
+            path.as_ptr() as usize,
+            (&raw mut st) as usize,
+            0,
+        )?;
     }
     Ok(st)
 }
@@ -391,6 +414,27 @@ pub unsafe fn execve(path: &[u8], argv: *const *const u8, envp: *const *const u8
             0,
         )
     } {
+        Err(e) => e,
+        Ok(_) => Errno(0),
+    }
+}
+
+/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: runs the file open at `fd`;
+/// returns only on failure.
+///
+/// # Safety
+/// As [`execve`].
+pub unsafe fn execveat_fd(fd: i32, argv: *const *const u8, envp: *const *const u8) -> Errno {
+    let r: isize;
+    // SAFETY: the empty path is a static NUL; the caller vouches for argv
+    // and envp; syscall clobbers rcx and r11 (declared).
+    #[allow(clippy::cast_sign_loss)]
+    unsafe {
+        asm!("syscall", inlateout("rax") SYS_EXECVEAT.cast_signed() => r, in("rdi") fd as usize,
+             in("rsi") c"".as_ptr() as usize, in("rdx") argv as usize, in("r10") envp as usize,
+             in("r8") AT_EMPTY_PATH, lateout("rcx") _, lateout("r11") _, options(nostack));
+    }
+    match check(r) {
         Err(e) => e,
         Ok(_) => Errno(0),
     }
