@@ -387,16 +387,10 @@ fn deb_holds_the_files_debian_expects_and_installs_cleanly_in_a_chroot() {
             assert_eq!(entry(&f).as_deref(), Some("-rw-r--r-- root/root"), "{f}");
         }
     }
-    assert_eq!(
-        entry("usr/libexec/hupkit/hupkit-dbus").as_deref(),
-        Some("-rwxr-xr-x root/root"),
-        "the D-Bus helper"
-    );
-    assert_eq!(
-        entry("usr/libexec/hupkit/hupkit-rnohup").as_deref(),
-        Some("-rwxr-xr-x root/root"),
-        "rnohup's full implementation"
-    );
+    for helper in ["hupkit-dbus", "hupkit-rnohup"] {
+        let f = format!("usr/libexec/hupkit/{helper}");
+        assert_eq!(entry(&f).as_deref(), Some("-rwxr-xr-x root/root"), "{f}");
+    }
     for f in ["copyright", "changelog.gz", "README.md"] {
         assert_eq!(
             entry(&format!("usr/share/doc/hupkit/{f}")).as_deref(),

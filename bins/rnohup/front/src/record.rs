@@ -244,9 +244,10 @@ fn open_dir(place: Place<'_>, me: (u32, u32)) -> Result<i32, NotPlain> {
                 0,
             )
         };
-        let next = match comp == b".." || name.overflow {
-            true => Err(Errno::ENOENT),
-            false => open(fd),
+        let next = if comp == b".." || name.overflow {
+            Err(Errno::ENOENT)
+        } else {
+            open(fd)
         };
         let next = match next {
             // Created as the full writer creates it (0700, under the umask),

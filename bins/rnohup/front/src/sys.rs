@@ -424,6 +424,7 @@ pub unsafe fn execve(path: &[u8], argv: *const *const u8, envp: *const *const u8
 ///
 /// # Safety
 /// As [`execve`].
+#[must_use]
 pub unsafe fn execveat_fd(fd: i32, argv: *const *const u8, envp: *const *const u8) -> Errno {
     let r: isize;
     // SAFETY: the empty path is a static NUL; the caller vouches for argv
