@@ -16,19 +16,25 @@
 //! redirection would make every link fail, so the script then does nothing and
 //! the binaries load `libgcc_s` as usual.
 //!
-//! `rnohup` alone is linked static-pie: no dynamic loader at all (no `PT_INTERP`),
-//! which is most of what GNU nohup's start-up costs beyond its own work (ratio
-//! 1.03 to about 0.9 in the C locale, docs/benchmarks.md). rnohup resolves no
-//! names (no NSS: users, groups, hosts), so static glibc serves it fully; the
-//! other tools stay dynamic (`detach --user` needs NSS, which static glibc cannot
-//! load reliably). rustc links the C libraries of `std` with `-Wl,-Bdynamic
-//! -lc ...` whatever the output kind, so a per-binary `-static-pie` alone would
-//! pull `libc.so` into a static executable; the script therefore also writes
-//! one-line linker scripts `libc.so`, `libm.so`, ... (`INPUT(-l:libc.a)`) in a
-//! directory that only rnohup's link searches first (`-L` applies to every
-//! `-l` of a GNU ld link, wherever it stands). This needs the static archives
-//! and `rcrt1.o` (glibc's static-pie start files, in libc6-dev); where the C
-//! compiler cannot find them, rnohup is linked dynamically like the others.
+//! `hupkit-rnohup` (rnohup's full implementation; the `rnohup` front needs
+//! no libc at all, below) and `detach` are linked static-pie: no dynamic
+//! loader at all (no `PT_INTERP`), which is most of what GNU nohup's start-up
+//! costs beyond its own work (ratio 1.03 to about 0.9 in the C locale,
+//! docs/benchmarks.md), and about 180 µs of each detach start. Neither
+//! resolves a name through NSS (users, groups, hosts) in its own process:
+//! rnohup needs none, and detach asks `getent`, a dynamically linked program,
+//! for `--user` (`hupkit_common::nss`), since static glibc cannot load NSS
+//! modules reliably (tests/detach/nss.rs fails if detach looks a user up
+//! itself; the release link has no NSS code and no "Using 'getpwnam' in
+//! statically linked applications" warning). The other tools stay dynamic. rustc links the C libraries of
+//! `std` with `-Wl,-Bdynamic -lc ...` whatever the output kind, so a
+//! per-binary `-static-pie` alone would pull `libc.so` into a static
+//! executable; the script therefore also writes one-line linker scripts
+//! `libc.so`, `libm.so`, ... (`INPUT(-l:libc.a)`) in a directory that only
+//! these binaries' links search first (`-L` applies to every `-l` of a GNU ld
+//! link, wherever it stands). This needs the static archives and `rcrt1.o`
+//! (glibc's static-pie start files, in libc6-dev); where the C compiler cannot
+//! find them, both are linked dynamically like the others.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -54,12 +60,15 @@ fn has_libgcc_eh() -> bool {
 }
 
 /// The C libraries rustc links `std` with on GNU/Linux, each redirected to its
-/// static archive for rnohup's static-pie link.
+/// static archive for the static-pie links.
 const STD_C_LIBS: [&str; 6] = ["c", "m", "dl", "pthread", "rt", "util"];
 
-/// Links rnohup static-pie (see the crate docs), where the static archives and
-/// `rcrt1.o` are there; answers whether it did.
-fn rnohup_static_pie(out: &Path) -> bool {
+/// The binaries linked static-pie (see the crate docs).
+const STATIC_PIE: [&str; 2] = ["hupkit-rnohup", "detach"];
+
+/// Links [`STATIC_PIE`] static-pie (see the crate docs), where the static
+/// archives and `rcrt1.o` are there; answers whether it did.
+fn link_static_pie(out: &Path) -> bool {
     if !cc_has("rcrt1.o") || !STD_C_LIBS.iter().all(|l| cc_has(&format!("lib{l}.a"))) {
         return false;
     }
@@ -77,11 +86,10 @@ fn rnohup_static_pie(out: &Path) -> bool {
             return false;
         }
     }
-    println!("cargo::rustc-link-arg-bin=hupkit-rnohup=-static-pie");
-    println!(
-        "cargo::rustc-link-arg-bin=hupkit-rnohup=-L{}",
-        dir.display()
-    );
+    for bin in STATIC_PIE {
+        println!("cargo::rustc-link-arg-bin={bin}=-static-pie");
+        println!("cargo::rustc-link-arg-bin={bin}=-L{}", dir.display());
+    }
     true
 }
 
@@ -103,6 +111,6 @@ fn main() {
     };
     if std::fs::write(out.join("libgcc_s.so"), "INPUT(-lgcc_eh)\n").is_ok() {
         println!("cargo::rustc-link-search=native={}", out.display());
-        rnohup_static_pie(&out);
+        link_static_pie(&out);
     }
 }

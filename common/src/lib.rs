@@ -33,6 +33,8 @@
 //!   symlinks, atomically; [`safepath`]: paths walked component by component
 //!   (`openat`, `O_NOFOLLOW`), trusting only root's and the caller's links,
 //!   directories and files, for what a privileged tool reads as well as writes.
+//! - [`nss`]: users and groups looked up by `getent`, a dynamically linked
+//!   process, for a tool that is linked static (detach).
 //! - [`cli`]: clap parsing with GNU-style usage errors and exit statuses.
 //! - [`entry`]: every tool's C `main` ([`entry!`]), with the start-up each tool
 //!   asks for; [`cargs`]: argv from that `main`.
@@ -55,6 +57,7 @@ pub mod identity;
 pub mod inject;
 pub mod jobs;
 pub mod logout;
+pub mod nss;
 pub mod output;
 pub mod pidfd;
 pub mod proc;

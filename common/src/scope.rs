@@ -129,18 +129,28 @@ pub fn is_unit_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b":_.-\\@".contains(&b))
 }
 
+/// Where logind keeps a file for each lingering user, named after the user.
+const LINGER_DIR: &str = "/var/lib/systemd/linger";
+
 /// The file logind keeps for a lingering user.
 fn linger_file(uid: u32) -> Result<PathBuf> {
     let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
         .ok()
         .flatten()
         .ok_or_else(|| Error(format!("no user with ID {uid} in the user database")))?;
-    Ok(Path::new("/var/lib/systemd/linger").join(user.name))
+    Ok(Path::new(LINGER_DIR).join(user.name))
 }
 
 /// Whether user `uid` lingers (its manager outlives its last logout).
 pub fn lingers(uid: u32) -> Result<bool> {
     Ok(linger_file(uid)?.exists())
+}
+
+/// Whether the user named `name` lingers, for a tool that has the name
+/// already (detach, which looks names up through [`crate::nss`]).
+#[must_use]
+pub fn name_lingers(name: &str) -> bool {
+    !name.is_empty() && !name.contains('/') && Path::new(LINGER_DIR).join(name).exists()
 }
 
 /// The name of user `uid`, for messages (the number if it has none).

@@ -93,6 +93,23 @@ fn setup_failures_name_the_step() {
         125,
         "detach: unknown group 'no-such-group-x'\n",
     );
+    // getent would read these keys as user 0 (strtoul wraps, skips blanks):
+    // as names they name nobody.
+    check(
+        &["-p", "p.pid", "-u", "4294967296", "touch", "ran"],
+        125,
+        "detach: unknown user '4294967296'\n",
+    );
+    check(
+        &["-p", "p.pid", "-u", " 0", "touch", "ran"],
+        125,
+        "detach: unknown user ' 0'\n",
+    );
+    check(
+        &["-p", "p.pid", "-u", "root: 0", "touch", "ran"],
+        125,
+        "detach: unknown group ' 0'\n",
+    );
     check(
         &["-p", "p.pid", "-u", "", "touch", "ran"],
         125,

@@ -10,6 +10,7 @@ mod errors;
 mod hostile;
 mod job;
 mod notify;
+mod nss;
 mod print;
 mod records;
 mod state;

@@ -196,11 +196,13 @@ fn has_interpreter(path: &std::path::Path) -> bool {
 }
 
 /// rnohup's front has no loader and no library at all (static-pie, no
-/// `DT_NEEDED`); its full implementation, hupkit-rnohup, is linked static-pie
-/// where the C compiler has glibc's static archives and `rcrt1.o` (build.rs).
-/// The other tools stay dynamic (detach needs NSS for `--user`).
+/// `DT_NEEDED`); its full implementation, hupkit-rnohup, and detach are
+/// linked static-pie where the C compiler has glibc's static archives and
+/// `rcrt1.o` (build.rs): no dynamic loader runs before them (detach looks
+/// `--user` up through `getent`: tests/detach/nss.rs). The other tools stay
+/// dynamic.
 #[test]
-fn rnohup_is_static_without_a_loader() {
+fn rnohup_and_detach_are_static_without_a_loader() {
     let front = std::fs::read(util::bin("rnohup")).unwrap();
     assert!(
         !has_interpreter(&util::bin("rnohup")),
@@ -240,7 +242,7 @@ fn rnohup_is_static_without_a_loader() {
         || !has("libc.a")
         || !has("libgcc_eh.a")
     {
-        eprintln!("skipped: no static-pie toolchain, rnohup is dynamic here");
+        eprintln!("skipped: no static-pie toolchain, hupkit-rnohup and detach are dynamic here");
         return;
     }
     assert!(
@@ -248,8 +250,12 @@ fn rnohup_is_static_without_a_loader() {
         "hupkit-rnohup has a PT_INTERP"
     );
     assert!(
-        has_interpreter(&util::bin("detach")),
-        "detach has no PT_INTERP"
+        !has_interpreter(&util::bin("detach")),
+        "detach has a PT_INTERP"
+    );
+    assert!(
+        has_interpreter(&util::bin("rjobs")),
+        "rjobs has no PT_INTERP"
     );
 }
 

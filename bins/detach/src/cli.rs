@@ -353,8 +353,11 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
     ),
     (
         "NOTES",
-        "--user: supplementary groups are set (the user's, from the group database), then \
-         the group, then the user, and the result is verified. The output files are opened \
+        "--user: names and IDs are looked up with getent(1) (/usr/bin/getent, from the \
+         C library's package), so users and groups of every name service (LDAP, SSSD, \
+         extrausers) work in detach, which is linked statically. Supplementary groups are \
+         set (the user's, from the group database), then the group, then the user, and \
+         the result is verified. The output files are opened \
          by detach before the fork, as that user (so the daemon never gets a file its user \
          could not have opened, and new ones are the user's); the pidfile and the lock are \
          written as the caller.\n\

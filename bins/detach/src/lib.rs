@@ -29,6 +29,7 @@ use hupkit_common::dbus::{self, Bus, Helper};
 use hupkit_common::diag::Diag;
 use hupkit_common::exit::{self, Status};
 use hupkit_common::identity::{Identity, Liveness};
+use hupkit_common::nss;
 use hupkit_common::pidfd::PidFd;
 use hupkit_common::quote::quote;
 use hupkit_common::scope;
@@ -419,11 +420,16 @@ fn prepare_scope(cli: &Cli, diag: &mut Diag, uid: u32) -> Result<Option<Helper>>
         return Ok(None);
     }
     let bus = helper.connect().map_err(cannot)?;
-    if bus == Bus::User && !scope::lingers(uid).unwrap_or(false) {
-        diag.warning(&format!(
-            "the daemon will still die at the last logout of {}, who does not linger: its scope ends with the user's service manager (detach --linger, or loginctl enable-linger)",
-            scope::user_name(uid)
-        ));
+    // The user's name through getent (detach is linked static: see plan::parse_user).
+    let name = || nss::passwd_by_uid(uid).ok().flatten().map(|p| p.name);
+    if bus == Bus::User {
+        let name = name();
+        if !name.as_deref().is_some_and(scope::name_lingers) {
+            diag.warning(&format!(
+                "the daemon will still die at the last logout of {}, who does not linger: its scope ends with the user's service manager (detach --linger, or loginctl enable-linger)",
+                name.unwrap_or_else(|| uid.to_string())
+            ));
+        }
     }
     Ok(Some(helper))
 }
@@ -527,12 +533,8 @@ pub fn start_with(cli: &Cli, raw: &[OsString], diag: &mut Diag) -> Result<Identi
         )
     })?;
     let mut lock = claim(cli, &cwd)?;
-    let owner = cli
-        .user
-        .as_deref()
-        .map(plan::parse_user)
-        .transpose()?
-        .map(|c| (c.uid, c.gid));
+    let creds = cli.user.as_deref().map(plan::parse_user).transpose()?;
+    let owner = creds.as_ref().map(|c| (c.uid, c.gid));
     let listener = match cli.notify {
         Some(_) => Some(notify::Listener::new(owner).map_err(|e| {
             Error::sys(
@@ -543,7 +545,12 @@ pub fn start_with(cli: &Cli, raw: &[OsString], diag: &mut Diag) -> Result<Identi
         })?),
         None => None,
     };
-    let mut plan = plan::Plan::new(cli, &cwd, listener.as_ref().map(notify::Listener::path))?;
+    let mut plan = plan::Plan::new(
+        cli,
+        &cwd,
+        creds,
+        listener.as_ref().map(notify::Listener::path),
+    )?;
     let daemon_uid = owner.map_or_else(|| nix::unistd::geteuid().as_raw(), |(u, _)| u.as_raw());
     let mut manager = prepare_scope(cli, diag, daemon_uid)?;
     let gate = scope_gate(&mut plan, manager.as_ref())?;

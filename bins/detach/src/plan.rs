@@ -15,6 +15,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use hupkit_common::exit;
+use hupkit_common::nss::{self, LookupError};
 use hupkit_common::quote::quote;
 use hupkit_common::safefile::FileError;
 use hupkit_common::safepath::{self, Purpose};
@@ -22,7 +23,7 @@ use hupkit_common::{Context, Error, Result};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
-use nix::unistd::{Gid, Group, Uid, User};
+use nix::unistd::{Gid, Uid};
 
 use crate::cli::Cli;
 
@@ -37,6 +38,8 @@ pub struct Creds {
     pub gid: Gid,
     /// Supplementary groups, in `setgroups` form.
     pub groups: Vec<libc::gid_t>,
+    /// The home directory of the user's entry, if it has one (`HOME`).
+    pub home: Option<OsString>,
 }
 
 /// A null-terminated array of C strings for `execve`, with its storage.
@@ -132,28 +135,38 @@ pub fn parse_umask(text: &str) -> Result<libc::mode_t> {
 }
 
 /// Resolves `USER[:GROUP]` (names or numeric IDs) and the user's groups.
+///
+/// Through `getent` ([`hupkit_common::nss`]), never this process's own libc:
+/// detach is linked static, and static glibc cannot load the name service
+/// modules (LDAP, SSSD, extrausers) reliably.
 pub fn parse_user(spec: &str) -> Result<Creds> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
     let fail = |what: String| Error::failed(what, exit::CANCELED);
-    let lookup = |u: &str| -> Result<Option<User>> {
-        match u.parse::<u32>() {
-            Ok(id) => User::from_uid(Uid::from_raw(id)),
-            Err(_) => User::from_name(u),
-        }
-        .context(exit::CANCELED, || {
-            format!("cannot look up user {}", quote(OsStr::new(u)))
-        })
+    let cannot = |what: &str, name: &str, e: &LookupError| {
+        fail(format!(
+            "cannot look up {what} {}: {e}",
+            quote(OsStr::new(name))
+        ))
     };
     if user.is_empty() {
         return Err(fail(format!("invalid user {}", quote(OsStr::new(spec)))));
     }
-    let entry = lookup(user)?;
+    let entry = match user.parse::<u32>() {
+        Ok(id) => nss::passwd_by_uid(id),
+        Err(_) => nss::passwd_by_name(user),
+    };
+    let entry = match entry {
+        Ok(entry) => entry,
+        // A key getent would read as a number ("4294967296", "-1") names no user.
+        Err(LookupError::NotAName) => None,
+        Err(e) => return Err(cannot("user", user, &e)),
+    };
     let uid = match (&entry, user.parse::<u32>()) {
         (Some(e), _) => e.uid,
-        (None, Ok(id)) => Uid::from_raw(id),
+        (None, Ok(id)) => id,
         (None, Err(_)) => return Err(fail(format!("unknown user {}", quote(OsStr::new(user))))),
     };
     let gid = match group {
@@ -164,15 +177,14 @@ pub fn parse_user(spec: &str) -> Result<Creds> {
             )));
         }
         Some(g) => match g.parse::<u32>() {
-            Ok(id) => Gid::from_raw(id),
-            Err(_) => {
-                Group::from_name(g)
-                    .context(exit::CANCELED, || {
-                        format!("cannot look up group {}", quote(OsStr::new(g)))
-                    })?
-                    .ok_or_else(|| fail(format!("unknown group {}", quote(OsStr::new(g)))))?
-                    .gid
-            }
+            Ok(id) => id,
+            Err(_) => match nss::group_by_name(g) {
+                Ok(Some(id)) => id,
+                Ok(None) | Err(LookupError::NotAName) => {
+                    return Err(fail(format!("unknown group {}", quote(OsStr::new(g)))));
+                }
+                Err(e) => return Err(cannot("group", g, &e)),
+            },
         },
         None => match &entry {
             Some(e) => e.gid,
@@ -187,26 +199,25 @@ pub fn parse_user(spec: &str) -> Result<Creds> {
     };
     // The user's supplementary groups, plus the chosen group (initgroups semantics).
     let mut groups: Vec<libc::gid_t> = match &entry {
-        Some(e) => {
-            let name = CString::new(e.name.as_bytes())
-                .map_err(|_| fail("user name contains NUL".into()))?;
-            nix::unistd::getgrouplist(&name, gid)
-                .context(exit::CANCELED, || {
-                    format!("cannot list the groups of {}", quote(OsStr::new(&e.name)))
-                })?
-                .into_iter()
-                .map(Gid::as_raw)
-                .collect()
-        }
-        None => vec![gid.as_raw()],
+        Some(e) => nss::initgroups(&e.name).map_err(|err| {
+            fail(format!(
+                "cannot list the groups of {}: {err}",
+                quote(OsStr::new(&e.name))
+            ))
+        })?,
+        None => Vec::new(),
     };
+    groups.push(gid);
     groups.sort_unstable();
     groups.dedup();
     Ok(Creds {
-        name: entry.map_or_else(|| user.to_string(), |e| e.name),
-        uid,
-        gid,
+        name: entry
+            .as_ref()
+            .map_or_else(|| user.to_string(), |e| e.name.clone()),
+        uid: Uid::from_raw(uid),
+        gid: Gid::from_raw(gid),
         groups,
+        home: entry.map(|e| e.dir),
     })
 }
 
@@ -352,8 +363,8 @@ fn environment(
         env.push((k.into(), v));
     };
     if let Some(c) = creds {
-        if let Ok(Some(u)) = User::from_uid(c.uid) {
-            set("HOME", u.dir.into_os_string());
+        if let Some(home) = &c.home {
+            set("HOME", home.clone());
         }
         set("USER", c.name.clone().into());
         set("LOGNAME", c.name.clone().into());
@@ -399,9 +410,14 @@ fn outputs(cli: &Cli, cwd: &Path) -> Result<(OwnedFd, OwnedFd)> {
 }
 
 impl Plan {
-    /// Prepares the daemon described by `cli`, from the caller's directory `cwd`.
-    pub fn new(cli: &Cli, cwd: &Path, notify_socket: Option<&Path>) -> Result<Plan> {
-        let creds = cli.user.as_deref().map(parse_user).transpose()?;
+    /// Prepares the daemon described by `cli`, from the caller's directory
+    /// `cwd`, to run as `creds` (`--user`, resolved by [`parse_user`]).
+    pub fn new(
+        cli: &Cli,
+        cwd: &Path,
+        creds: Option<Creds>,
+        notify_socket: Option<&Path>,
+    ) -> Result<Plan> {
         if creds.is_some() && !nix::unistd::geteuid().is_root() {
             return Err(Error::failed(
                 "--user needs root privileges",
