@@ -388,6 +388,46 @@ impl Located {
         fill: impl FnOnce(&mut File) -> std::io::Result<()>,
     ) -> Result<(), FileError> {
         self.check_existing()?;
+        let tmp = self.temporary(mode, fill)?;
+        renameat(&self.dir, tmp.as_os_str(), &self.dir, self.name.as_os_str()).map_err(|e| {
+            self.discard(&tmp);
+            FileError::Sys(e)
+        })
+    }
+
+    /// Writes `contents` to a new file of mode `mode` and gives it the name
+    /// only if the name is free (`renameat2` with `RENAME_NOREPLACE`): readers
+    /// see it appear whole, nothing is replaced, and nothing had to be checked
+    /// or removed first. `Ok(false)`, with nothing left behind, if the name is
+    /// taken (or the file system cannot rename without replacing): then it is
+    /// the caller's to check and replace.
+    pub fn write_new(&self, contents: &[u8], mode: u32) -> Result<bool, FileError> {
+        let tmp = self.temporary(mode, |file| file.write_all(contents))?;
+        match nix::fcntl::renameat2(
+            &self.dir,
+            tmp.as_os_str(),
+            &self.dir,
+            self.name.as_os_str(),
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                self.discard(&tmp);
+                match e {
+                    Errno::EEXIST | Errno::EINVAL | Errno::ENOSYS => Ok(false),
+                    e => Err(FileError::Sys(e)),
+                }
+            }
+        }
+    }
+
+    /// A new temporary file (`O_EXCL`) beside the name, filled by `fill` and
+    /// given `mode`; its name. On failure nothing is left behind.
+    fn temporary(
+        &self,
+        mode: u32,
+        fill: impl FnOnce(&mut File) -> std::io::Result<()>,
+    ) -> Result<OsString, FileError> {
         let base = self.name.as_bytes();
         let mut attempt = 0u32;
         let (tmp, fd) = loop {
@@ -417,15 +457,20 @@ impl Located {
             .map_err(|e| crate::safefile::sys(&e))
             .and_then(|()| {
                 fchmod(file.as_fd(), Mode::from_bits_truncate(mode)).map_err(FileError::Sys)
-            })
-            .and_then(|()| {
-                renameat(&self.dir, tmp.as_os_str(), &self.dir, self.name.as_os_str())
-                    .map_err(FileError::Sys)
             });
-        if written.is_err() {
-            let _ = unlinkat(&self.dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        match written {
+            Ok(()) => Ok(tmp),
+            Err(e) => {
+                self.discard(&tmp);
+                Err(e)
+            }
         }
-        written
+    }
+
+    /// Removes the temporary file `tmp` (best effort: the failure being
+    /// reported is the caller's).
+    fn discard(&self, tmp: &OsStr) {
+        let _ = unlinkat(&self.dir, tmp, UnlinkatFlags::NoRemoveDir);
     }
 
     /// Removes the file (a missing one is not an error).
@@ -480,6 +525,22 @@ mod tests {
 
     fn chmod(p: &Path, mode: u32) {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn write_new_takes_only_a_free_name() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        chmod(dir.path(), 0o755);
+        let p = dir.path().join("x.pid");
+        let l = locate(&p, Purpose::Record).unwrap();
+        assert_eq!(l.write_new(b"1\n", 0o644), Ok(true));
+        assert_eq!(std::fs::read(&p).unwrap(), b"1\n");
+        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o644);
+        assert_eq!(l.write_new(b"2\n", 0o644), Ok(false));
+        assert_eq!(std::fs::read(&p).unwrap(), b"1\n");
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

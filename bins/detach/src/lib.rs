@@ -225,12 +225,17 @@ fn refusal_text(file: &std::path::Path, why: &str) -> String {
     format!("refusing {what} {}: {why}", quote(file.as_os_str()))
 }
 
+/// What a start holds from its claim: the start lock (if asked) and its path,
+/// and the pidfile (if asked), its directory walked once for the check and
+/// the writes.
+struct Claim {
+    lock: Option<(records::StartLock, std::path::PathBuf)>,
+    pidfile: Option<records::Pidfile>,
+}
+
 /// Takes the start lock (if asked) and refuses when the lock or the pidfile names
 /// a live daemon; the lock stays held until the new daemon is recorded.
-fn claim(
-    cli: &Cli,
-    cwd: &std::path::Path,
-) -> Result<Option<(records::StartLock, std::path::PathBuf)>> {
+fn claim(cli: &Cli, cwd: &std::path::Path) -> Result<Claim> {
     let lock_path = cli.lock.as_deref().map(|p| plan::absolute(cwd, p));
     let pidfile = cli.pidfile.as_deref().map(|p| plan::absolute(cwd, p));
     if lock_path.is_some() && lock_path == pidfile {
@@ -254,8 +259,11 @@ fn claim(
         }
         None => None,
     };
+    let mut located = None;
     if let Some(pidfile) = pidfile {
-        match records::read_pidfile(&pidfile) {
+        let (state, at) = records::read_located(&pidfile);
+        located = at;
+        match state {
             records::PidfileState::Refused(file, why) => {
                 return Err(Error::failed(refusal_text(&file, &why), exit::CANCELED));
             }
@@ -268,7 +276,10 @@ fn claim(
             _ => {}
         }
     }
-    Ok(lock)
+    Ok(Claim {
+        lock,
+        pidfile: located,
+    })
 }
 
 /// `--notify`: waits for READY=1; returns the daemon's main PID, and its start
@@ -460,8 +471,9 @@ fn move_daemon(manager: &mut Helper, plan: &plan::Plan, pid: Pid) -> dbus::Resul
     manager.move_to_new_scope(&[pid], hint)
 }
 
-/// Reads the identity of the daemon at `pid` and writes the pidfile, if asked.
-fn identify(plan: &plan::Plan, pid: Pid) -> Result<Identity> {
+/// Reads the identity of the daemon at `pid` and writes the pidfile, if
+/// asked, through `at` (the claim's walk) where there is one.
+fn identify(plan: &plan::Plan, pid: Pid, at: Option<&records::Pidfile>) -> Result<Identity> {
     let id = Identity::of(pid).map_err(|e| {
         Error::sys(
             format!("cannot read the identity of PID {pid}"),
@@ -470,7 +482,11 @@ fn identify(plan: &plan::Plan, pid: Pid) -> Result<Identity> {
         )
     })?;
     if let Some(pidfile) = &plan.pidfile {
-        records::write_pidfile(pidfile, &id).map_err(|e| {
+        match at {
+            Some(at) => at.write(&id),
+            None => records::write_pidfile(pidfile, &id),
+        }
+        .map_err(|e| {
             Error::failed(
                 format!(
                     "cannot write pidfile {} (daemon PID {} is running): {e}",
@@ -532,7 +548,10 @@ pub fn start_with(cli: &Cli, raw: &[OsString], diag: &mut Diag) -> Result<Identi
             exit::CANCELED,
         )
     })?;
-    let mut lock = claim(cli, &cwd)?;
+    let Claim {
+        mut lock,
+        pidfile: located,
+    } = claim(cli, &cwd)?;
     let creds = cli.user.as_deref().map(plan::parse_user).transpose()?;
     let owner = creds.as_ref().map(|c| (c.uid, c.gid));
     let listener = match cli.notify {
@@ -569,7 +588,7 @@ pub fn start_with(cli: &Cli, raw: &[OsString], diag: &mut Diag) -> Result<Identi
             }
         }
         if cli.notify.is_none() {
-            early = Some(identify(&plan, pid));
+            early = Some(identify(&plan, pid, located.as_ref()));
         }
         true
     });
@@ -609,9 +628,9 @@ pub fn start_with(cli: &Cli, raw: &[OsString], diag: &mut Diag) -> Result<Identi
                     ));
                 }
             }
-            identify(&plan, main)?
+            identify(&plan, main, located.as_ref())?
         }
-        (None, _, _) => identify(&plan, pid)?,
+        (None, _, _) => identify(&plan, pid, located.as_ref())?,
     };
     if let Some((lock, path)) = &mut lock {
         record_in_lock(lock, path, &id)?;

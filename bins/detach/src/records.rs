@@ -36,13 +36,98 @@ pub fn id_path(pidfile: &Path) -> PathBuf {
 }
 
 /// The pidfile and its identity record, located under [`safepath`]'s rules:
-/// the same directory descriptor for both.
-fn locate(pidfile: &Path) -> Result<(Located, Located), FileError> {
-    let file = safepath::locate(pidfile, Purpose::Record)?;
-    let mut id_name = file.name().to_os_string();
-    id_name.push(".id");
-    let id = file.sibling(&id_name)?;
-    Ok((file, id))
+/// the same directory descriptor for both. A start walks the path once, for
+/// the check of a running daemon and for both writes ([`Pidfile::read`],
+/// [`Pidfile::write`]).
+#[derive(Debug)]
+pub struct Pidfile {
+    file: Located,
+    id: Located,
+}
+
+impl Pidfile {
+    /// Walks to the pidfile `path` (see [`safepath::locate`]).
+    pub fn locate(path: &Path) -> Result<Pidfile, FileError> {
+        let file = safepath::locate(path, Purpose::Record)?;
+        let mut id_name = file.name().to_os_string();
+        id_name.push(".id");
+        let id = file.sibling(&id_name)?;
+        Ok(Pidfile { file, id })
+    }
+
+    /// What the pidfile at `path` (the path this was located from, for
+    /// messages) says, both files read under [`safepath`]'s rules.
+    #[must_use]
+    pub fn read(&self, path: &Path) -> PidfileState {
+        let bytes = match self.file.read(READ_LIMIT) {
+            Ok(Some(b)) => b,
+            Ok(None) => return PidfileState::Missing,
+            Err(e) => return refusal(path, e),
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let Some(pid) = text
+            .strip_suffix('\n')
+            .unwrap_or(&text)
+            .parse::<i32>()
+            .ok()
+            .filter(|p| *p > 0)
+        else {
+            return PidfileState::Invalid("it does not hold a PID".into());
+        };
+        let identity = match self.id.read(READ_LIMIT) {
+            Ok(Some(b)) => Identity::parse(&String::from_utf8_lossy(&b)),
+            Ok(None) | Err(FileError::Sys(_)) => None,
+            Err(e) => return refusal(&id_path(path), e),
+        };
+        let identity = identity.filter(|id| id.pid.as_raw() == pid);
+        PidfileState::Pid(Pid::from_raw(pid), identity)
+    }
+
+    /// Writes the identity record, then the pidfile.
+    ///
+    /// Each is a new file renamed into a free name (readers see it appear
+    /// whole), which costs ext4 no forced write-back (renaming over an
+    /// existing file triggers its `auto_da_alloc` flush: 1.5 ms each,
+    /// measured). Where a name is taken, the old file is stale by now (a live
+    /// one refuses the start): both are checked, then removed, then written.
+    pub fn write(&self, id: &Identity) -> Result<(), FileError> {
+        let id_text = format!("{id}\n");
+        if !self.id.write_new(id_text.as_bytes(), 0o644)? {
+            self.file.check_existing()?;
+            self.id.check_existing()?;
+            self.file.remove()?;
+            self.id.remove()?;
+            self.id.write_atomic(id_text.as_bytes(), 0o644)?;
+        }
+        let pid_text = format!("{}\n", id.pid);
+        if !self.file.write_new(pid_text.as_bytes(), 0o644)? {
+            if let Err(e) = self
+                .file
+                .check_existing()
+                .and_then(|_| self.file.remove())
+                .and_then(|()| self.file.write_atomic(pid_text.as_bytes(), 0o644))
+            {
+                // Nothing half-done: the new identity record goes too.
+                let _ = self.id.remove();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes both files.
+    fn remove(&self) {
+        let _ = self.file.remove();
+        let _ = self.id.remove();
+    }
+}
+
+/// What a pidfile or identity record that could not be read says.
+fn refusal(file: &Path, e: FileError) -> PidfileState {
+    match e {
+        FileError::Sys(errno) => PidfileState::Invalid(hupkit_common::diag::strerror(errno)),
+        other => PidfileState::Refused(file.to_path_buf(), other.to_string()),
+    }
 }
 
 /// What a pidfile says.
@@ -63,36 +148,17 @@ pub enum PidfileState {
 /// a file another user could have planted or written is refused, never read.
 #[must_use]
 pub fn read_pidfile(path: &Path) -> PidfileState {
-    let refuse = |file: &Path, e: FileError| match e {
-        FileError::Sys(errno) => PidfileState::Invalid(hupkit_common::diag::strerror(errno)),
-        other => PidfileState::Refused(file.to_path_buf(), other.to_string()),
-    };
-    let (file, id_file) = match locate(path) {
-        Ok(both) => both,
-        Err(e) => return refuse(path, e),
-    };
-    let bytes = match file.read(READ_LIMIT) {
-        Ok(Some(b)) => b,
-        Ok(None) => return PidfileState::Missing,
-        Err(e) => return refuse(path, e),
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let Some(pid) = text
-        .strip_suffix('\n')
-        .unwrap_or(&text)
-        .parse::<i32>()
-        .ok()
-        .filter(|p| *p > 0)
-    else {
-        return PidfileState::Invalid("it does not hold a PID".into());
-    };
-    let identity = match id_file.read(READ_LIMIT) {
-        Ok(Some(b)) => Identity::parse(&String::from_utf8_lossy(&b)),
-        Ok(None) | Err(FileError::Sys(_)) => None,
-        Err(e) => return refuse(&id_path(path), e),
-    };
-    let identity = identity.filter(|id| id.pid.as_raw() == pid);
-    PidfileState::Pid(Pid::from_raw(pid), identity)
+    read_located(path).0
+}
+
+/// [`read_pidfile`], and the located files for the writes that follow (`None`
+/// if the path could not be walked).
+#[must_use]
+pub fn read_located(path: &Path) -> (PidfileState, Option<Pidfile>) {
+    match Pidfile::locate(path) {
+        Ok(at) => (at.read(path), Some(at)),
+        Err(e) => (refusal(path, e), None),
+    }
 }
 
 /// A job record's ID, as `rjobs --records` shows it: `PID@STARTTIME`.
@@ -172,28 +238,16 @@ pub fn read_job(path: &Path, id: JobId) -> (PidfileState, Option<PathBuf>) {
     (PidfileState::Pid(rec.id.pid, Some(rec.id)), pidfile)
 }
 
-/// Writes the identity record, then the pidfile.
-///
-/// Any old pidfile is stale by now (a live one refuses the start), so it is
-/// removed first: the new files are then renamed into free names, which readers
-/// see appear whole, and which costs ext4 no forced write-back (renaming over an
-/// existing file triggers its `auto_da_alloc` flush: 1.5 ms each, measured).
+/// Writes the identity record, then the pidfile ([`Pidfile::write`]).
 pub fn write_pidfile(path: &Path, id: &Identity) -> Result<(), FileError> {
-    let (file, id_file) = locate(path)?;
-    file.check_existing()?;
-    id_file.check_existing()?;
-    file.remove()?;
-    id_file.remove()?;
-    id_file.write_atomic(format!("{id}\n").as_bytes(), 0o644)?;
-    file.write_atomic(format!("{}\n", id.pid).as_bytes(), 0o644)
+    Pidfile::locate(path)?.write(id)
 }
 
 /// Removes the pidfile and its record if they still name `id`.
 pub fn remove_pidfile(path: &Path, id: &Identity) {
-    if read_pidfile(path) == PidfileState::Pid(id.pid, Some(id.clone())) {
-        if let Ok((file, id_file)) = locate(path) {
-            let _ = file.remove();
-            let _ = id_file.remove();
+    if let Ok(at) = Pidfile::locate(path) {
+        if at.read(path) == PidfileState::Pid(id.pid, Some(id.clone())) {
+            at.remove();
         }
     }
 }
