@@ -13,8 +13,9 @@ use nix::sys::signal::Signal;
 use super::{Daemon, detach, detach_cmd, file_becomes, open_tempdir, result, root_tempdir};
 use crate::util;
 
-/// A caller that blocks TERM and USR1, ignores HUP, QUIT, PIPE and XFSZ, and
-/// leaks fd 7: the daemon must inherit none of it.
+/// A caller that blocks TERM and USR1, ignores HUP, QUIT, PIPE, XFSZ and the
+/// real-time signals 32 (glibc's own) and 64, and leaks fd 7: the daemon must
+/// inherit none of it.
 #[test]
 fn daemon_state_is_clean_whatever_the_caller() {
     let dir = open_tempdir();
@@ -46,6 +47,18 @@ fn daemon_state_is_clean_whatever_the_caller() {
             libc::sigprocmask(libc::SIG_BLOCK, &raw const set, std::ptr::null_mut());
             for s in [libc::SIGHUP, libc::SIGQUIT, libc::SIGPIPE, libc::SIGXFSZ] {
                 libc::signal(s, libc::SIG_IGN);
+            }
+            // The kernel's struct sigaction: handler, flags, restorer, mask.
+            // Raw, since glibc refuses its internal signal 32.
+            let ignore: [usize; 4] = [1, 0, 0, 0];
+            for s in [32, 64] {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    s,
+                    ignore.as_ptr(),
+                    std::ptr::null_mut::<usize>(),
+                    8usize,
+                );
             }
             libc::dup2(leak_fd, 7);
             Ok(())

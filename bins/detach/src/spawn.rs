@@ -226,7 +226,7 @@ fn relay(plan: &Plan, r: &Relay, wr: RawFd, daemon: libc::pid_t) -> ! {
         check(wr, Step::Relay, libc::dup2(r.stderr.as_raw_fd(), 1));
         check(wr, Step::Relay, libc::dup2(r.null.as_raw_fd(), 2));
         switch_user(plan, wr);
-        if let Err(errno) = hupkit_common::signal::reset_all_raw() {
+        if let Err(errno) = hupkit_common::signal::reset_for_exec_raw() {
             fail(wr, Step::Relay, errno);
         }
         cloexec_above_2();
@@ -279,8 +279,10 @@ fn daemon(plan: &Plan, wr: RawFd) -> ! {
         }
         // Every signal at its default action, none blocked: execve keeps ignored
         // signals and the mask, and a daemon that ignores or blocks SIGTERM cannot
-        // be stopped. Raw system calls, so glibc's internal 32 and 33 are reset too.
-        if let Err(errno) = hupkit_common::signal::reset_all_raw() {
+        // be stopped. Raw system calls, so glibc's internal 32 and 33 are reset too;
+        // only the signals not at their default already (one read of
+        // /proc/self/status instead of 62 system calls).
+        if let Err(errno) = hupkit_common::signal::reset_for_exec_raw() {
             fail(wr, Step::Signals, errno);
         }
         // --scope: wait until the caller has moved this process to its scope
