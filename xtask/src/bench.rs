@@ -330,17 +330,44 @@ pub fn run(pairs: usize) -> Result<(), String> {
     );
     let _ = std::fs::remove_dir_all(&state);
 
+    bench_detach(&release, pairs.min(500))?;
+    bench_rjobs(&release, pairs)?;
+    bench_disown(&release, pairs.min(200))?;
+    bench_rfg(&release)?;
+    bench_rss(&release)
+}
+
+/// `cargo xtask bench detach [--pairs N]`: only [`bench_detach`] (500 pairs
+/// unless told), with the table's header.
+///
+/// # Errors
+/// The build or a run failed.
+pub fn run_detach(pairs: usize) -> Result<(), String> {
+    let release = build_release(&crate::workspace_root())?;
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| format!("cannot become a child subreaper: {e}"))?;
+    println!(
+        "| benchmark | environment | pairs | ours (median) | anchor (median) | ratio median | ratio p10-p90 | ours max RSS | anchor max RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    bench_detach(&release, pairs)
+}
+
+/// The detach rows: `pairs` pairs each (the caller is a child subreaper).
+/// `HUPKIT_BENCH_DETACH=PATH` measures that detach instead of this build's
+/// (an older build, for a before-and-after in one sitting).
+fn bench_detach(release: &Path, pairs: usize) -> Result<(), String> {
     // detach: start a daemon with a pidfile, against start-stop-daemon doing the
     // same, and against setsid -f (which writes no pidfile and reports nothing).
     let dir = scratch_dir("hupkit-bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let detach = release.join("detach");
+    let detach = std::env::var_os("HUPKIT_BENCH_DETACH")
+        .map_or_else(|| release.join("detach"), PathBuf::from);
     let ours_pid = dir.join("detach.pid");
     let ssd_pid = dir.join("ssd.pid");
     let sleep = Path::new("/bin/sleep");
     let n = Path::new("1000");
     let ours: Vec<&Path> = vec![&detach, Path::new("-p"), &ours_pid, sleep, n];
-    let daemon_pairs = pairs.min(500);
     let env = [("LC_ALL", "C")];
     if let Some(ssd) = ["/sbin/start-stop-daemon", "/usr/sbin/start-stop-daemon"]
         .iter()
@@ -359,30 +386,27 @@ pub fn run(pairs: usize) -> Result<(), String> {
             Path::new("--"),
             n,
         ];
-        let c = compare(&ours, &anchor, &env, daemon_pairs)?;
+        let c = compare(&ours, &anchor, &env, pairs)?;
         row(
             "`detach -p F sleep` vs `start-stop-daemon --start --background --make-pidfile`",
             "LC_ALL=C",
-            daemon_pairs,
+            pairs,
             &c,
         );
     }
     let setsid = Path::new("/usr/bin/setsid");
     if setsid.exists() {
         let anchor: Vec<&Path> = vec![setsid, Path::new("-f"), sleep, n];
-        let c = compare(&ours, &anchor, &env, daemon_pairs)?;
+        let c = compare(&ours, &anchor, &env, pairs)?;
         row(
             "`detach -p F sleep` vs `setsid -f sleep`",
             "LC_ALL=C",
-            daemon_pairs,
+            pairs,
             &c,
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
-    bench_rjobs(&release, pairs)?;
-    bench_disown(&release, pairs.min(200))?;
-    bench_rfg(&release)?;
-    bench_rss(&release)
+    Ok(())
 }
 
 /// The tools of [`bench_rss`]: name, what it runs, and whether it acts on a

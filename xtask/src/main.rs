@@ -6,6 +6,7 @@
 //! - `cargo xtask bench rfg`: only rfg's cost of waiting.
 //! - `cargo xtask bench rjobs`: only rjobs against ps, and its scaling table.
 //! - `cargo xtask bench disown`: only disown's time held, sleeping and CPU-bound targets.
+//! - `cargo xtask bench detach [--pairs N]`: only detach against start-stop-daemon and setsid.
 //! - `cargo xtask soak`: the soak tests at full counts (huplab's hangup matrix
 //!   200 times, disown injected 1000 times).
 //! - `cargo xtask install|uninstall [--prefix DIR] [--destdir DIR] [--no-build
@@ -22,7 +23,7 @@ use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo xtask gen [--check] | cargo xtask bench [--pairs N] | cargo xtask bench rfg|rjobs|disown | cargo xtask soak\n       \
+        "usage: cargo xtask gen [--check] | cargo xtask bench [--pairs N] | cargo xtask bench rfg|rjobs|disown | cargo xtask bench detach [--pairs N] | cargo xtask soak\n       \
          cargo xtask install|uninstall [--prefix DIR] [--destdir DIR] [--no-build [--bin-dir DIR]]\n       \
          cargo xtask deb [--no-build [--bin-dir DIR]] [--out-dir DIR] | cargo xtask deb-check [DEB]\n       \
          cargo xtask container up [--kill-user-processes yes|no] [--unified|--hybrid]\n       \
@@ -284,6 +285,11 @@ fn main() -> ExitCode {
         ["bench", "rjobs"] => bench_result(xtask::bench::run_rjobs(200)),
         ["bench", "disown"] => bench_result(xtask::bench::run_disown()),
         ["bench", "rfg"] => bench_result(xtask::bench::run_rfg()),
+        ["bench", "detach"] => bench_result(xtask::bench::run_detach(500)),
+        ["bench", "detach", "--pairs", n] => match n.parse() {
+            Ok(n) if n > 0 => bench_result(xtask::bench::run_detach(n)),
+            _ => usage(),
+        },
         ["bench", rest @ ..] => {
             let pairs = match rest {
                 [] => 2000,
