@@ -43,6 +43,9 @@ pub fn id_path(pidfile: &Path) -> PathBuf {
 pub struct Pidfile {
     file: Located,
     id: Located,
+    /// The pidfile was missing when read ([`read_located`]): the writes try
+    /// the free names first.
+    free: bool,
 }
 
 impl Pidfile {
@@ -52,7 +55,11 @@ impl Pidfile {
         let mut id_name = file.name().to_os_string();
         id_name.push(".id");
         let id = file.sibling(&id_name)?;
-        Ok(Pidfile { file, id })
+        Ok(Pidfile {
+            file,
+            id,
+            free: false,
+        })
     }
 
     /// What the pidfile at `path` (the path this was located from, for
@@ -88,29 +95,23 @@ impl Pidfile {
     /// Each is a new file renamed into a free name (readers see it appear
     /// whole), which costs ext4 no forced write-back (renaming over an
     /// existing file triggers its `auto_da_alloc` flush: 1.5 ms each,
-    /// measured). Where a name is taken, the old file is stale by now (a live
-    /// one refuses the start): both are checked, then removed, then written.
+    /// measured). An old pidfile is stale by now (a live one refuses the
+    /// start): unless it was missing when read, both files are checked, then
+    /// removed, before either is written. Where a name is taken all the same
+    /// (an identity record without its pidfile, a race), that file is
+    /// checked, removed and written.
     pub fn write(&self, id: &Identity) -> Result<(), FileError> {
-        let id_text = format!("{id}\n");
-        if !self.id.write_new(id_text.as_bytes(), 0o644)? {
+        if !self.free {
             self.file.check_existing()?;
             self.id.check_existing()?;
             self.file.remove()?;
             self.id.remove()?;
-            self.id.write_atomic(id_text.as_bytes(), 0o644)?;
         }
-        let pid_text = format!("{}\n", id.pid);
-        if !self.file.write_new(pid_text.as_bytes(), 0o644)? {
-            if let Err(e) = self
-                .file
-                .check_existing()
-                .and_then(|_| self.file.remove())
-                .and_then(|()| self.file.write_atomic(pid_text.as_bytes(), 0o644))
-            {
-                // Nothing half-done: the new identity record goes too.
-                let _ = self.id.remove();
-                return Err(e);
-            }
+        write_free(&self.id, format!("{id}\n").as_bytes())?;
+        if let Err(e) = write_free(&self.file, format!("{}\n", id.pid).as_bytes()) {
+            // Nothing half-done: the new identity record goes too.
+            let _ = self.id.remove();
+            return Err(e);
         }
         Ok(())
     }
@@ -120,6 +121,17 @@ impl Pidfile {
         let _ = self.file.remove();
         let _ = self.id.remove();
     }
+}
+
+/// Writes `text` to `at` (mode 0644) into the free name; if the name is
+/// taken, checks and removes what is there first.
+fn write_free(at: &Located, text: &[u8]) -> Result<(), FileError> {
+    if at.write_new(text, 0o644)? {
+        return Ok(());
+    }
+    at.check_existing()?;
+    at.remove()?;
+    at.write_atomic(text, 0o644)
 }
 
 /// What a pidfile or identity record that could not be read says.
@@ -156,7 +168,11 @@ pub fn read_pidfile(path: &Path) -> PidfileState {
 #[must_use]
 pub fn read_located(path: &Path) -> (PidfileState, Option<Pidfile>) {
     match Pidfile::locate(path) {
-        Ok(at) => (at.read(path), Some(at)),
+        Ok(mut at) => {
+            let state = at.read(path);
+            at.free = state == PidfileState::Missing;
+            (state, Some(at))
+        }
         Err(e) => (refusal(path, e), None),
     }
 }
