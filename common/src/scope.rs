@@ -150,7 +150,9 @@ pub fn lingers(uid: u32) -> Result<bool> {
 /// already (detach, which looks names up through [`crate::nss`]).
 #[must_use]
 pub fn name_lingers(name: &str) -> bool {
-    !name.is_empty() && !name.contains('/') && Path::new(LINGER_DIR).join(name).exists()
+    !matches!(name, "" | "." | "..")
+        && !name.contains('/')
+        && Path::new(LINGER_DIR).join(name).exists()
 }
 
 /// The name of user `uid`, for messages (the number if it has none).
@@ -165,6 +167,13 @@ pub fn user_name(uid: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn linger_names_stay_in_the_linger_directory() {
+        for name in ["", ".", "..", "../x", "a/b"] {
+            assert!(!name_lingers(name), "{name:?}");
+        }
+    }
 
     #[test]
     fn scope_names_are_unit_names() {
