@@ -86,16 +86,24 @@ impl JobState {
     }
 }
 
-impl fmt::Display for JobState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl JobState {
+    /// The state as `jobs` says it (what `Display` writes).
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
             JobState::Running => "Running",
             JobState::Stopped(Some(Signal::SIGSTOP)) => "Stopped (signal)",
             JobState::Stopped(Some(Signal::SIGTTIN)) => "Stopped (tty input)",
             JobState::Stopped(Some(Signal::SIGTTOU)) => "Stopped (tty output)",
             JobState::Stopped(_) => "Stopped",
             JobState::Done => "Done",
-        })
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
     }
 }
 
@@ -129,20 +137,10 @@ impl Snapshot {
     /// ([`ProcDir`]): an `openat`, a `read` and a `close` per process, and no
     /// allocation but the [`Stat`] itself.
     pub fn take() -> std::io::Result<Snapshot> {
-        use std::os::unix::ffi::OsStrExt;
         let mut dir = ProcDir::open()?;
         let mut procs = Vec::new();
-        for entry in std::fs::read_dir("/proc")? {
-            let Ok(entry) = entry else { continue };
-            let name = entry.file_name();
-            let name = name.as_bytes();
-            if name.is_empty() || !name.iter().all(u8::is_ascii_digit) {
-                continue;
-            }
-            let Some(pid) = std::str::from_utf8(name).ok().and_then(|s| s.parse().ok()) else {
-                continue;
-            };
-            let Ok(raw) = dir.read(Pid::from_raw(pid), "stat") else {
+        for pid in dir.pids()? {
+            let Ok(raw) = dir.read(pid, "stat") else {
                 continue;
             };
             if let Ok(st) = Stat::parse(raw) {
@@ -309,17 +307,26 @@ impl Snapshot {
     /// ([`Snapshot::cmdline_text`]).
     #[must_use]
     pub fn command_text(&self, job: &Job) -> String {
-        self.join_heads(job, |out, raw, p| {
+        let mut out = String::new();
+        self.push_command_text(job, &mut out);
+        out
+    }
+
+    /// [`Snapshot::command_text`], appended to `out` (a view of many jobs
+    /// writes them all into one buffer).
+    pub fn push_command_text(&self, job: &Job, out: &mut String) {
+        let utf8 = crate::quote::locale_is_utf8();
+        self.write_heads(job, out, |out, raw, p| {
             // As Snapshot::argv: trailing NULs dropped; none left is no argv.
             let args = raw.and_then(|raw| raw.iter().rposition(|&b| b != 0).map(|e| &raw[..=e]));
             if let Some(args) = args {
-                out.push_str(&crate::quote::command_line(args.split(|&b| b == 0)));
+                crate::quote::push_command_line(out, args.split(|&b| b == 0), utf8);
             } else {
                 out.push('[');
                 out.push_str(&p.name());
                 out.push(']');
             }
-        })
+        });
     }
 
     /// The heads of `job` joined by ` | `, each written by `write` from its
@@ -328,18 +335,28 @@ impl Snapshot {
     fn join_heads(
         &self,
         job: &Job,
-        mut write: impl FnMut(&mut String, Option<&[u8]>, &Stat),
+        write: impl FnMut(&mut String, Option<&[u8]>, &Stat),
     ) -> String {
         let mut out = String::new();
+        self.write_heads(job, &mut out, write);
+        out
+    }
+
+    /// [`Snapshot::join_heads`], appended to `out`.
+    fn write_heads(
+        &self,
+        job: &Job,
+        out: &mut String,
+        mut write: impl FnMut(&mut String, Option<&[u8]>, &Stat),
+    ) {
         let mut dir = self.dir.borrow_mut();
         for (i, p) in self.heads(job).enumerate() {
             if i > 0 {
                 out.push_str(" | ");
             }
             let raw = dir.read(p.pid, "cmdline").ok().filter(|r| !r.is_empty());
-            write(&mut out, raw, p);
+            write(out, raw, p);
         }
-        out
     }
 
     /// Whether a process group is orphaned: no member has a parent in the same
