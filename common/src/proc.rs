@@ -343,22 +343,20 @@ impl ProcDir {
         let mut path = [0u8; 64];
         let mut digits = [0u8; 20];
         let pid = u64::try_from(pid.as_raw()).map_err(|_| invalid("negative PID"))?;
-        let len = {
-            let parts: [&[u8]; 4] = [
-                crate::text::decimal(&mut digits, pid),
-                b"/",
-                file.as_bytes(),
-                b"\0",
-            ];
-            let mut len = 0;
-            for part in parts {
-                path.get_mut(len..len + part.len())
-                    .ok_or_else(|| invalid("/proc path too long"))?
-                    .copy_from_slice(part);
-                len += part.len();
-            }
-            len
-        };
+        let pid = crate::text::decimal(&mut digits, pid);
+        let len = pid.len() + 1 + file.len() + 1;
+        if len > path.len() {
+            return Err(invalid("/proc path too long"));
+        }
+        let mut at = 0;
+        for &b in pid.iter().chain(b"/") {
+            path[at] = b;
+            at += 1;
+        }
+        for &b in file.as_bytes() {
+            path[at] = b;
+            at += 1;
+        }
         let path = std::ffi::CStr::from_bytes_with_nul(&path[..len])
             .map_err(|_| invalid("NUL in a /proc file name"))?;
         let fd = openat(
@@ -412,44 +410,94 @@ fn last_close(raw: &[u8], open: usize) -> Option<usize> {
 }
 
 /// The fields of a `stat` line after `comm`, split at runs of ASCII white
-/// space (as `split_ascii_whitespace`), one at a time.
-struct Fields<'a>(&'a [u8]);
+/// space (as `split_ascii_whitespace`), read one at a time by a cursor:
+/// a number is parsed in the same pass that finds its end.
+struct Fields<'a> {
+    line: &'a [u8],
+    at: usize,
+}
 
 impl<'a> Fields<'a> {
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let s = self.0;
-        let mut at = 0;
-        while at < s.len() && s[at].is_ascii_whitespace() {
-            at += 1;
+    /// Moves to the start of the next field; false at the end of the line.
+    fn start(&mut self) -> bool {
+        while let Some(b) = self.line.get(self.at) {
+            if !b.is_ascii_whitespace() {
+                return true;
+            }
+            self.at += 1;
         }
-        if at == s.len() {
-            return None;
-        }
-        let start = at;
-        while at < s.len() && !s[at].is_ascii_whitespace() {
-            at += 1;
-        }
-        self.0 = &s[at..];
-        Some(&s[start..at])
+        false
     }
 
-    fn field(&mut self) -> io::Result<&'a [u8]> {
-        self.next().ok_or_else(|| invalid("stat: short"))
+    /// The next field.
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if !self.start() {
+            return None;
+        }
+        let start = self.at;
+        while self
+            .line
+            .get(self.at)
+            .is_some_and(|b| !b.is_ascii_whitespace())
+        {
+            self.at += 1;
+        }
+        Some(&self.line[start..self.at])
     }
 
     fn skip(&mut self, n: usize) -> io::Result<()> {
         for _ in 0..n {
-            self.field()?;
+            self.next().ok_or_else(|| invalid("stat: short"))?;
         }
         Ok(())
     }
 
-    fn signed(&mut self) -> io::Result<i64> {
-        signed(self.field()?).ok_or_else(|| invalid("stat: bad number"))
+    /// The next field as a decimal number, as `str::parse` reads one: an
+    /// optional `+` (or `-`, where `negative` may be), then one digit or
+    /// more, up to the white space that ends the field. The sign (true:
+    /// negative) and the magnitude.
+    fn number(&mut self, negative: bool) -> io::Result<(bool, u64)> {
+        let bad = || invalid("stat: bad number");
+        if !self.start() {
+            return Err(invalid("stat: short"));
+        }
+        let minus = negative && self.line[self.at] == b'-';
+        if minus || self.line[self.at] == b'+' {
+            self.at += 1;
+        }
+        let digits = self.at;
+        let mut n = 0u64;
+        while let Some(&b) = self.line.get(self.at) {
+            if b.is_ascii_digit() {
+                n = n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(b - b'0')))
+                    .ok_or_else(bad)?;
+            } else if b.is_ascii_whitespace() {
+                break;
+            } else {
+                return Err(bad());
+            }
+            self.at += 1;
+        }
+        if self.at == digits {
+            return Err(bad());
+        }
+        Ok((minus, n))
     }
 
     fn unsigned(&mut self) -> io::Result<u64> {
-        unsigned(self.field()?).ok_or_else(|| invalid("stat: bad number"))
+        Ok(self.number(false)?.1)
+    }
+
+    fn signed(&mut self) -> io::Result<i64> {
+        let (minus, n) = self.number(true)?;
+        if minus {
+            0i64.checked_sub_unsigned(n)
+        } else {
+            i64::try_from(n).ok()
+        }
+        .ok_or_else(|| invalid("stat: bad number"))
     }
 
     fn pid(&mut self) -> io::Result<Pid> {
@@ -479,14 +527,7 @@ fn unsigned(text: &[u8]) -> Option<u64> {
 /// `-`, then one digit or more; `None` on anything else or on overflow.
 fn signed(text: &[u8]) -> Option<i64> {
     match text.strip_prefix(b"-") {
-        Some(digits) if !digits.starts_with(b"+") => {
-            let n = unsigned(digits)?;
-            if n == i64::MIN.unsigned_abs() {
-                Some(i64::MIN)
-            } else {
-                i64::try_from(n).ok().map(|n| -n)
-            }
-        }
+        Some(digits) if !digits.starts_with(b"+") => 0i64.checked_sub_unsigned(unsigned(digits)?),
         Some(_) => None,
         None => i64::try_from(unsigned(text)?).ok(),
     }
@@ -520,7 +561,10 @@ impl Stat {
             .ok_or_else(|| invalid("stat: bad pid"))?;
         let comm = Comm::new(&raw[open + 1..close]);
         // Fields after comm, numbered from 3 (state) as in proc(5).
-        let mut fields = Fields(&raw[close + 1..]);
+        let mut fields = Fields {
+            line: &raw[close + 1..],
+            at: 0,
+        };
         let state = fields.next().ok_or_else(|| invalid("stat: short"))?;
         let state = match state {
             [b, ..] if b.is_ascii() => char::from(*b),

@@ -295,7 +295,7 @@ fn push_quoted_units(out: &mut String, bytes: &[u8], utf8: bool, strict: bool) {
 /// Whether a byte means itself anywhere in a shell word (no quoting, expansion,
 /// globbing or word splitting applies to it).
 fn bare(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"%+,-./:=@_".contains(&b)
+    matches!(b, b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'%' | b'+' | b',' | b'-' | b'.' | b'/' | b':' | b'=' | b'@' | b'_')
 }
 
 /// Quotes one word of a command line (or a process name) for a POSIX shell:
