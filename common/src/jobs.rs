@@ -153,14 +153,35 @@ impl Snapshot {
     }
 
     /// The snapshot of `procs` (in any order), read through `dir`.
+    ///
+    /// `/proc` lists processes by PID, which is start order until PIDs wrap
+    /// (at 32768 by default). So the start order is found by sorting 4-byte
+    /// indices, and each 64-byte record is then moved once
+    /// ([`permute`]); where the records came in PID order, as a scan reads
+    /// them, the index by PID is that order's inverse, with no sort of its own.
     fn of(mut procs: Vec<Stat>, dir: ProcDir) -> std::io::Result<Snapshot> {
-        procs.sort_unstable_by_key(|p| (p.starttime, p.pid.as_raw()));
         let count = u32::try_from(procs.len())
             .map_err(|_| std::io::Error::other("more processes than a u32 counts"))?;
-        // grouped_order's scratch is freed before by_pid is made: the peak is lower.
+        let mut order: Vec<u32> = (0..count).collect();
+        order.sort_unstable_by_key(|&i| {
+            let p = &procs[i as usize];
+            (p.starttime, p.pid.as_raw())
+        });
+        let by_pid = procs.is_sorted_by_key(|p| p.pid.as_raw()).then(|| {
+            let mut inverse = vec![0u32; order.len()];
+            for (at, &i) in (0..count).zip(&order) {
+                inverse[i as usize] = at;
+            }
+            inverse
+        });
+        permute(&mut procs, &mut order);
+        drop(order);
         let grouped = grouped_order(&procs, count);
-        let mut by_pid: Vec<u32> = (0..count).collect();
-        by_pid.sort_unstable_by_key(|&i| procs[i as usize].pid.as_raw());
+        let by_pid = by_pid.unwrap_or_else(|| {
+            let mut by_pid: Vec<u32> = (0..count).collect();
+            by_pid.sort_unstable_by_key(|&i| procs[i as usize].pid.as_raw());
+            by_pid
+        });
         Ok(Snapshot {
             procs,
             by_pid,
@@ -424,6 +445,24 @@ impl Snapshot {
                     None => Target::Process(p.clone()),
                 })
             }
+        }
+    }
+}
+
+/// Puts `items` in `order` (`order[k]`: the index, before, of the item that
+/// goes to `k`), moving each item once along the cycles of the permutation;
+/// `order` is left as the identity.
+fn permute<T>(items: &mut [T], order: &mut [u32]) {
+    for start in 0..order.len() {
+        let mut at = start;
+        loop {
+            let from = order[at] as usize;
+            order[at] = u32::try_from(at).unwrap_or(u32::MAX);
+            if from == start || from == at {
+                break;
+            }
+            items.swap(at, from);
+            at = from;
         }
     }
 }
@@ -1035,6 +1074,50 @@ mod tests {
         let mut wide = vec![fake(5, 1, 5, 5, 'S', 1), fake(9, 1, 4_194_304, 5, 'S', 2)];
         wide.push(fake(7, 1, 5, 5, 'S', 3));
         assert_eq!(grouped_order(&wide, 3), [0, 2, 1]);
+    }
+
+    /// Records read in PID order after PIDs wrapped (the newest have the
+    /// lowest PIDs), and in no order: either way the snapshot holds them in
+    /// start order and finds each by PID. `permute` on permutations of
+    /// every shape (identity, one cycle, many) gives what indexing gives.
+    #[test]
+    fn start_order_and_pid_index_after_pids_wrap() {
+        let wrapped = vec![
+            fake(1, 0, 1, 1, 'S', 0),
+            fake(2, 1, 2, 2, 'S', 900),
+            fake(3, 1, 3, 3, 'S', 950),
+            fake(300, 1, 300, 300, 'S', 10),
+            fake(301, 300, 301, 300, 'S', 10),
+            fake(500, 1, 500, 500, 'S', 5),
+        ];
+        let mut shuffled = wrapped.clone();
+        shuffled.swap(0, 4);
+        shuffled.swap(1, 5);
+        for procs in [wrapped.clone(), shuffled] {
+            let snap = Snapshot::of(procs, ProcDir::open().unwrap()).unwrap();
+            let pids: Vec<i32> = snap.procs.iter().map(|p| p.pid.as_raw()).collect();
+            assert_eq!(pids, [1, 500, 300, 301, 2, 3]);
+            for p in &wrapped {
+                assert_eq!(snap.get(p.pid), Some(p));
+            }
+            assert_eq!(snap.get(Pid::from_raw(4)), None);
+        }
+        for order in [
+            vec![],
+            vec![0, 1, 2, 3],
+            vec![1, 2, 3, 0],
+            vec![3, 0, 1, 2],
+            vec![1, 0, 3, 2, 4],
+            vec![4, 3, 2, 1, 0, 5, 7, 6],
+        ] {
+            let items: Vec<u32> = (0..u32::try_from(order.len()).unwrap())
+                .map(|i| i * 10)
+                .collect();
+            let want: Vec<u32> = order.iter().map(|&i| items[i as usize]).collect();
+            let (mut got, mut scratch) = (items.clone(), order.clone());
+            permute(&mut got, &mut scratch);
+            assert_eq!(got, want, "{order:?}");
+        }
     }
 
     #[test]
