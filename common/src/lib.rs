@@ -8,6 +8,8 @@
 //! - [`diag`]: GNU-style diagnostics (`prog: what failed 'operand': Strerror`),
 //!   written with plain `write(2)` so a failed write is seen, as `ferror(stderr)` is in C.
 //! - [`quote`]: coreutils' `quoteaf` shell quoting of operands in messages.
+//! - [`text`]: decimal integers and padded columns without `core::fmt`, for
+//!   what is written once per process.
 //! - [`signal`]: reading and changing signal dispositions and the signal mask.
 //! - [`stdio`]: fd-level helpers for the standard streams, which may be closed.
 //! - [`proc`]: readers for `/proc/PID/stat` and `/proc/PID/status`.
@@ -70,6 +72,7 @@ pub mod safepath;
 pub mod scope;
 pub mod signal;
 pub mod stdio;
+pub mod text;
 pub mod tty;
 pub mod watch;
 

@@ -306,6 +306,30 @@ impl ProcDir {
         })
     }
 
+    /// The processes present: the numeric entries of `/proc`, in the order
+    /// the kernel lists them (ascending PIDs). It reads the directory through
+    /// its own descriptor (`openat` of `.`), entry by entry with `readdir`,
+    /// allocating nothing per entry (std's `read_dir` allocates each name).
+    pub fn pids(&self) -> io::Result<impl Iterator<Item = Pid> + use<>> {
+        use nix::fcntl::OFlag;
+        let dir = nix::dir::Dir::openat(
+            &self.dir,
+            c".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        Ok(dir.into_iter().filter_map(|entry| {
+            let entry = entry.ok()?;
+            let name = entry.file_name().to_bytes();
+            if !name.first().is_some_and(u8::is_ascii_digit) {
+                return None;
+            }
+            unsigned(name)
+                .and_then(|n| i32::try_from(n).ok())
+                .map(Pid::from_raw)
+        }))
+    }
+
     /// The contents of `/proc/PID/FILE`, valid until the next read.
     ///
     /// For the files of `/proc/PID` that are read so (`stat`, a `seq_file`, and
@@ -314,16 +338,30 @@ impl ProcDir {
     /// second that returns 0.
     pub fn read(&mut self, pid: Pid, file: &str) -> io::Result<&[u8]> {
         use nix::fcntl::{OFlag, openat};
-        use std::io::Write as _;
+        // `PID/FILE` and its NUL, written without core::fmt: this runs twice
+        // per process of a scan.
         let mut path = [0u8; 64];
-        let len = {
-            let mut cursor = &mut path[..];
-            write!(cursor, "{pid}/{file}").map_err(|_| invalid("/proc path too long"))?;
-            64 - cursor.len()
-        };
+        let mut digits = [0u8; 20];
+        let pid = u64::try_from(pid.as_raw()).map_err(|_| invalid("negative PID"))?;
+        let pid = crate::text::decimal(&mut digits, pid);
+        let len = pid.len() + 1 + file.len() + 1;
+        if len > path.len() {
+            return Err(invalid("/proc path too long"));
+        }
+        let mut at = 0;
+        for &b in pid.iter().chain(b"/") {
+            path[at] = b;
+            at += 1;
+        }
+        for &b in file.as_bytes() {
+            path[at] = b;
+            at += 1;
+        }
+        let path = std::ffi::CStr::from_bytes_with_nul(&path[..len])
+            .map_err(|_| invalid("NUL in a /proc file name"))?;
         let fd = openat(
             &self.dir,
-            &path[..len],
+            path,
             OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
             nix::sys::stat::Mode::empty(),
         )?;
@@ -356,6 +394,145 @@ fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
+/// The last `)` of a `stat` line (that ends `comm`), given where its `(` is.
+///
+/// The first `)` after `(` is the last one unless `comm` holds one itself:
+/// that is checked with `contains`, which the standard library runs a word
+/// at a time (a backward scan byte by byte over the 250 bytes of numbers
+/// after `comm` was the parser's largest cost).
+fn last_close(raw: &[u8], open: usize) -> Option<usize> {
+    let first = open + raw.get(open..)?.iter().position(|&b| b == b')')?;
+    if raw[first + 1..].contains(&b')') {
+        raw.iter().rposition(|&b| b == b')')
+    } else {
+        Some(first)
+    }
+}
+
+/// The fields of a `stat` line after `comm`, split at runs of ASCII white
+/// space (as `split_ascii_whitespace`), read one at a time by a cursor:
+/// a number is parsed in the same pass that finds its end.
+struct Fields<'a> {
+    line: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Fields<'a> {
+    /// Moves to the start of the next field; false at the end of the line.
+    fn start(&mut self) -> bool {
+        while let Some(b) = self.line.get(self.at) {
+            if !b.is_ascii_whitespace() {
+                return true;
+            }
+            self.at += 1;
+        }
+        false
+    }
+
+    /// The next field.
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if !self.start() {
+            return None;
+        }
+        let start = self.at;
+        while self
+            .line
+            .get(self.at)
+            .is_some_and(|b| !b.is_ascii_whitespace())
+        {
+            self.at += 1;
+        }
+        Some(&self.line[start..self.at])
+    }
+
+    fn skip(&mut self, n: usize) -> io::Result<()> {
+        for _ in 0..n {
+            self.next().ok_or_else(|| invalid("stat: short"))?;
+        }
+        Ok(())
+    }
+
+    /// The next field as a decimal number, as `str::parse` reads one: an
+    /// optional `+` (or `-`, where `negative` may be), then one digit or
+    /// more, up to the white space that ends the field. The sign (true:
+    /// negative) and the magnitude.
+    fn number(&mut self, negative: bool) -> io::Result<(bool, u64)> {
+        let bad = || invalid("stat: bad number");
+        if !self.start() {
+            return Err(invalid("stat: short"));
+        }
+        let minus = negative && self.line[self.at] == b'-';
+        if minus || self.line[self.at] == b'+' {
+            self.at += 1;
+        }
+        let digits = self.at;
+        let mut n = 0u64;
+        while let Some(&b) = self.line.get(self.at) {
+            if b.is_ascii_digit() {
+                n = n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(b - b'0')))
+                    .ok_or_else(bad)?;
+            } else if b.is_ascii_whitespace() {
+                break;
+            } else {
+                return Err(bad());
+            }
+            self.at += 1;
+        }
+        if self.at == digits {
+            return Err(bad());
+        }
+        Ok((minus, n))
+    }
+
+    fn unsigned(&mut self) -> io::Result<u64> {
+        Ok(self.number(false)?.1)
+    }
+
+    fn signed(&mut self) -> io::Result<i64> {
+        let (minus, n) = self.number(true)?;
+        if minus {
+            0i64.checked_sub_unsigned(n)
+        } else {
+            i64::try_from(n).ok()
+        }
+        .ok_or_else(|| invalid("stat: bad number"))
+    }
+
+    fn pid(&mut self) -> io::Result<Pid> {
+        i32::try_from(self.signed()?)
+            .map(Pid::from_raw)
+            .map_err(|_| invalid("stat: bad pid"))
+    }
+}
+
+/// A decimal number as `str::parse::<u64>` reads it: an optional `+`, then
+/// one digit or more; `None` on anything else or on overflow.
+fn unsigned(text: &[u8]) -> Option<u64> {
+    let digits = text.strip_prefix(b"+").unwrap_or(text);
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
+/// A decimal number as `str::parse::<i64>` reads it: an optional `+` or
+/// `-`, then one digit or more; `None` on anything else or on overflow.
+fn signed(text: &[u8]) -> Option<i64> {
+    match text.strip_prefix(b"-") {
+        Some(digits) if !digits.starts_with(b"+") => 0i64.checked_sub_unsigned(unsigned(digits)?),
+        Some(_) => None,
+        None => i64::try_from(unsigned(text)?).ok(),
+    }
+}
+
 impl Stat {
     /// Reads `/proc/PID/stat`.
     pub fn read(pid: Pid) -> io::Result<Stat> {
@@ -363,83 +540,62 @@ impl Stat {
     }
 
     /// Parses the contents of a `stat` file.
+    ///
+    /// It reads the bytes once, left to right after the last `)`, and stops
+    /// at field 22 (`starttime`): the fields after it (about thirty numbers)
+    /// are never looked at, and no number is parsed that is not kept. This
+    /// runs once per process of a scan, so it neither allocates nor goes
+    /// through `str` (the kernel writes ASCII there; a byte that is not a
+    /// digit where a number is expected is an error, as it was).
     pub fn parse(raw: &[u8]) -> io::Result<Stat> {
         let open = raw
             .iter()
             .position(|&b| b == b'(')
             .ok_or_else(|| invalid("stat: no '('"))?;
-        let close = raw
-            .iter()
-            .rposition(|&b| b == b')')
-            .ok_or_else(|| invalid("stat: no ')'"))?;
+        let close = last_close(raw, open).ok_or_else(|| invalid("stat: no ')'"))?;
         if close < open {
             return Err(invalid("stat: bad comm"));
         }
-        let pid = std::str::from_utf8(&raw[..open])
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
+        let pid = signed(raw[..open].trim_ascii())
+            .and_then(|n| i32::try_from(n).ok())
             .ok_or_else(|| invalid("stat: bad pid"))?;
         let comm = Comm::new(&raw[open + 1..close]);
-        let rest = std::str::from_utf8(&raw[close + 1..]).map_err(|_| invalid("stat: not text"))?;
-        // Fields after comm, numbered from 3 (state) as in proc(5); picked in
-        // one pass, without collecting them (this runs once per process).
-        let mut wanted: [&str; 10] = [""; 10];
-        let mut last = 0;
-        for (i, f) in rest.split_ascii_whitespace().enumerate() {
-            let slot = match i + 3 {
-                n @ 3..=9 => n - 3,
-                20 => 7,
-                22 => 8,
-                _ => continue,
-            };
-            wanted[slot] = f;
-            last = i + 3;
-            if last == 22 {
-                break;
-            }
-        }
-        if last != 22 {
-            return Err(invalid("stat: short"));
-        }
-        let field = |n: usize| -> io::Result<&str> {
-            Ok(match n {
-                3..=9 => wanted[n - 3],
-                20 => wanted[7],
-                _ => wanted[8],
-            })
+        // Fields after comm, numbered from 3 (state) as in proc(5).
+        let mut fields = Fields {
+            line: &raw[close + 1..],
+            at: 0,
         };
-        let num = |n: usize| -> io::Result<i64> {
-            field(n)?
-                .parse::<i64>()
-                .map_err(|_| invalid("stat: bad number"))
+        let state = fields.next().ok_or_else(|| invalid("stat: short"))?;
+        let state = match state {
+            [b, ..] if b.is_ascii() => char::from(*b),
+            _ => std::str::from_utf8(state)
+                .ok()
+                .and_then(|s| s.chars().next())
+                .ok_or_else(|| invalid("stat: not text"))?,
         };
-        let unum = |n: usize| -> io::Result<u64> {
-            field(n)?
-                .parse::<u64>()
-                .map_err(|_| invalid("stat: bad number"))
-        };
-        let pid_field = |n: usize| -> io::Result<Pid> {
-            i32::try_from(num(n)?)
-                .map(Pid::from_raw)
-                .map_err(|_| invalid("stat: bad pid"))
-        };
+        let ppid = fields.pid()?;
+        let pgrp = fields.pid()?;
+        let session = fields.pid()?;
+        let tty_nr = fields.unsigned()?;
+        let tpgid = i32::try_from(fields.signed()?).map_err(|_| invalid("stat: bad tpgid"))?;
+        let flags = u32::try_from(fields.unsigned()?).map_err(|_| invalid("stat: bad flags"))?;
+        fields.skip(10)?; // 10 to 19: faults and times
+        let num_threads =
+            i32::try_from(fields.signed()?).map_err(|_| invalid("stat: bad thread count"))?;
+        fields.skip(1)?; // 21: itrealvalue
+        let starttime = fields.unsigned()?;
         Ok(Stat {
             pid: Pid::from_raw(pid),
             comm,
-            state: ProcState::from_letter(
-                field(3)?
-                    .chars()
-                    .next()
-                    .ok_or_else(|| invalid("stat: no state"))?,
-            ),
-            ppid: pid_field(4)?,
-            pgrp: pid_field(5)?,
-            session: pid_field(6)?,
-            tty_nr: unum(7)?,
-            tpgid: i32::try_from(num(8)?).map_err(|_| invalid("stat: bad tpgid"))?,
-            flags: u32::try_from(unum(9)?).map_err(|_| invalid("stat: bad flags"))?,
-            num_threads: i32::try_from(num(20)?).map_err(|_| invalid("stat: bad thread count"))?,
-            starttime: unum(22)?,
+            state: ProcState::from_letter(state),
+            ppid,
+            pgrp,
+            session,
+            tty_nr,
+            tpgid,
+            flags,
+            num_threads,
+            starttime,
         })
     }
 
@@ -629,6 +785,138 @@ mod tests {
         assert!(!ProcState::Stopped.has_exited());
         assert!(ProcState::Stopped.is_stopped() && ProcState::TracingStop.is_stopped());
         assert!(!ProcState::Sleeping.is_stopped());
+    }
+
+    /// The first parser: every field after `comm` through `str` and
+    /// `split_ascii_whitespace`, each number with `str::parse`. The parser of
+    /// bytes must give what it gave, for any line.
+    fn reference(raw: &[u8]) -> Option<Stat> {
+        let open = raw.iter().position(|&b| b == b'(')?;
+        let close = raw.iter().rposition(|&b| b == b')')?;
+        if close < open {
+            return None;
+        }
+        let pid = std::str::from_utf8(&raw[..open])
+            .ok()?
+            .trim()
+            .parse::<i32>()
+            .ok()?;
+        let rest = std::str::from_utf8(&raw[close + 1..]).ok()?;
+        let f: Vec<&str> = rest.split_ascii_whitespace().take(20).collect();
+        if f.len() < 20 {
+            return None;
+        }
+        let pid_at = |n: usize| f[n - 3].parse::<i32>().ok().map(Pid::from_raw);
+        Some(Stat {
+            pid: Pid::from_raw(pid),
+            comm: Comm::new(&raw[open + 1..close]),
+            state: ProcState::from_letter(f[0].chars().next()?),
+            ppid: pid_at(4)?,
+            pgrp: pid_at(5)?,
+            session: pid_at(6)?,
+            tty_nr: f[4].parse().ok()?,
+            tpgid: f[5].parse().ok()?,
+            flags: f[6].parse().ok()?,
+            num_threads: f[17].parse().ok()?,
+            starttime: f[19].parse().ok()?,
+        })
+    }
+
+    /// Lines the kernel writes and lines it does not: the parser agrees
+    /// with [`reference`] on each (the same `Stat`, or both refuse it), and
+    /// the edge cases read as they should.
+    #[test]
+    fn parser_edge_cases() {
+        let tail = "S 1 42 42 34816 42 4194560 0 0 0 0 1 2 0 0 20 0 3 0 12345 0 0\n";
+        let line = |comm: &[u8], tail: &str| {
+            let mut l = b"42 (".to_vec();
+            l.extend_from_slice(comm);
+            l.extend_from_slice(b") ");
+            l.extend_from_slice(tail.as_bytes());
+            l
+        };
+        let mut cases: Vec<Vec<u8>> = vec![
+            line(b"a (b) c", tail),
+            line(b"x) S 1 2 3 (", tail),
+            line(b")", tail),
+            line(b"", tail),
+            line(b"new\nline", tail),
+            line(b"\xff\xfeodd", tail),
+            line(b"kworker/u8:2-events_unbound", tail),
+            // Zombie, kernel thread (PF_KTHREAD), no terminal, negative tpgid.
+            line(
+                b"sh",
+                "Z 1 7 7 0 -1 4194380 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0\n",
+            ),
+            line(
+                b"kthreadd",
+                "S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 2 0 0\n",
+            ),
+            // Huge numbers: the largest a field holds, and one past it.
+            line(
+                b"big",
+                "S 2147483647 1 1 18446744073709551615 -2147483648 4294967295 0 0 0 0 0 0 0 0 20 0 2147483647 0 18446744073709551615 0\n",
+            ),
+            line(
+                b"big",
+                "S 2147483648 1 1 0 0 0 0 0 0 0 0 0 0 0 20 0 1 0 1 0\n",
+            ),
+            line(
+                b"big",
+                "S 1 1 1 0 0 0 0 0 0 0 0 0 0 0 20 0 1 0 18446744073709551616 0\n",
+            ),
+            line(
+                b"big",
+                "S 1 1 1 0 0 4294967296 0 0 0 0 0 0 0 0 20 0 1 0 1 0\n",
+            ),
+            // Signs, tabs, runs of spaces, a line that stops at field 22.
+            line(b"s", "S +1 -0 1 0 +5 0 0 0 0 0 0 0 0 0 20 0 1 0 +7"),
+            line(b"s", "S\t1  1 1 0 0 0 0 0 0 0 0 0 0 0 20 0 1 0\t7\n"),
+            line(b"s", "S - 1 1 0 0 0 0 0 0 0 0 0 0 0 20 0 1 0 7"),
+            line(b"s", "S 1 1 1 0 0 0 0 0 0 0 0 0 0 0 20 0 1 0 -7"),
+            line(b"s", "S 1 1 1 0 0 0 0 0 0 0 0 0 0 0 20 0 1 0"),
+            line(b"s", "S 1 1 1 0 0 0 0 0 0 0 0 0 0 0 20 0 1 0 7x"),
+            line(b"s", "S 1 1 1 0 0 0 0 0 0 0 0 0 0 0 20 0 1 0 --7"),
+            line(b"s", "S 1 1 1 0 0 0 0 0 0 0 0 0 0 0 20 0 1 0 -+7"),
+            line(b"s", ""),
+            b" 42 (s) R 1 1 1 0 0 0 0 0 0 0 0 0 0 0 20 0 1 0 7".to_vec(),
+            b"42 s) R 1 1 1 0 0 0 0 0 0 0 0 0 0 0 20 0 1 0 7".to_vec(),
+            b"42 (s R 1 1 1 0 0 0 0 0 0 0 0 0 0 0 20 0 1 0 7".to_vec(),
+            b"42 )s( R 1 1 1 0 0 0 0 0 0 0 0 0 0 0 20 0 1 0 7".to_vec(),
+            b"x42 (s) R 1 1 1 0 0 0 0 0 0 0 0 0 0 0 20 0 1 0 7".to_vec(),
+        ];
+        // Every process of this machine, as the kernel writes them.
+        let mut dir = ProcDir::open().unwrap();
+        for pid in dir.pids().unwrap() {
+            if let Ok(raw) = dir.read(pid, "stat") {
+                cases.push(raw.to_vec());
+            }
+        }
+        for raw in &cases {
+            let text = String::from_utf8_lossy(raw);
+            assert_eq!(Stat::parse(raw).ok(), reference(raw), "{text:?}");
+        }
+        let st = |l: &[u8]| Stat::parse(l).unwrap();
+        assert_eq!(st(&cases[1]).comm, "x) S 1 2 3 (");
+        assert_eq!(st(&cases[2]).comm, ")");
+        assert_eq!(st(&cases[3]).comm, "");
+        assert_eq!(st(&cases[4]).comm, "new\nline");
+        assert_eq!(st(&cases[5]).comm.as_bytes(), b"\xff\xfeodd");
+        assert_eq!(st(&cases[6]).comm, "kworker/u8:2-events_unbound");
+        let zombie = st(&cases[7]);
+        assert!(zombie.state.has_exited() && zombie.tpgid == -1 && zombie.tty_nr == 0);
+        assert!(st(&cases[8]).is_kernel_thread());
+        let big = st(&cases[9]);
+        assert_eq!(
+            (big.ppid.as_raw(), big.tpgid, big.flags, big.num_threads),
+            (i32::MAX, i32::MIN, u32::MAX, i32::MAX)
+        );
+        assert_eq!((big.tty_nr, big.starttime), (u64::MAX, u64::MAX));
+        for refused in &cases[10..13] {
+            assert!(Stat::parse(refused).is_err());
+        }
+        assert_eq!(st(&cases[13]).starttime, 7);
+        assert_eq!(st(&cases[14]).starttime, 7);
     }
 
     #[test]

@@ -164,6 +164,56 @@ pub fn quote_bytes(bytes: &[u8], utf8: bool) -> String {
 
 /// [`quote_bytes`]; `strict` escapes [`invisible`] characters as well.
 fn quote_units(bytes: &[u8], utf8: bool, strict: bool) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    push_quoted(&mut out, bytes, utf8, strict);
+    out
+}
+
+/// Appends `bytes` to `out` as [`quote_units`] quotes them.
+///
+/// Printable ASCII (what most quoted arguments are: `sh -c 'while :; do
+/// date; done'`) is quoted in one pass over the bytes, without the units;
+/// the result is the same as the general rules give for it: double quotes
+/// when it holds a `'` and nothing else that differs between C and the shell,
+/// else single quotes with each `'` written `'\''`.
+fn push_quoted(out: &mut String, bytes: &[u8], utf8: bool, strict: bool) {
+    if let Some(text) = printable_ascii(bytes) {
+        let compatible = || {
+            bytes
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| compat(b, i == 0, bytes.len()))
+        };
+        if bytes.contains(&b'\'') && compatible() {
+            out.push('"');
+            out.push_str(text);
+            out.push('"');
+        } else {
+            out.push('\'');
+            for (i, part) in text.split('\'').enumerate() {
+                if i > 0 {
+                    out.push_str("'\\''");
+                }
+                out.push_str(part);
+            }
+            out.push('\'');
+        }
+        return;
+    }
+    push_quoted_units(out, bytes, utf8, strict);
+}
+
+/// `bytes` as text when every byte is printable ASCII (space to `~`).
+fn printable_ascii(bytes: &[u8]) -> Option<&str> {
+    if bytes.iter().all(|b| (b' '..=b'~').contains(b)) {
+        std::str::from_utf8(bytes).ok()
+    } else {
+        None
+    }
+}
+
+/// [`push_quoted`] by the general rules, a unit at a time.
+fn push_quoted_units(out: &mut String, bytes: &[u8], utf8: bool, strict: bool) {
     let units = units(bytes, utf8, strict);
     let mut has_single_quote = false;
     let mut all_compat = true;
@@ -177,7 +227,6 @@ fn quote_units(bytes: &[u8], utf8: bool, strict: bool) -> String {
     }
     if has_single_quote && all_compat {
         // Only letters, digits, safe punctuation, spaces and quotes: C double quotes.
-        let mut out = String::with_capacity(bytes.len() + 2);
         out.push('"');
         for u in &units {
             match u {
@@ -187,10 +236,9 @@ fn quote_units(bytes: &[u8], utf8: bool, strict: bool) -> String {
             }
         }
         out.push('"');
-        return out;
+        return;
     }
 
-    let mut out = String::with_capacity(bytes.len() + 2);
     out.push('\'');
     // Inside a `'$'...` escape run that still needs closing with `''`.
     let mut in_escape = false;
@@ -205,7 +253,7 @@ fn quote_units(bytes: &[u8], utf8: bool, strict: bool) -> String {
         match u {
             Unit::Byte(b) => {
                 if let Some(e) = c_escape(*b) {
-                    start_escape(&mut out, &mut in_escape);
+                    start_escape(out, &mut in_escape);
                     out.push(char::from(e));
                     continue;
                 }
@@ -222,8 +270,8 @@ fn quote_units(bytes: &[u8], utf8: bool, strict: bool) -> String {
                     }
                     out.push(char::from(*b));
                 } else {
-                    start_escape(&mut out, &mut in_escape);
-                    push_octal(&mut out, *b);
+                    start_escape(out, &mut in_escape);
+                    push_octal(out, *b);
                 }
             }
             Unit::Char(s) => {
@@ -235,20 +283,19 @@ fn quote_units(bytes: &[u8], utf8: bool, strict: bool) -> String {
             }
             Unit::Unprintable(raw) => {
                 for b in *raw {
-                    start_escape(&mut out, &mut in_escape);
-                    push_octal(&mut out, *b);
+                    start_escape(out, &mut in_escape);
+                    push_octal(out, *b);
                 }
             }
         }
     }
     out.push('\'');
-    out
 }
 
 /// Whether a byte means itself anywhere in a shell word (no quoting, expansion,
 /// globbing or word splitting applies to it).
 fn bare(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"%+,-./:=@_".contains(&b)
+    matches!(b, b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'%' | b'+' | b',' | b'-' | b'.' | b'/' | b':' | b'=' | b'@' | b'_')
 }
 
 /// Quotes one word of a command line (or a process name) for a POSIX shell:
@@ -265,14 +312,23 @@ pub fn word(s: &[u8]) -> String {
 /// multibyte characters may be shown as they are.
 #[must_use]
 pub fn word_bytes(s: &[u8], utf8: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    push_word(&mut out, s, utf8);
+    out
+}
+
+/// Appends [`word_bytes`] of `s` to `out`.
+fn push_word(out: &mut String, s: &[u8], utf8: bool) {
     if !s.is_empty() && s.iter().copied().all(bare) {
-        return String::from_utf8_lossy(s).into_owned();
+        // Bare bytes are ASCII: the check cannot fail.
+        out.push_str(std::str::from_utf8(s).unwrap_or_default());
+        return;
     }
-    let quoted = quote_units(s, utf8, true);
+    let start = out.len();
+    push_quoted(out, s, utf8, true);
     // `''$'\t'`: the empty quotes before a leading escape add nothing to a word.
-    match quoted.strip_prefix("''") {
-        Some(rest) if rest.starts_with("$'") => rest.to_string(),
-        _ => quoted,
+    if out[start..].starts_with("''$'") {
+        out.replace_range(start..start + 2, "");
     }
 }
 
@@ -296,19 +352,29 @@ where
     S: AsRef<[u8]>,
 {
     let mut out = String::new();
+    push_command_line(&mut out, argv, utf8);
+    out
+}
+
+/// Appends [`command_line_bytes`] of `argv` to `out`: what a view that
+/// writes many command lines into one buffer calls, so that no line needs a
+/// `String` of its own.
+pub fn push_command_line<I, S>(out: &mut String, argv: I, utf8: bool)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<[u8]>,
+{
     for (i, arg) in argv.into_iter().enumerate() {
         let arg = arg.as_ref();
         if i > 0 {
             out.push(' ');
-            out.push_str(&word_bytes(arg, utf8));
+            push_word(out, arg, utf8);
         } else if arg.contains(&b'=') || arg.first() == Some(&b'%') {
-            let quoted = quote_units(arg, utf8, true);
-            out.push_str(&quoted);
+            push_quoted(out, arg, utf8, true);
         } else {
-            out.push_str(&word_bytes(arg, utf8));
+            push_word(out, arg, utf8);
         }
     }
-    out
 }
 
 fn push_octal(out: &mut String, b: u8) {
@@ -411,6 +477,37 @@ mod tests {
             "sleep $'\\342\\200\\256''1'"
         );
         assert_eq!(quote_bytes("\u{202E}".as_bytes(), true), "'\u{202E}'");
+    }
+
+    /// The quick path for printable ASCII gives what the general rules give:
+    /// every printable character alone, first and after a letter, beside a
+    /// quote, and a few whole arguments.
+    #[test]
+    fn printable_ascii_path_agrees_with_the_units() {
+        use super::{push_quoted, push_quoted_units};
+        let mut inputs: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"it's".to_vec(),
+            b"'".to_vec(),
+            b"''".to_vec(),
+            b"a'b$c".to_vec(),
+            b"#it's".to_vec(),
+            b"~it's".to_vec(),
+            b"{'".to_vec(),
+            b"while :; do date; done".to_vec(),
+            b"x=it's y".to_vec(),
+        ];
+        for b in b' '..=b'~' {
+            inputs.extend([vec![b], vec![b, b'\''], vec![b'a', b], vec![b'\'', b, b'a']]);
+        }
+        for input in &inputs {
+            for (utf8, strict) in [(false, false), (true, true)] {
+                let (mut quick, mut general) = (String::new(), String::new());
+                push_quoted(&mut quick, input, utf8, strict);
+                push_quoted_units(&mut general, input, utf8, strict);
+                assert_eq!(quick, general, "{:?}", String::from_utf8_lossy(input));
+            }
+        }
     }
 
     /// Every quoted line, read back by a shell, gives the same words, and holds

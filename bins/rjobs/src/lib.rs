@@ -28,7 +28,7 @@ use hupkit_common::proc::{self, ProcState, Stat};
 use hupkit_common::quote::quote;
 use hupkit_common::records;
 use hupkit_common::signal::Disposition;
-use hupkit_common::{Context, Error, Result, stdio, tty};
+use hupkit_common::{Context, Error, Result, stdio, text, tty};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
@@ -65,11 +65,8 @@ struct Member {
 
 /// One job, ready to print.
 struct Row {
-    number: usize,
-    mark: char,
-    pgid: Pid,
-    state: JobState,
-    foreground: bool,
+    /// Its number, mark, group, state and whether it is in the foreground.
+    job: Job,
     /// Whether its session has a terminal (a job of a terminal-less session
     /// is no background job: no `&`).
     on_terminal: bool,
@@ -196,13 +193,9 @@ fn row(
         snap.command_text(&job)
     };
     Row {
-        number: job.number,
-        mark: job.mark,
-        pgid: job.pgid,
-        state: job.state,
-        foreground: job.foreground,
         on_terminal: session_tty != 0,
         orphaned: snap.job_orphaned(&job),
+        job,
         command,
         members,
     }
@@ -235,23 +228,32 @@ fn output_width(jobs: &[Row]) -> usize {
         .max(6)
 }
 
+/// A job's line of the table, `[N]+  PGID    STATE  COMMAND &`, its command
+/// written by `command`: straight into `out`, without `core::fmt` (`-A`
+/// writes thousands of these; [`text`]).
+fn job_line(out: &mut String, job: &Job, on_terminal: bool, command: impl FnOnce(&mut String)) {
+    out.push('[');
+    text::push_uint(out, job.number as u64);
+    out.push(']');
+    out.push(job.mark);
+    out.push_str("  ");
+    text::push_int_left(out, job.pgid.as_raw().into(), 7);
+    out.push(' ');
+    text::push_left(out, job.state.label(), 22);
+    out.push_str("  ");
+    command(out);
+    if on_terminal && !job.foreground && job.state == JobState::Running {
+        out.push_str(" &");
+    }
+    if job.foreground {
+        out.push_str("  (foreground)");
+    }
+    out.push('\n');
+}
+
 /// The table's lines for one job (with `-l`, its members under it).
 fn text_job(out: &mut String, j: &Row, long: bool, output_w: usize) {
-    let amp = if j.on_terminal && !j.foreground && j.state == JobState::Running {
-        " &"
-    } else {
-        ""
-    };
-    let fg = if j.foreground { "  (foreground)" } else { "" };
-    let _ = writeln!(
-        out,
-        "[{}]{}  {:<7} {:<22}  {}{amp}{fg}",
-        j.number,
-        j.mark,
-        j.pgid,
-        j.state.to_string(),
-        j.command
-    );
+    job_line(out, &j.job, j.on_terminal, |out| out.push_str(&j.command));
     if long {
         let _ = writeln!(
             out,
@@ -304,16 +306,18 @@ fn text_jobs(
         }
         return Ok(());
     }
-    for job in jobs {
+    // Without -l a row needs no more than the job and its command: each
+    // line is written straight into the buffer.
+    for mut job in jobs {
         if out.closed {
             break;
         }
-        text_job(
-            &mut out.buf,
-            &row(snap, job, session_tty, host, view),
-            false,
-            0,
-        );
+        if view.probe {
+            snap.probe_stop(&mut job);
+        }
+        job_line(&mut out.buf, &job, session_tty != 0, |out| {
+            snap.push_command_text(&job, out);
+        });
         out.spill(false)?;
     }
     Ok(())
@@ -373,18 +377,21 @@ fn json_jobs(jobs: &[Row], long: bool) -> Value {
 /// One job as JSON (with `-l`, its members).
 fn json_job(j: &Row, long: bool) -> Value {
     let mut fields = vec![
-        ("number", Value::Int(i64::try_from(j.number).unwrap_or(0))),
+        (
+            "number",
+            Value::Int(i64::try_from(j.job.number).unwrap_or(0)),
+        ),
         (
             "current",
-            Value::Str(match j.mark {
+            Value::Str(match j.job.mark {
                 '+' => "+".into(),
                 '-' => "-".into(),
                 _ => String::new(),
             }),
         ),
-        ("pgid", Value::Int(j.pgid.as_raw().into())),
-        ("state", Value::Str(j.state.to_string())),
-        ("foreground", Value::Bool(j.foreground)),
+        ("pgid", Value::Int(j.job.pgid.as_raw().into())),
+        ("state", Value::Str(j.job.state.to_string())),
+        ("foreground", Value::Bool(j.job.foreground)),
         ("orphaned", Value::Bool(j.orphaned)),
         ("command", Value::Str(j.command.clone())),
     ];
