@@ -205,7 +205,7 @@ mod tests {
             for chunk in b.utf8_chunks() {
                 want.push_str(&chunk.valid().replace('\\', "\\\\").replace('\n', "\\n"));
                 for x in chunk.invalid() {
-                    want.push_str(&format!("\\x{x:02x}"));
+                    std::fmt::Write::write_fmt(&mut want, format_args!("\\x{x:02x}")).unwrap();
                 }
             }
             assert_eq!(esc(&b), want, "{b:?}");
