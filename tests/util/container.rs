@@ -99,8 +99,9 @@ impl Container {
     /// naming this build's target directory, so that work trees sharing the
     /// container never run each other's binaries. Each file is written beside
     /// its place and renamed over it (a running copy keeps its own file).
-    /// The D-Bus helper, `hupkit-dbus`, always goes with them, into the same
-    /// directory, where the tools find it.
+    /// The helpers, `hupkit-dbus` (D-Bus) and `hupkit-rnohup` (rnohup's full
+    /// implementation), always go with them, into the same directory, where
+    /// the tools find them.
     pub fn install(&self, names: &[&str]) -> String {
         static DONE: Mutex<Vec<String>> = Mutex::new(Vec::new());
         let host = super::bin(names.first().copied().unwrap_or("detach"));
@@ -115,7 +116,9 @@ impl Container {
         let mut done = DONE.lock().expect("install lock");
         let dir = ct::rootfs().join(inside.trim_start_matches('/'));
         std::fs::create_dir_all(&dir).expect("create the install directory");
-        for name in names.iter().chain(&["hupkit-dbus"]) {
+        // The helpers the tools find beside themselves: the D-Bus helper and
+        // rnohup's full implementation.
+        for name in names.iter().chain(&["hupkit-dbus", "hupkit-rnohup"]) {
             if done.iter().any(|d| d == name) {
                 continue;
             }
