@@ -238,6 +238,26 @@ mod tests {
         has(b"SigIgn:\t0000000000000000") && has(b"SigBlk:\t0000000000000000")
     }
 
+    /// Ignores `sig` with a raw system call (glibc refuses its own 32 and 33).
+    fn raw_ignore(sig: i32) {
+        let ign = KernelSigaction {
+            handler: libc::SIG_IGN,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: as in reset_all_raw.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &raw const ign,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
+        }
+    }
+
     #[test]
     fn raw_reset_reaches_glibc_internal_signals() {
         // In a child, so that this test process keeps its own dispositions.
@@ -245,22 +265,7 @@ mod tests {
         // allocation) and _exits.
         match unsafe { nix::unistd::fork() }.unwrap() {
             nix::unistd::ForkResult::Child => {
-                let ign = KernelSigaction {
-                    handler: libc::SIG_IGN,
-                    flags: 0,
-                    restorer: 0,
-                    mask: 0,
-                };
-                // SAFETY: as in reset_all_raw.
-                unsafe {
-                    libc::syscall(
-                        libc::SYS_rt_sigaction,
-                        32,
-                        &raw const ign,
-                        std::ptr::null_mut::<KernelSigaction>(),
-                        8usize,
-                    );
-                }
+                raw_ignore(32);
                 let ok = reset_all_raw().is_ok() && nothing_ignored_or_blocked();
                 // SAFETY: ends the child at once.
                 unsafe { libc::_exit(i32::from(!ok)) }
@@ -279,23 +284,8 @@ mod tests {
         // allocation) and _exits.
         match unsafe { nix::unistd::fork() }.unwrap() {
             nix::unistd::ForkResult::Child => {
-                let ign = KernelSigaction {
-                    handler: libc::SIG_IGN,
-                    flags: 0,
-                    restorer: 0,
-                    mask: 0,
-                };
                 for sig in [libc::SIGHUP, libc::SIGUSR2, 32, 64] {
-                    // SAFETY: as in reset_all_raw.
-                    unsafe {
-                        libc::syscall(
-                            libc::SYS_rt_sigaction,
-                            sig,
-                            &raw const ign,
-                            std::ptr::null_mut::<KernelSigaction>(),
-                            8usize,
-                        );
-                    }
+                    raw_ignore(sig);
                 }
                 let want = (1u64 << (libc::SIGHUP - 1))
                     | (1 << (libc::SIGUSR2 - 1))

@@ -442,3 +442,116 @@ fn no_record_where_proc_is_another_pid_namespaces() {
         );
     }
 }
+
+/// `program true` with stdin on /dev/null, stdout and stderr piped, HOME
+/// `home`, and the soft and hard limit of `resource` set to `limit`.
+fn run_limited(
+    program: &Path,
+    home: &Path,
+    resource: nix::libc::__rlimit_resource_t,
+    limit: u64,
+) -> Output {
+    let mut cmd = Command::new(program);
+    cmd.arg("true")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = nix::libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if nix::libc::setrlimit(resource, &raw const lim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    util::spawn(&mut cmd).wait_with_output().unwrap()
+}
+
+/// Under a small stack limit (below the front's 256 KiB) the front does not
+/// run the plain case itself: alone, it says it cannot run the full
+/// implementation; with it, the command runs.
+#[test]
+fn a_small_stack_limit_is_left_to_the_full_implementation() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    fs::create_dir(&home).unwrap();
+    let limit = 128 * 1024;
+    let alone = run_limited(
+        &front_alone(dir.path()),
+        &home,
+        nix::libc::RLIMIT_STACK,
+        limit,
+    );
+    assert!(
+        status(&alone).starts_with("exit 125 "),
+        "{}",
+        status(&alone)
+    );
+    let both = run_limited(&util::bin("rnohup"), &home, nix::libc::RLIMIT_STACK, limit);
+    assert_eq!(status(&both), "exit 0 ");
+}
+
+/// A generous address-space limit does not cost the record where the full
+/// implementation writes it (a link of the caller's in the path): only a
+/// limit that leaves it too little room does.
+#[test]
+fn a_generous_address_space_limit_keeps_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    fs::create_dir_all(dir.path().join("real")).unwrap();
+    fs::create_dir(&home).unwrap();
+    symlink(dir.path().join("real"), home.join(".local")).unwrap();
+    let out = run_limited(&util::bin("rnohup"), &home, nix::libc::RLIMIT_AS, 4 << 30);
+    assert_eq!(status(&out), "exit 0 ");
+    assert_eq!(records(&home).len(), 1, "recorded under a 4 GiB limit");
+}
+
+/// The full implementation is run only if it is a file of root's (or of the
+/// front's owner) that nobody else can write, and not the front itself: a
+/// group-writable one and a copy of the front are refused with one line.
+#[test]
+fn an_untrusted_full_implementation_is_not_run() {
+    let make = |setup: &dyn Fn(&Path)| {
+        let dir = tempfile::tempdir().unwrap();
+        let front = front_alone(dir.path());
+        setup(front.parent().unwrap());
+        let out = run(&front, &[b"--version"], dir.path(), dir.path(), &[]);
+        (dir, status(&out))
+    };
+    let writable = |bin: &Path| {
+        let full = bin.join("hupkit-rnohup");
+        fs::copy(util::bin("hupkit-rnohup"), &full).unwrap();
+        fs::set_permissions(&full, fs::Permissions::from_mode(0o775)).unwrap();
+    };
+    let itself = |bin: &Path| {
+        fs::hard_link(bin.join("rnohup"), bin.join("hupkit-rnohup")).unwrap();
+    };
+    for (what, setup) in [
+        ("group-writable", &writable as &dyn Fn(&Path)),
+        ("the front itself", &itself),
+    ] {
+        let (_dir, said) = make(setup);
+        assert!(
+            said.starts_with("exit 125 ")
+                && said.ends_with(
+                    "it is not a file of root's or of rnohup's owner that only its owner can write"
+                ),
+            "{what}: {said}"
+        );
+    }
+    // A hard link, not a copy: a copy just written can be busy (ETXTBSY)
+    // while another test's child still holds it open across a fork.
+    let (_dir, said) = make(&|bin: &Path| {
+        fs::hard_link(util::bin("hupkit-rnohup"), bin.join("hupkit-rnohup")).unwrap();
+    });
+    assert!(said.starts_with("exit 0 "), "a trusted copy: {said}");
+}

@@ -44,8 +44,9 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
          rnohup's full implementation. rnohup itself is a small program without \
          the C library that does the common case alone (COMMAND first, no terminal \
          on standard input, output or error) and runs hupkit-rnohup, with the same \
-         arguments, for everything else; if it is missing, that is one message and \
-         exit status 125.",
+         arguments, for everything else; if it is missing (or writable by a user \
+         other than its owner), that is one message and exit status 125 (127 if \
+         POSIXLY_CORRECT is set).",
     ),
     (
         "JOB RECORD",
